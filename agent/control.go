@@ -1,0 +1,195 @@
+package agent
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"imon/agent/event"
+)
+
+// Request is one control-socket request: a single JSON line sent by the
+// imon CLI to the running agent.
+type Request struct {
+	Cmd    string `json:"cmd"`              // "status", "journal" or "failover"
+	From   uint64 `json:"from,omitempty"`   // journal: first seq (0 = the oldest kept)
+	Follow bool   `json:"follow,omitempty"` // journal: keep streaming new events
+	Mode   string `json:"mode,omitempty"`   // failover: primary|standby|auto
+}
+
+// Reply is the control socket's answer to status and failover requests.
+type Reply struct {
+	OK     bool            `json:"ok"`
+	Error  string          `json:"error,omitempty"`
+	Seq    uint64          `json:"seq,omitempty"`
+	Status json.RawMessage `json:"status,omitempty"`
+}
+
+// Control serves the agent's control socket, a unix socket through which
+// `imon status`, `imon journal` and `imon failover` reach the running agent
+// (the journal file itself is locked by the agent).
+type Control struct {
+	Path     string
+	J        Journal
+	Status   func() any
+	Failover func(ctx context.Context, mode string) (event.Event, error)
+	Log      *slog.Logger
+}
+
+// Listen creates the socket (removing a stale one) with mode 0600.
+func (c *Control) Listen() (net.Listener, error) {
+	if err := os.MkdirAll(filepath.Dir(c.Path), 0o755); err != nil {
+		return nil, fmt.Errorf("control socket directory: %w", err)
+	}
+	if conn, err := net.DialTimeout("unix", c.Path, 200*time.Millisecond); err == nil {
+		conn.Close()
+		return nil, fmt.Errorf("control socket %s: another imon agent is running on it", c.Path)
+	}
+	_ = os.Remove(c.Path)
+	ln, err := net.Listen("unix", c.Path)
+	if err != nil {
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	if err := os.Chmod(c.Path, 0o600); err != nil {
+		ln.Close()
+		return nil, fmt.Errorf("control socket: %w", err)
+	}
+	return ln, nil
+}
+
+// Serve answers requests on ln until ctx ends, then closes ln and removes
+// the socket file.
+func (c *Control) Serve(ctx context.Context, ln net.Listener) error {
+	var wg sync.WaitGroup
+	defer wg.Wait()
+	stop := context.AfterFunc(ctx, func() { ln.Close() })
+	defer stop()
+	defer os.Remove(c.Path)
+	for {
+		conn, err := ln.Accept()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("control socket accept: %w", err)
+		}
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c.handle(ctx, conn)
+		}()
+	}
+}
+
+func (c *Control) handle(ctx context.Context, conn net.Conn) {
+	defer conn.Close()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	stop := context.AfterFunc(ctx, func() { conn.Close() })
+	defer stop()
+	_ = conn.SetReadDeadline(time.Now().Add(5 * time.Second))
+	line, err := bufio.NewReaderSize(conn, 4096).ReadSlice('\n')
+	if err != nil {
+		return
+	}
+	_ = conn.SetReadDeadline(time.Time{})
+	var req Request
+	w := bufio.NewWriter(conn)
+	enc := json.NewEncoder(w)
+	reply := func(r Reply) {
+		_ = enc.Encode(r)
+		_ = w.Flush()
+	}
+	if err := json.Unmarshal(line, &req); err != nil {
+		reply(Reply{Error: fmt.Sprintf("bad request: %v", err)})
+		return
+	}
+	switch req.Cmd {
+	case "status":
+		b, err := json.Marshal(c.Status())
+		if err != nil {
+			reply(Reply{Error: err.Error()})
+			return
+		}
+		reply(Reply{OK: true, Status: b})
+	case "failover":
+		ev, err := c.Failover(ctx, req.Mode)
+		if err != nil {
+			reply(Reply{Error: err.Error(), Seq: ev.Seq})
+			return
+		}
+		reply(Reply{OK: true, Seq: ev.Seq})
+	case "journal":
+		// A watcher goroutine notices the client hanging up (EOF on read).
+		go func() {
+			var b [1]byte
+			_, _ = conn.Read(b[:])
+			cancel()
+		}()
+		end := c.J.LastSeq()
+		from := max(req.From, 1)
+		follow(ctx, c.J, from, func(ev event.Event) bool {
+			if !req.Follow && ev.Seq > end {
+				return false
+			}
+			if err := enc.Encode(ev); err != nil {
+				return false
+			}
+			if !req.Follow && ev.Seq == end {
+				return false
+			}
+			if c.J.LastSeq() == ev.Seq { // caught up: flush for followers
+				if err := w.Flush(); err != nil {
+					return false
+				}
+			}
+			return true
+		})
+		_ = w.Flush()
+	default:
+		reply(Reply{Error: fmt.Sprintf("unknown command %q", req.Cmd)})
+	}
+}
+
+// ErrNoAgent means no agent answers on the control socket.
+var ErrNoAgent = errors.New("no running imon agent")
+
+// Dial connects to the control socket of a running agent and sends req.
+func Dial(ctx context.Context, path string, req Request) (net.Conn, error) {
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", path)
+	if err != nil {
+		return nil, fmt.Errorf("%w on %s: %v", ErrNoAgent, path, err)
+	}
+	b, _ := json.Marshal(req)
+	if _, err := conn.Write(append(b, '\n')); err != nil {
+		conn.Close()
+		return nil, fmt.Errorf("control socket %s: %w", path, err)
+	}
+	return conn, nil
+}
+
+// Call sends a status or failover request and reads the reply.
+func Call(ctx context.Context, path string, req Request) (Reply, error) {
+	conn, err := Dial(ctx, path, req)
+	if err != nil {
+		return Reply{}, err
+	}
+	defer conn.Close()
+	if dl, ok := ctx.Deadline(); ok {
+		_ = conn.SetDeadline(dl)
+	}
+	var r Reply
+	if err := json.NewDecoder(conn).Decode(&r); err != nil {
+		return Reply{}, fmt.Errorf("control socket %s: read reply: %w", path, err)
+	}
+	return r, nil
+}

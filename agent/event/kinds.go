@@ -1,0 +1,65 @@
+package event
+
+// Monitors and agent components that produce events.
+const (
+	MonitorUpdown   = "updown"
+	MonitorPing     = "ping"
+	MonitorDDNS     = "ddns"
+	MonitorFailover = "failover"
+	MonitorAgent    = "agent"
+	MonitorMQTT     = "mqtt"
+	MonitorAction   = "action"
+)
+
+// Action-script commands (INTERFACE.md §3). An event of one of these kinds
+// is handed to the action script as `ACTION INSTANCE SYSLOGFLAG KIND ARGS...`.
+const (
+	KindUpdownOnline     = "updown-online"     // args: IP D:H:M:S
+	KindUpdownOffline    = "updown-offline"    // args: IP
+	KindDDNSIPUpdate     = "ddns-ip-update"    // args: NEWIP OLDIP
+	KindDDNSIP6Update    = "ddns-ip6-update"   // args: NEWIP6 OLDIP6 (imon extension)
+	KindDDNSNoUpdate     = "ddns-no-update"    // no args
+	KindFailoverInitial  = "failover-initial"  // args: NETINFO online|offline
+	KindFailoverPrimary  = "failover-primary"  // args: NETINFO
+	KindFailoverStandby  = "failover-standby"  // args: NETINFO
+	KindFailoverBothDown = "failover-bothdown" // args: PRIMARYINFO STANDBYINFO
+	KindFailoverPostping = "failover-postping" // args: NETINFO online|offline
+	KindFailoverWANUp    = "failover-wan-up"   // args: NETINFO (imon extension)
+	KindFailoverWANDown  = "failover-wan-down" // args: NETINFO (imon extension)
+	KindPingResult       = "ping-result"       // args: IP:ALIVE:MINRTT:AVGRTT:MAXRTT:LOSS:JITTER
+)
+
+// Agent and infrastructure kinds (never passed to the action script).
+const (
+	KindAgentStart       = "agent-start"
+	KindAgentStop        = "agent-stop"
+	KindMonitorError     = "monitor-error"     // a monitor returned an error or panicked; restarted with backoff
+	KindJournalRecovered = "journal-recovered" // a corrupt journal was moved aside at startup
+	KindFailoverCommand  = "failover-command"  // manual failover request (CLI or MQTT), data {"mode": "primary|standby|auto", "source": "..."}
+	KindCommandRejected  = "command-rejected"  // a malformed or impossible command, data {"source","reason","payload"}
+	KindActionSkipped    = "action-skipped"    // an event too old at startup to run the action script for
+	KindActionFailed     = "action-failed"     // the action script failed, timed out or could not start
+)
+
+var actionKinds = map[string]bool{
+	KindUpdownOnline: true, KindUpdownOffline: true,
+	KindDDNSIPUpdate: true, KindDDNSIP6Update: true, KindDDNSNoUpdate: true,
+	KindFailoverInitial: true, KindFailoverPrimary: true, KindFailoverStandby: true,
+	KindFailoverBothDown: true, KindFailoverPostping: true,
+	KindFailoverWANUp: true, KindFailoverWANDown: true,
+	KindPingResult: true,
+}
+
+// IsAction reports whether events of kind are handed to the action script.
+func IsAction(kind string) bool { return actionKinds[kind] }
+
+// ActionKinds lists the action-script commands in a stable order.
+func ActionKinds() []string {
+	return []string{
+		KindUpdownOnline, KindUpdownOffline,
+		KindDDNSIPUpdate, KindDDNSIP6Update, KindDDNSNoUpdate,
+		KindFailoverInitial, KindFailoverPrimary, KindFailoverStandby,
+		KindFailoverBothDown, KindFailoverPostping, KindFailoverWANUp, KindFailoverWANDown,
+		KindPingResult,
+	}
+}

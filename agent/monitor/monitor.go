@@ -1,0 +1,49 @@
+// Package monitor holds what every imon monitor shares: the Monitor
+// interface the agent's supervisor runs, and the Env it hands each run.
+//
+// A monitor never writes state anywhere but the journal: it observes the
+// network, decides with pure functions, and calls Env.Emit, which returns
+// once the event is durable. The agent derives everything else (log, action
+// script, MQTT, status) from the journal.
+package monitor
+
+import (
+	"context"
+	"log/slog"
+
+	"imon/agent/event"
+)
+
+// Emit appends ev to the journal (Instance, Seq and Time are filled in) and
+// returns the journaled event once it is durable. It fails only when the
+// journal cannot be written or ctx ends.
+type Emit func(ctx context.Context, ev event.Event) (event.Event, error)
+
+// Env is what the supervisor gives a monitor for one run.
+type Env struct {
+	// Instance is the imon instance name.
+	Instance string
+	// Logger is tagged with the monitor's name; use it for debug detail only:
+	// everything a user should see is an event.
+	Logger *slog.Logger
+	// Emit journals an event.
+	Emit Emit
+	// Last is the latest journaled event of this monitor that carries a
+	// State (Seq 0 when there is none): restore from it on start, so that a
+	// restart continues where the previous run stopped.
+	Last event.Event
+	// Watch returns the live stream of journal events of every monitor
+	// appended after the call (commands such as failover-command, or a
+	// failover switch the ddns monitor reacts to). The channel is closed when
+	// ctx ends. It may be nil in tests that do not need it.
+	Watch func(ctx context.Context) <-chan event.Event
+}
+
+// Monitor is one of imon's monitors.
+type Monitor interface {
+	// Name is the monitor's name as used in events and config sections.
+	Name() string
+	// Run monitors until ctx is done, then returns nil. An error return or a
+	// panic is journaled by the supervisor, which runs it again with backoff.
+	Run(ctx context.Context, env Env) error
+}
