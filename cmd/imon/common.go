@@ -1,0 +1,67 @@
+package main
+
+import (
+	"flag"
+	"fmt"
+	"io"
+
+	"imon/config"
+)
+
+// commonFlags are taken by every command (INTERFACE.md §1).
+type commonFlags struct {
+	instance string
+	config   string
+}
+
+func newFlagSet(name string, c *commonFlags) *flag.FlagSet {
+	fs := flag.NewFlagSet("imon "+name, flag.ContinueOnError)
+	fs.SetOutput(io.Discard)
+	fs.StringVar(&c.instance, "instance", "", "instance `NAME` (default main; config /etc/default/imon-NAME)")
+	fs.StringVar(&c.config, "config", "", "config file `PATH` (default /etc/default/imon-INSTANCE)")
+	return fs
+}
+
+// parse parses args and turns flag errors into usage errors.
+func parse(fs *flag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		return usagef("%v", err)
+	}
+	return nil
+}
+
+// path is the config file the flags select.
+func (c *commonFlags) path() string {
+	if c.config != "" {
+		return c.config
+	}
+	inst := c.instance
+	if inst == "" {
+		inst = "main"
+	}
+	return config.DefaultPath(inst)
+}
+
+// load loads and validates the selected config; --instance overrides the
+// file's instance name.
+func (c *commonFlags) load() (*config.Config, error) {
+	cfg, err := config.Load(c.path())
+	if err != nil {
+		return nil, err
+	}
+	if c.instance != "" && cfg.Global.Instance != c.instance {
+		cfg = cfg.WithInstance(c.instance)
+	}
+	return cfg, nil
+}
+
+// loadForClient loads the config only to find the journal and control
+// socket; problems that do not affect those are not fatal for read-only
+// commands, but a missing or unreadable file is.
+func (c *commonFlags) loadForClient() (*config.Config, error) {
+	cfg, err := c.load()
+	if err != nil {
+		return nil, fmt.Errorf("%w", err)
+	}
+	return cfg, nil
+}

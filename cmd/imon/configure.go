@@ -1,0 +1,5 @@
+package main
+
+func cmdConfigure(args []string) error {
+	return usagef("configure: not implemented yet")
+}

@@ -1,0 +1,229 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"syscall"
+	"time"
+
+	"imon/agent"
+	"imon/agent/event"
+	"imon/config"
+	"imon/journal"
+)
+
+// journalFilter selects events for `imon journal`.
+type journalFilter struct {
+	since   time.Time
+	monitor string
+	kind    string
+}
+
+func (f journalFilter) match(ev event.Event) bool {
+	if !f.since.IsZero() && ev.Time.Before(f.since) {
+		return false
+	}
+	if f.monitor != "" && ev.Monitor != f.monitor {
+		return false
+	}
+	if f.kind != "" && ev.Kind != f.kind {
+		return false
+	}
+	return true
+}
+
+// parseSince accepts a duration back from now ("10m", "2h", "3d") or a time
+// (RFC 3339, "2006-01-02 15:04:05" or "2006-01-02", local time).
+func parseSince(s string, now time.Time) (time.Time, error) {
+	if s == "" {
+		return time.Time{}, nil
+	}
+	if strings.HasSuffix(s, "d") {
+		var days float64
+		if _, err := fmt.Sscanf(s, "%gd", &days); err == nil && days >= 0 {
+			return now.Add(-time.Duration(days * 24 * float64(time.Hour))), nil
+		}
+	}
+	if d, err := time.ParseDuration(s); err == nil {
+		if d < 0 {
+			return time.Time{}, fmt.Errorf("--since %q: negative duration", s)
+		}
+		return now.Add(-d), nil
+	}
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02 15:04:05", "2006-01-02T15:04:05", "2006-01-02 15:04", "2006-01-02"} {
+		if t, err := time.ParseInLocation(layout, s, time.Local); err == nil {
+			return t, nil
+		}
+	}
+	return time.Time{}, fmt.Errorf("--since %q: want a duration (10m, 2h, 3d) or a time (2006-01-02 15:04:05, RFC 3339)", s)
+}
+
+func cmdJournal(args []string) error {
+	var c commonFlags
+	fs := newFlagSet("journal", &c)
+	since := fs.String("since", "", "only events since `DUR|TIME` (10m, 2h, 3d, 2026-01-02 15:04:05)")
+	mon := fs.String("monitor", "", "only events of monitor `M`")
+	kind := fs.String("kind", "", "only events of kind `K`")
+	followF := fs.Bool("follow", false, "keep printing new events")
+	asJSON := fs.Bool("json", false, "print JSON lines")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	f := journalFilter{monitor: *mon, kind: *kind}
+	var err error
+	if f.since, err = parseSince(*since, time.Now()); err != nil {
+		return usagef("%v", err)
+	}
+	cfg, err := c.loadForClient()
+	if err != nil {
+		return err
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	out := bufio.NewWriter(os.Stdout)
+	defer out.Flush()
+	print := func(ev event.Event) error {
+		if !f.match(ev) {
+			return nil
+		}
+		if *asJSON {
+			b, err := json.Marshal(ev)
+			if err != nil {
+				return err
+			}
+			out.Write(b)
+			out.WriteByte('\n')
+			return nil
+		}
+		_, err := fmt.Fprintln(out, formatEvent(ev))
+		return err
+	}
+	return replay(ctx, cfg, f.since, *followF, out, print)
+}
+
+// formatEvent is the text form of an event: TIME #SEQ MONITOR KIND MESSAGE.
+func formatEvent(ev event.Event) string {
+	return fmt.Sprintf("%s #%d %s %s %s", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Seq, ev.Monitor, ev.Kind, agent.LogText(ev))
+}
+
+// replay prints the journal through the running agent's control socket, or
+// straight from the file when no agent runs. With follow it keeps going,
+// waiting for an agent to start when none runs.
+func replay(ctx context.Context, cfg *config.Config, since time.Time, follow bool, out *bufio.Writer, print func(event.Event) error) error {
+	var next uint64 = 1
+	req := agent.Request{Cmd: "journal", Follow: follow}
+	if !since.IsZero() {
+		req.Since = since.UTC().Format(time.RFC3339Nano)
+	}
+	for {
+		req.From = next
+		conn, err := agent.Dial(ctx, cfg.Journal.Socket, req)
+		if err == nil {
+			n, err := streamFrom(ctx, conn, out, follow, print)
+			conn.Close()
+			if n > 0 {
+				next = n + 1
+			}
+			if err != nil || !follow || ctx.Err() != nil {
+				return err
+			}
+			continue // the agent stopped: wait for it to come back
+		}
+		if !errors.Is(err, agent.ErrNoAgent) {
+			return err
+		}
+		last, err := readFile(cfg, since, next, print)
+		if err != nil && !errors.Is(err, journal.ErrLocked) {
+			return err
+		}
+		if last > 0 {
+			next = last + 1
+		}
+		if !follow {
+			return nil
+		}
+		out.Flush()
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+func streamFrom(ctx context.Context, conn io.Reader, out *bufio.Writer, follow bool, print func(event.Event) error) (uint64, error) {
+	sc := bufio.NewScanner(conn)
+	sc.Buffer(make([]byte, 64*1024), 16<<20)
+	var last uint64
+	for sc.Scan() {
+		line := sc.Bytes()
+		var probe struct {
+			Error string `json:"error"`
+			OK    *bool  `json:"ok"`
+		}
+		if err := json.Unmarshal(line, &probe); err == nil && probe.OK != nil {
+			return last, fmt.Errorf("agent: %s", probe.Error)
+		}
+		var ev event.Event
+		if err := json.Unmarshal(line, &ev); err != nil {
+			return last, fmt.Errorf("agent sent a bad event: %w", err)
+		}
+		if err := print(ev); err != nil {
+			return last, err
+		}
+		last = ev.Seq
+		if follow {
+			out.Flush()
+		}
+	}
+	if ctx.Err() != nil {
+		return last, nil
+	}
+	return last, sc.Err()
+}
+
+// readFile prints events from the journal file (no agent running).
+func readFile(cfg *config.Config, since time.Time, from uint64, print func(event.Event) error) (uint64, error) {
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{ReadOnly: true})
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return 0, fmt.Errorf("no agent answers on %s and there is no journal at %s yet", cfg.Journal.Socket, cfg.Journal.Path)
+		}
+		return 0, err
+	}
+	defer j.Close()
+	if !since.IsZero() {
+		s, err := j.SeqAt(since)
+		if err != nil {
+			return 0, err
+		}
+		from = max(from, s)
+	}
+	var last uint64
+	for {
+		evs, err := j.Read(from, 4096)
+		if err != nil {
+			return last, err
+		}
+		if len(evs) == 0 {
+			return last, nil
+		}
+		for _, ev := range evs {
+			if err := print(ev); err != nil {
+				return last, err
+			}
+			last = ev.Seq
+		}
+		from = last + 1
+	}
+}

@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"imon/agent"
+	"imon/agent/event"
+	"imon/config"
+	"imon/journal"
+)
+
+// Status is what `imon status` prints: the agent and each enabled monitor's
+// state as journaled (the latest event that carries a State).
+type Status struct {
+	Instance string                   `json:"instance"`
+	Agent    string                   `json:"agent"` // "running" or "not running"
+	Version  string                   `json:"version,omitempty"`
+	PID      int                      `json:"pid,omitempty"`
+	Journal  journalStatus            `json:"journal"`
+	Monitors map[string]MonitorStatus `json:"monitors"`
+	MQTT     json.RawMessage          `json:"mqtt,omitempty"`
+}
+
+type journalStatus struct {
+	Path     string `json:"path"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+}
+
+// MonitorStatus is one monitor's latest journaled state.
+type MonitorStatus struct {
+	Seq   uint64          `json:"seq,omitempty"`
+	Time  string          `json:"time,omitempty"`
+	Kind  string          `json:"kind,omitempty"`
+	Msg   string          `json:"msg,omitempty"`
+	State json.RawMessage `json:"state"`
+}
+
+// statusJournal is what buildStatus reads.
+type statusJournal interface {
+	FirstSeq() uint64
+	LastSeq() uint64
+	Latest(monitor string) (event.Event, bool)
+}
+
+func buildStatus(cfg *config.Config, j statusJournal, names []string, running bool) Status {
+	st := Status{
+		Instance: cfg.Global.Instance,
+		Agent:    "not running",
+		Journal:  journalStatus{Path: cfg.Journal.Path, FirstSeq: j.FirstSeq(), LastSeq: j.LastSeq()},
+		Monitors: map[string]MonitorStatus{},
+	}
+	if running {
+		st.Agent, st.Version, st.PID = "running", versionString(), os.Getpid()
+	}
+	for _, n := range names {
+		ms := MonitorStatus{State: json.RawMessage("null")}
+		if ev, ok := j.Latest(n); ok {
+			ms = MonitorStatus{Seq: ev.Seq, Time: ev.Time.UTC().Format(event.TimeFormat), Kind: ev.Kind, Msg: ev.Msg, State: ev.State}
+		}
+		st.Monitors[n] = ms
+	}
+	if ev, ok := j.Latest(event.MonitorMQTT); ok && cfg.MQTT.Enable {
+		st.MQTT = ev.State
+	}
+	return st
+}
+
+func cmdStatus(args []string) error {
+	var c commonFlags
+	fs := newFlagSet("status", &c)
+	asJSON := fs.Bool("json", false, "print JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	cfg, err := c.loadForClient()
+	if err != nil {
+		return err
+	}
+	st, err := fetchStatus(cfg)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		b, _ := json.MarshalIndent(st, "", "  ")
+		fmt.Println(string(b))
+		return nil
+	}
+	fmt.Print(formatStatus(st))
+	return nil
+}
+
+// fetchStatus asks the running agent, or reads the journal when none runs.
+func fetchStatus(cfg *config.Config) (Status, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	r, err := agent.Call(ctx, cfg.Journal.Socket, agent.Request{Cmd: "status"})
+	if err == nil {
+		if !r.OK {
+			return Status{}, fmt.Errorf("agent: %s", r.Error)
+		}
+		var st Status
+		if err := json.Unmarshal(r.Status, &st); err != nil {
+			return Status{}, fmt.Errorf("agent status: %w", err)
+		}
+		return st, nil
+	}
+	if !errors.Is(err, agent.ErrNoAgent) {
+		return Status{}, err
+	}
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{ReadOnly: true})
+	if err != nil {
+		return Status{}, fmt.Errorf("no agent answers on %s, and reading the journal failed: %w", cfg.Journal.Socket, err)
+	}
+	defer j.Close()
+	return buildStatus(cfg, j, enabledMonitors(cfg), false), nil
+}
+
+func formatStatus(st Status) string {
+	var b strings.Builder
+	fmt.Fprintf(&b, "instance %s: agent %s", st.Instance, st.Agent)
+	if st.PID != 0 {
+		fmt.Fprintf(&b, " (pid %d, %s)", st.PID, st.Version)
+	}
+	fmt.Fprintf(&b, "\njournal %s: events %d..%d\n", st.Journal.Path, st.Journal.FirstSeq, st.Journal.LastSeq)
+	names := make([]string, 0, len(st.Monitors))
+	for n := range st.Monitors {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		m := st.Monitors[n]
+		if m.Seq == 0 {
+			fmt.Fprintf(&b, "%s: no state yet\n", n)
+			continue
+		}
+		fmt.Fprintf(&b, "%s: %s (#%d %s %s)\n", n, m.Msg, m.Seq, m.Time, m.Kind)
+		b.WriteString(formatState(m.State, "  "))
+	}
+	if len(st.MQTT) > 0 {
+		b.WriteString("mqtt:\n")
+		b.WriteString(formatState(st.MQTT, "  "))
+	}
+	return b.String()
+}
+
+// formatState prints a state object's fields as "key: value" lines.
+func formatState(raw json.RawMessage, indent string) string {
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &m); err != nil {
+		return indent + string(raw) + "\n"
+	}
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		fmt.Fprintf(&b, "%s%s: %s\n", indent, k, m[k])
+	}
+	return b.String()
+}

@@ -1,0 +1,57 @@
+package main
+
+import (
+	"log/slog"
+	"time"
+
+	"imon/agent"
+	"imon/agent/event"
+	"imon/agent/logsink"
+	"imon/agent/monitor"
+	"imon/config"
+	"imon/journal"
+)
+
+// wiring is the composition root's result: the monitors and consumers built
+// from the config, and the systemd hooks.
+type wiring struct {
+	monitors  []monitor.Monitor
+	consumers []agent.Consumer
+	names     []string // enabled monitors
+	agent     *agent.Agent
+
+	ready, alive, stopping func()
+	watchdog               time.Duration
+}
+
+// wire builds the real monitors, probes and consumers for cfg.
+func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.Sink, log *slog.Logger) (*wiring, error) {
+	w := &wiring{}
+	for _, name := range enabledMonitors(cfg) {
+		w.names = append(w.names, name)
+	}
+	skip := map[string]bool{}
+	if cfg.Global.Action != "" {
+		skip[event.KindPingResult] = true // the action script gets them, as in the original
+	}
+	w.consumers = append(w.consumers, &agent.LogConsumer{J: j, Sink: sink, Skip: skip})
+	return w, nil
+}
+
+// enabledMonitors lists the enabled monitors in the original's order.
+func enabledMonitors(cfg *config.Config) []string {
+	var out []string
+	if cfg.DDNS.Enable {
+		out = append(out, event.MonitorDDNS)
+	}
+	if cfg.Updown.Enable {
+		out = append(out, event.MonitorUpdown)
+	}
+	if cfg.Failover.Enable {
+		out = append(out, event.MonitorFailover)
+	}
+	if cfg.Ping.Enable {
+		out = append(out, event.MonitorPing)
+	}
+	return out
+}
