@@ -1,0 +1,317 @@
+package action
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"strings"
+	"time"
+
+	"imon/agent/event"
+)
+
+// CursorName is the journal cursor of the action [Consumer].
+const CursorName = "action"
+
+// DefaultMaxAge is the default of [Consumer.MaxAge] (config global
+// "action-max-age").
+const DefaultMaxAge = time.Hour
+
+const (
+	// readBatch is how many events the consumer reads from the journal at once.
+	readBatch = 256
+	// skipDetail is how many consecutive skipped events get an action-skipped
+	// event each; the rest of the run is journaled as one summary, so that a
+	// long backlog (a script configured on a months-old journal) does not
+	// double the journal.
+	skipDetail = 20
+	// skipFlush bounds a summary: the cursor is not advanced while a summary
+	// is pending, so one is journaled at least every skipFlush events.
+	skipFlush = 10000
+)
+
+// Journal is what the [Consumer] needs of the event journal
+// (*journal.Journal satisfies it).
+type Journal interface {
+	// Read returns up to max events with Seq >= from, in order.
+	Read(from uint64, max int) ([]event.Event, error)
+	// Wait blocks until an event with Seq > after exists or ctx ends.
+	Wait(ctx context.Context, after uint64) error
+	// FirstSeq is the oldest Seq retention kept.
+	FirstSeq() uint64
+	// Cursor is the last Seq the named consumer finished (0: none).
+	Cursor(name string) uint64
+	// SetCursor records the cursor lazily (persisted with the next commit).
+	SetCursor(name string, seq uint64)
+	// SyncCursor records the cursor durably.
+	SyncCursor(ctx context.Context, name string, seq uint64) error
+	// Append journals events durably.
+	Append(ctx context.Context, evs ...event.Event) ([]event.Event, error)
+}
+
+// Consumer hands every action event of the journal to the action script,
+// strictly one at a time in journal order and at least once across crashes.
+// It reads the journal in its own goroutine (the agent runs it as a
+// consumer), so a slow script never blocks a monitor. Set the fields, then
+// call Run; a Consumer must not be copied after first use.
+type Consumer struct {
+	// Journal is followed from the cursor [CursorName] on.
+	Journal Journal
+	// Runner runs the script; nil means [Exec] with its defaults.
+	Runner Runner
+	// Action is the script path (config global "action"). When empty no
+	// script runs, but the cursor still follows the journal, so that an
+	// action configured later does not start from an old backlog.
+	Action string
+	// Instance is the imon instance name (argv INSTANCE, IMON_INSTANCE).
+	Instance string
+	// NoSyslog selects SYSLOGFLAG "1" (imon runs with --nosyslog).
+	NoSyslog bool
+	// Home is HOME in the script's environment; "" means "/".
+	Home string
+	// Timeout bounds one script run; 0 means [DefaultTimeout].
+	Timeout time.Duration
+	// MaxAge: an action event older than this when its turn comes is
+	// journaled as action-skipped instead of run; 0 means [DefaultMaxAge].
+	MaxAge time.Duration
+	// Logger receives the script's output, line by line, and diagnostics.
+	Logger *slog.Logger
+	// Now returns the current time; nil means time.Now.
+	Now func() time.Time
+
+	handled uint64 // last Seq completely handled
+	skip    skipRun
+}
+
+// skipRun tracks consecutive skipped events.
+type skipRun struct {
+	n       int // skipped events in this run, detailed or summarized
+	pending summary
+}
+
+// summary accumulates skipped events beyond skipDetail.
+type summary struct {
+	first, last uint64
+	count       int
+	ageS        float64 // age of the first (oldest) summarized event
+}
+
+// Name is the consumer's (and its cursor's) name.
+func (c *Consumer) Name() string { return CursorName }
+
+// Run follows the journal until ctx ends, then returns nil. A script running
+// when ctx ends is stopped (its process group is killed) and its event is not
+// marked done, so the next start runs it again unless it is too old by then.
+// Run returns an error only when the journal fails.
+func (c *Consumer) Run(ctx context.Context) error {
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+	if c.Runner == nil {
+		c.Runner = Exec{}
+	}
+	c.handled = c.Journal.Cursor(CursorName)
+	c.skip = skipRun{}
+	next := c.handled + 1
+	for {
+		if ctx.Err() != nil {
+			return c.stop(ctx)
+		}
+		evs, err := c.Journal.Read(next, readBatch)
+		if err != nil {
+			return fmt.Errorf("action: read journal from seq %d: %w", next, err)
+		}
+		if len(evs) == 0 {
+			if first := c.Journal.FirstSeq(); next < first { // retention removed events
+				next = first
+				continue
+			}
+			if err := c.flushSkips(ctx); err != nil {
+				return c.stopOnCancel(ctx, err)
+			}
+			if err := c.Journal.Wait(ctx, next-1); err != nil {
+				return c.stopOnCancel(ctx, fmt.Errorf("action: wait for journal: %w", err))
+			}
+			continue
+		}
+		for _, ev := range evs {
+			done, err := c.handle(ctx, ev)
+			if err != nil {
+				return c.stopOnCancel(ctx, err)
+			}
+			if !done {
+				return c.stop(ctx)
+			}
+			next = ev.Seq + 1
+		}
+	}
+}
+
+// stop journals a pending skip summary on the way out.
+func (c *Consumer) stop(ctx context.Context) error {
+	if err := c.flushSkips(context.WithoutCancel(ctx)); err != nil {
+		c.Logger.Warn("action: journal skipped events at stop", "err", err)
+	}
+	return nil
+}
+
+// stopOnCancel returns nil (after stop) when err is due to ctx ending.
+func (c *Consumer) stopOnCancel(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return c.stop(ctx)
+	}
+	return err
+}
+
+// handle processes one event; done is false when ctx ended while its script
+// ran (the event is then not marked).
+func (c *Consumer) handle(ctx context.Context, ev event.Event) (done bool, err error) {
+	if c.Action == "" || !event.IsAction(ev.Kind) {
+		c.advance(ev.Seq)
+		return true, nil
+	}
+	now := time.Now
+	if c.Now != nil {
+		now = c.Now
+	}
+	maxAge := c.MaxAge
+	if maxAge <= 0 {
+		maxAge = DefaultMaxAge
+	}
+	if age := now().Sub(ev.Time); age > maxAge {
+		return true, c.skipEvent(ctx, ev, age, maxAge)
+	}
+	if err := c.flushSkips(ctx); err != nil {
+		return false, err
+	}
+	c.skip = skipRun{}
+
+	log := c.Logger.With("monitor", ev.Monitor)
+	cmd := Command{
+		Argv:    Args(c.Action, c.Instance, c.NoSyslog, ev),
+		Env:     Env(c.Instance, c.Home, ev),
+		Timeout: c.Timeout,
+	}
+	log.Debug("action: run", "seq", ev.Seq, "command", ev.Kind, "argv", strings.Join(cmd.Argv, " "))
+	r := c.Runner.Run(ctx, cmd)
+	if r.Canceled || (ctx.Err() != nil && !r.OK()) {
+		log.Warn("action: stopped by shutdown, will run again on the next start",
+			"seq", ev.Seq, "command", ev.Kind)
+		return false, nil
+	}
+	logOutput(log, ev, r)
+	if r.Leftovers {
+		log.Warn("action: background processes kept the script's output open; killed",
+			"seq", ev.Seq, "command", ev.Kind)
+	}
+	// The script ran: record that even when shutdown began meanwhile.
+	rctx := context.WithoutCancel(ctx)
+	if !r.OK() {
+		fail := failedEvent(c.Instance, c.Action, ev, r)
+		if _, err := c.Journal.Append(rctx, fail); err != nil {
+			return false, fmt.Errorf("action: journal action-failed for seq %d: %w", ev.Seq, err)
+		}
+	}
+	c.handled = ev.Seq
+	if err := c.Journal.SyncCursor(rctx, CursorName, ev.Seq); err != nil {
+		return false, fmt.Errorf("action: sync cursor at seq %d: %w", ev.Seq, err)
+	}
+	return true, nil
+}
+
+// advance marks seq handled; the cursor waits while a skip summary is
+// pending (its events must be journaled before the cursor passes them).
+func (c *Consumer) advance(seq uint64) {
+	c.handled = seq
+	if c.skip.pending.count == 0 {
+		c.Journal.SetCursor(CursorName, seq)
+	}
+}
+
+// skipEvent journals ev as action-skipped, individually for the first
+// skipDetail events of a run and as part of a summary after that.
+func (c *Consumer) skipEvent(ctx context.Context, ev event.Event, age, maxAge time.Duration) error {
+	c.skip.n++
+	if c.skip.n > skipDetail {
+		p := &c.skip.pending
+		if p.count == 0 {
+			p.first, p.ageS = ev.Seq, age.Seconds()
+		}
+		p.last = ev.Seq
+		p.count++
+		c.handled = ev.Seq
+		if p.count >= skipFlush {
+			return c.flushSkips(ctx)
+		}
+		return nil
+	}
+	sk := event.New(event.MonitorAction, event.KindActionSkipped,
+		fmt.Sprintf("Action script not run for %s (seq %d): the event is %s old, older than action-max-age %s",
+			ev.Kind, ev.Seq, age.Round(time.Second), maxAge),
+		map[string]any{"seq": ev.Seq, "kind": ev.Kind, "age_s": age.Seconds()}).WithLevel(event.LevelWarn)
+	sk.Instance = c.Instance
+	if _, err := c.Journal.Append(ctx, sk); err != nil {
+		return fmt.Errorf("action: journal action-skipped for seq %d: %w", ev.Seq, err)
+	}
+	c.advance(ev.Seq)
+	return nil
+}
+
+// flushSkips journals a pending summary of skipped events, then moves the
+// cursor to the last handled event.
+func (c *Consumer) flushSkips(ctx context.Context) error {
+	p := c.skip.pending
+	if p.count == 0 {
+		return nil
+	}
+	sk := event.New(event.MonitorAction, event.KindActionSkipped,
+		fmt.Sprintf("Action script not run for %d more old events (seq %d to %d)", p.count, p.first, p.last),
+		map[string]any{"seq": p.first, "last_seq": p.last, "count": p.count, "age_s": p.ageS}).WithLevel(event.LevelWarn)
+	sk.Instance = c.Instance
+	if _, err := c.Journal.Append(ctx, sk); err != nil {
+		return fmt.Errorf("action: journal action-skipped summary for seq %d-%d: %w", p.first, p.last, err)
+	}
+	c.skip.pending = summary{}
+	c.Journal.SetCursor(CursorName, c.handled)
+	return nil
+}
+
+// failedEvent builds the action-failed event for a run of ev that was not OK.
+func failedEvent(instance, action string, ev event.Event, r Result) event.Event {
+	data := map[string]any{
+		"seq":        ev.Seq,
+		"kind":       ev.Kind,
+		"exit":       r.Exit,
+		"reason":     r.Reason(),
+		"output":     r.Output,
+		"duration_s": r.Duration.Seconds(),
+	}
+	if r.Dropped > 0 {
+		data["output_dropped"] = r.Dropped
+	}
+	fail := event.New(event.MonitorAction, event.KindActionFailed,
+		fmt.Sprintf("Action script %s failed for %s (seq %d): %s", action, ev.Kind, ev.Seq, r.Reason()),
+		data).WithLevel(event.LevelError)
+	fail.Instance = instance
+	return fail
+}
+
+// logOutput logs the script's output line by line: Info after a good run,
+// Warn after a failed one.
+func logOutput(log *slog.Logger, ev event.Event, r Result) {
+	level := slog.LevelInfo
+	if !r.OK() {
+		level = slog.LevelWarn
+	}
+	if r.Dropped > 0 {
+		log.Log(context.Background(), level, "action output truncated",
+			"seq", ev.Seq, "command", ev.Kind, "dropped_bytes", r.Dropped)
+	}
+	for line := range strings.Lines(r.Output) {
+		line = strings.TrimRight(line, "\r\n")
+		if line == "" {
+			continue
+		}
+		log.Log(context.Background(), level, "action output", "seq", ev.Seq, "command", ev.Kind, "line", line)
+	}
+}
