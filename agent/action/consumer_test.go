@@ -24,7 +24,7 @@ import (
 type fakeJournal struct {
 	mu      sync.Mutex // guards all following
 	evs     []event.Event
-	first   uint64 // FirstSeq (retention)
+	first   uint64        // FirstSeq (retention)
 	changed chan struct{} // closed and replaced on every append and cursor change
 	lazy    map[string]uint64
 	durable map[string]uint64
