@@ -1,0 +1,588 @@
+package journal
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"runtime/debug"
+	"sort"
+	"sync"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"imon/agent/event"
+)
+
+// Bucket names and keys of the file layout (see the package doc).
+var (
+	bktEvents  = []byte("events")  // big-endian seq → record
+	bktLatest  = []byte("latest")  // monitor → record of its latest event with a State
+	bktCursors = []byte("cursors") // name → big-endian seq
+	bktMeta    = []byte("meta")    // keyFormat, keyLastMS
+	keyFormat  = []byte("format")  // []byte{fileFormat}
+	keyLastMS  = []byte("last-ms") // big-endian Unix ms of the last assigned Time
+)
+
+// fileFormat is the version of the bucket layout, stored under meta/format.
+const fileFormat = 1
+
+// Tuning constants.
+const (
+	// defaultLockTimeout is Options.LockTimeout when unset.
+	defaultLockTimeout = time.Second
+	// maxBatchEvents bounds one group commit (a single Append larger than
+	// this still commits in one transaction, alone).
+	maxBatchEvents = 16384
+	// cursorFlushDelay is how long a SetCursor may stay only in memory.
+	cursorFlushDelay = time.Second
+	// retentionInterval is how often the writer looks for events to expire.
+	retentionInterval = 5 * time.Second
+	// retentionBusyInterval is the pause between two retention transactions
+	// while a backlog is being deleted, so that appends get in between.
+	retentionBusyInterval = 20 * time.Millisecond
+	// retentionBatch bounds the events deleted by one retention transaction.
+	retentionBatch = 20000
+	// eventsFillPercent packs the append-only events bucket's pages full
+	// (bbolt's default of 50% suits random inserts, not appends).
+	eventsFillPercent = 1.0
+	// maxMonitorLen bounds Event.Monitor, a bbolt key in the latest index.
+	maxMonitorLen = 256
+)
+
+// Options configure Open. The zero value is a read-write journal without
+// retention.
+type Options struct {
+	// MaxAge deletes events older than this (by their Time); 0 keeps them.
+	MaxAge time.Duration
+	// MaxBytes deletes the oldest events while the live data (the file
+	// minus its free pages) exceeds this many bytes; 0 = no bound.
+	MaxBytes int64
+	// LockTimeout is how long Open waits for the file lock; default 1s.
+	LockTimeout time.Duration
+	// ReadOnly opens without writing, with a shared lock (for the CLI when
+	// no agent runs). Append and SyncCursor return ErrReadOnly, SetCursor
+	// only changes memory, no retention runs, and a corrupt file gives an
+	// error wrapping ErrCorrupt instead of being moved aside.
+	ReadOnly bool
+	// MaxFileBytes is a hard cap on the file size (bbolt's MaxSize): a
+	// commit that would grow the file beyond it fails with ErrNoSpace.
+	// 0 = no cap. MaxBytes, not this, is the normal bound.
+	MaxFileBytes int64
+	// Logger receives the journal's own messages; nil discards them.
+	Logger *slog.Logger
+	// Now is the clock for event times and age retention; nil = time.Now.
+	Now func() time.Time
+}
+
+// Stats describe a journal; see Journal.Stats.
+type Stats struct {
+	Path      string // the file
+	ReadOnly  bool
+	Events    uint64 // events held: LastSeq - FirstSeq + 1
+	FirstSeq  uint64 // oldest event held (LastSeq+1 when none)
+	LastSeq   uint64 // newest event (0 when none was ever appended)
+	FileBytes int64  // size of the file
+	LiveBytes int64  // file size in use: FileBytes less free pages and the unused tail
+	Monitors  int    // monitors in the Latest index
+	Commits   uint64 // write transactions committed since Open
+	Recovered string // see Journal.Recovered
+}
+
+// Journal is an open journal file. Its methods are safe for concurrent use.
+type Journal struct {
+	path      string
+	opt       Options
+	log       *slog.Logger
+	now       func() time.Time
+	db        *bolt.DB
+	recovered string
+
+	wake chan struct{} // cap 1: pending work for the writer
+	stop chan struct{} // closed by Close
+	done chan struct{} // closed when the writer has exited
+
+	mu          sync.Mutex // guards all following fields
+	closed      bool
+	pending     []*request
+	firstSeq    uint64
+	lastSeq     uint64
+	lastMS      int64
+	latest      map[string]event.Event
+	cursors     map[string]uint64
+	dirty       map[string]uint64 // cursors not yet written
+	cursorDue   bool              // the cursor timer fired: write dirty even without appends
+	cursorTimer *time.Timer       // armed while dirty is not empty
+	commitCh    chan struct{}     // closed and replaced on every commit (and on Close)
+	commits     uint64
+}
+
+// Open opens the journal at path, creating it (and its directory, mode
+// 0700; file mode 0600) if missing. See the package doc for locking and for
+// what happens with a corrupt file.
+func Open(path string, opt Options) (*Journal, error) {
+	if opt.LockTimeout <= 0 {
+		opt.LockTimeout = defaultLockTimeout
+	}
+	j := &Journal{
+		path:     path,
+		opt:      opt,
+		log:      opt.Logger,
+		now:      opt.Now,
+		wake:     make(chan struct{}, 1),
+		stop:     make(chan struct{}),
+		done:     make(chan struct{}),
+		latest:   make(map[string]event.Event),
+		cursors:  make(map[string]uint64),
+		commitCh: make(chan struct{}),
+	}
+	if j.log == nil {
+		j.log = slog.New(slog.DiscardHandler)
+	}
+	if j.now == nil {
+		j.now = time.Now
+	}
+	if err := j.open(); err != nil {
+		return nil, err
+	}
+	if err := j.load(); err != nil {
+		_ = j.db.Close()
+		return nil, err
+	}
+	if opt.ReadOnly {
+		close(j.done)
+	} else {
+		go j.run()
+	}
+	return j, nil
+}
+
+// load reads the in-memory state: sequence bounds, latest index, cursors.
+// Everything is O(1) in the number of events.
+func (j *Journal) load() error {
+	return j.view(func(tx *bolt.Tx) error {
+		evb := tx.Bucket(bktEvents)
+		if evb == nil { // read-only open of a file never initialised
+			j.firstSeq = 1
+			return nil
+		}
+		j.lastSeq = evb.Sequence()
+		j.firstSeq = j.lastSeq + 1
+		c := evb.Cursor()
+		if k, _ := c.First(); k != nil {
+			j.firstSeq = binary.BigEndian.Uint64(k)
+		}
+		if k, v := c.Last(); k != nil {
+			_, ms, err := peekTime(v)
+			if err != nil {
+				return fmt.Errorf("journal %s: last event: %w", j.path, err)
+			}
+			j.lastMS = ms
+		}
+		if v := tx.Bucket(bktMeta).Get(keyLastMS); len(v) == 8 {
+			if ms := int64(binary.BigEndian.Uint64(v)); ms > j.lastMS {
+				j.lastMS = ms
+			}
+		}
+		var d decoder
+		err := tx.Bucket(bktLatest).ForEach(func(k, v []byte) error {
+			ev, err := d.decode(v)
+			if err != nil {
+				return fmt.Errorf("journal %s: latest index of %q: %w", j.path, k, err)
+			}
+			j.latest[string(k)] = ev
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		return tx.Bucket(bktCursors).ForEach(func(k, v []byte) error {
+			if len(v) != 8 {
+				return fmt.Errorf("journal %s: cursor %q: %w", j.path, k, ErrCorrupt)
+			}
+			j.cursors[string(k)] = binary.BigEndian.Uint64(v)
+			return nil
+		})
+	})
+}
+
+// view runs fn in a read transaction. A panic inside bbolt (a corrupt page
+// met while reading) and a fault on the mapped file become an error
+// wrapping ErrCorrupt instead of killing the process.
+func (j *Journal) view(fn func(tx *bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("journal %s: read: panic %v: %w", j.path, p, ErrCorrupt)
+		}
+	}()
+	err = j.db.View(fn)
+	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
+		return fmt.Errorf("journal %s: %w", j.path, ErrClosed)
+	}
+	return err
+}
+
+// Append journals evs in one transaction, in order, and returns them as
+// stored (Seq and Time assigned) once they are committed and fsynced.
+// Concurrent Appends are group-committed. The caller's slice is not
+// modified. Each event needs a Monitor and a Kind (else ErrInvalidEvent).
+//
+// If ctx ends before the writer has taken the events, Append returns
+// ctx's error and nothing was journaled; once taken, it waits for the
+// commit, so an error means the events are not in the journal and a nil
+// error means they are durable.
+func (j *Journal) Append(ctx context.Context, evs ...event.Event) ([]event.Event, error) {
+	if j.opt.ReadOnly {
+		return nil, fmt.Errorf("journal %s: append: %w", j.path, ErrReadOnly)
+	}
+	if len(evs) == 0 {
+		return nil, nil
+	}
+	r := &request{evs: make([]event.Event, len(evs)), bodies: make([][]byte, len(evs)), done: make(chan struct{})}
+	copy(r.evs, evs)
+	for i := range r.evs {
+		ev := &r.evs[i]
+		if ev.Monitor == "" || ev.Kind == "" || len(ev.Monitor) > maxMonitorLen {
+			return nil, fmt.Errorf("journal %s: append event %d of %d (monitor %q, kind %q): need a monitor (at most %d bytes) and a kind: %w",
+				j.path, i+1, len(evs), ev.Monitor, ev.Kind, maxMonitorLen, ErrInvalidEvent)
+		}
+		r.bodies[i] = appendBody(make([]byte, 0, encodedSize(ev)), ev)
+		if len(r.bodies[i]) > MaxRecordBytes {
+			return nil, fmt.Errorf("journal %s: append event %d of %d (%s/%s): record of %d bytes exceeds %d: %w",
+				j.path, i+1, len(evs), ev.Monitor, ev.Kind, len(r.bodies[i]), MaxRecordBytes, ErrInvalidEvent)
+		}
+	}
+	if err := j.submit(ctx, r); err != nil {
+		return nil, err
+	}
+	return r.evs, nil
+}
+
+// submit hands r to the writer and waits for its result.
+func (j *Journal) submit(ctx context.Context, r *request) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		return fmt.Errorf("journal %s: %w", j.path, ErrClosed)
+	}
+	j.pending = append(j.pending, r)
+	j.mu.Unlock()
+	j.kick()
+	select {
+	case <-r.done:
+		return r.err
+	case <-ctx.Done():
+	}
+	j.mu.Lock()
+	if !r.taken {
+		r.cancelled = true
+		j.mu.Unlock()
+		return ctx.Err()
+	}
+	j.mu.Unlock()
+	<-r.done // taken: the commit is under way, its outcome is the answer
+	return r.err
+}
+
+// kick wakes the writer.
+func (j *Journal) kick() {
+	select {
+	case j.wake <- struct{}{}:
+	default:
+	}
+}
+
+// Read returns up to max events (max <= 0: no limit) starting at seq from,
+// in order. A from below FirstSeq starts at FirstSeq; a from above LastSeq
+// gives none. The events are copies, independent of the file.
+func (j *Journal) Read(from uint64, max int) ([]event.Event, error) {
+	var out []event.Event
+	err := j.view(func(tx *bolt.Tx) error {
+		evb := tx.Bucket(bktEvents)
+		if evb == nil {
+			return nil
+		}
+		if last := evb.Sequence(); from <= last {
+			n := last - from + 1
+			if max > 0 && uint64(max) < n {
+				n = uint64(max)
+			}
+			out = make([]event.Event, 0, min(n, 1<<16))
+		}
+		var d decoder
+		var key [8]byte
+		binary.BigEndian.PutUint64(key[:], from)
+		c := evb.Cursor()
+		for k, v := c.Seek(key[:]); k != nil; k, v = c.Next() {
+			ev, err := d.decode(v)
+			if err != nil {
+				return fmt.Errorf("journal %s: read event %d: %w", j.path, binary.BigEndian.Uint64(k), err)
+			}
+			out = append(out, ev)
+			if max > 0 && len(out) >= max {
+				break
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// Wait blocks until LastSeq() > after, ctx ends (ctx's error) or the
+// journal is closed (ErrClosed). It does not poll: every commit wakes it.
+func (j *Journal) Wait(ctx context.Context, after uint64) error {
+	for {
+		j.mu.Lock()
+		last, ch, closed := j.lastSeq, j.commitCh, j.closed
+		j.mu.Unlock()
+		if last > after {
+			return nil
+		}
+		if closed {
+			return fmt.Errorf("journal %s: wait: %w", j.path, ErrClosed)
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// FirstSeq is the seq of the oldest event held, or LastSeq()+1 when the
+// journal holds none (new, or everything expired).
+func (j *Journal) FirstSeq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.firstSeq
+}
+
+// LastSeq is the seq of the newest event, 0 if none was ever appended. It
+// never decreases, not even when retention deletes every event.
+func (j *Journal) LastSeq() uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.lastSeq
+}
+
+// SeqAt returns the seq of the first event held whose Time is at or after
+// t, or LastSeq()+1 if there is none. Times never decrease along seqs, so
+// this is a binary search.
+func (j *Journal) SeqAt(t time.Time) (uint64, error) {
+	target := t.UnixMilli()
+	if t.After(time.UnixMilli(target)) { // a sub-ms part: round up
+		target++
+	}
+	j.mu.Lock()
+	lo, hi := j.firstSeq, j.lastSeq+1 // answer in [lo, hi]
+	j.mu.Unlock()
+	err := j.view(func(tx *bolt.Tx) error {
+		evb := tx.Bucket(bktEvents)
+		if evb == nil {
+			return nil
+		}
+		c := evb.Cursor()
+		var key [8]byte
+		for lo < hi {
+			mid := lo + (hi-lo)/2
+			binary.BigEndian.PutUint64(key[:], mid)
+			k, v := c.Seek(key[:])
+			if k == nil { // expired meanwhile past mid: nothing at or after
+				hi = mid
+				continue
+			}
+			_, ms, err := peekTime(v)
+			if err != nil {
+				return fmt.Errorf("journal %s: seq at %s: event %d: %w", j.path, t, binary.BigEndian.Uint64(k), err)
+			}
+			if ms >= target {
+				hi = mid
+			} else {
+				lo = binary.BigEndian.Uint64(k) + 1
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		return 0, err
+	}
+	return lo, nil
+}
+
+// Latest returns the latest event of monitor that carried a State (the
+// monitor's snapshot to restore), from an index kept in the same
+// transactions as the appends: O(1), and kept even after retention has
+// deleted the event from the stream.
+func (j *Journal) Latest(monitor string) (event.Event, bool) {
+	j.mu.Lock()
+	ev, ok := j.latest[monitor]
+	j.mu.Unlock()
+	if !ok {
+		return event.Event{}, false
+	}
+	return cloneEvent(ev), true
+}
+
+// Snapshots returns the Latest event of every monitor that has one,
+// sorted by monitor.
+func (j *Journal) Snapshots() []event.Event {
+	j.mu.Lock()
+	out := make([]event.Event, 0, len(j.latest))
+	for _, ev := range j.latest {
+		out = append(out, cloneEvent(ev))
+	}
+	j.mu.Unlock()
+	sort.Slice(out, func(a, b int) bool { return out[a].Monitor < out[b].Monitor })
+	return out
+}
+
+// cloneEvent deep-copies ev's slices, so callers cannot alter the index.
+func cloneEvent(ev event.Event) event.Event {
+	if ev.Args != nil {
+		ev.Args = append([]string(nil), ev.Args...)
+	}
+	if ev.Data != nil {
+		ev.Data = append([]byte(nil), ev.Data...)
+	}
+	if ev.State != nil {
+		ev.State = append([]byte(nil), ev.State...)
+	}
+	return ev
+}
+
+// Cursor returns the seq stored under name (a consumer's position, such
+// as the last event published to MQTT), 0 if none.
+func (j *Journal) Cursor(name string) uint64 {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.cursors[name]
+}
+
+// SetCursor stores seq under name, lazily: in memory at once, and in the
+// file with the writer's next transaction, at Close, or within about a
+// second. After a crash the stored cursor may therefore lag: consumers
+// must tolerate seeing events again (at-least-once).
+func (j *Journal) SetCursor(name string, seq uint64) {
+	if name == "" {
+		return
+	}
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	j.cursors[name] = seq
+	if j.opt.ReadOnly || j.closed {
+		return
+	}
+	if j.dirty == nil {
+		j.dirty = make(map[string]uint64)
+	}
+	j.dirty[name] = seq
+	if j.cursorTimer == nil {
+		j.cursorTimer = time.AfterFunc(cursorFlushDelay, j.cursorTimerFired)
+	}
+}
+
+// SyncCursor stores seq under name and returns once it is durable (it
+// commits through the writer, together with any pending appends).
+func (j *Journal) SyncCursor(ctx context.Context, name string, seq uint64) error {
+	if j.opt.ReadOnly {
+		return fmt.Errorf("journal %s: sync cursor %q: %w", j.path, name, ErrReadOnly)
+	}
+	if name == "" {
+		return fmt.Errorf("journal %s: sync cursor: empty name", j.path)
+	}
+	j.SetCursor(name, seq)
+	return j.submit(ctx, &request{sync: true, done: make(chan struct{})})
+}
+
+// Retain runs retention now (MaxAge, MaxBytes) until nothing more is due,
+// and returns how many events it deleted. The writer also does this by
+// itself every few seconds; Retain is for tests and tools.
+func (j *Journal) Retain(ctx context.Context) (int, error) {
+	if j.opt.ReadOnly {
+		return 0, fmt.Errorf("journal %s: retain: %w", j.path, ErrReadOnly)
+	}
+	r := &request{retain: true, done: make(chan struct{})}
+	if err := j.submit(ctx, r); err != nil {
+		return r.deleted, err
+	}
+	return r.deleted, nil
+}
+
+// Stats returns figures about the journal.
+func (j *Journal) Stats() Stats {
+	j.mu.Lock()
+	s := Stats{
+		Path:      j.path,
+		ReadOnly:  j.opt.ReadOnly,
+		FirstSeq:  j.firstSeq,
+		LastSeq:   j.lastSeq,
+		Monitors:  len(j.latest),
+		Commits:   j.commits,
+		Recovered: j.recovered,
+	}
+	j.mu.Unlock()
+	if s.LastSeq >= s.FirstSeq {
+		s.Events = s.LastSeq - s.FirstSeq + 1
+	}
+	if fi, err := os.Stat(j.path); err == nil {
+		s.FileBytes = fi.Size()
+	}
+	_ = j.view(func(tx *bolt.Tx) error {
+		s.LiveBytes = liveBytes(j.db, tx)
+		return nil
+	})
+	return s
+}
+
+// liveBytes is the part of the file holding data: up to the high-water
+// mark, less the free and pending pages.
+func liveBytes(db *bolt.DB, tx *bolt.Tx) int64 {
+	st := db.Stats()
+	return tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(db.Info().PageSize)
+}
+
+// Recovered returns the path the corrupt journal file was moved to when
+// Open found one (and started a fresh journal), "" otherwise. The agent
+// journals an event about it.
+func (j *Journal) Recovered() string { return j.recovered }
+
+// Path returns the journal's file path.
+func (j *Journal) Path() string { return j.path }
+
+// Close commits pending appends and cursors, stops the writer and closes
+// the file. Appends after Close return ErrClosed; Close is idempotent.
+func (j *Journal) Close() error {
+	j.mu.Lock()
+	if j.closed {
+		j.mu.Unlock()
+		<-j.done
+		return nil
+	}
+	j.closed = true
+	close(j.commitCh) // wake waiters: they see closed
+	j.commitCh = make(chan struct{})
+	j.mu.Unlock()
+	close(j.stop)
+	<-j.done
+	j.mu.Lock()
+	if j.cursorTimer != nil {
+		j.cursorTimer.Stop()
+		j.cursorTimer = nil
+	}
+	j.mu.Unlock()
+	if err := j.db.Close(); err != nil {
+		return fmt.Errorf("journal %s: close: %w", j.path, err)
+	}
+	return nil
+}

@@ -1,0 +1,378 @@
+package journal
+
+import (
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"math"
+	"runtime/debug"
+	"strings"
+	"syscall"
+	"time"
+
+	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
+
+	"imon/agent/event"
+)
+
+// request is one caller's work for the writer: an Append (evs), a
+// SyncCursor (sync) or a Retain (retain).
+type request struct {
+	evs     []event.Event // copies of the caller's events; Seq and Time set on commit
+	bodies  [][]byte      // evs encoded, without the header (see appendBody)
+	sync    bool          // commit even without events (SyncCursor)
+	retain  bool          // run retention to completion (Retain)
+	deleted int           // retain: events deleted
+	err     error         // the outcome, set before done is closed
+	done    chan struct{} // closed by the writer
+
+	taken     bool // guarded by Journal.mu: the writer owns it now
+	cancelled bool // guarded by Journal.mu: the caller gave up before taken
+}
+
+// errNoop rolls back a transaction that found nothing to do.
+var errNoop = errors.New("nothing to do")
+
+// run is the writer goroutine, the only one that writes to the file. It
+// group-commits whatever is pending, flushes dirty cursors and runs
+// retention. It stops when Close closes j.stop, after draining.
+func (j *Journal) run() {
+	defer close(j.done)
+	retaining := j.opt.MaxAge > 0 || j.opt.MaxBytes > 0
+	nextRetain := time.Now()
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	for {
+		if retaining && !time.Now().Before(nextRetain) {
+			_, more, err := j.retainPass()
+			if err != nil {
+				j.log.Error("journal retention failed", "path", j.path, "err", err)
+			}
+			nextRetain = time.Now().Add(retentionInterval)
+			if more && err == nil {
+				nextRetain = time.Now().Add(retentionBusyInterval)
+			}
+		}
+		batch, retains, cursors := j.take(false)
+		if len(batch) > 0 || len(retains) > 0 || cursors != nil {
+			if len(batch) > 0 || cursors != nil {
+				j.commit(batch, cursors)
+			}
+			j.retainFor(retains)
+			continue
+		}
+		var timerC <-chan time.Time
+		if retaining {
+			timer.Reset(time.Until(nextRetain))
+			timerC = timer.C
+		}
+		select {
+		case <-j.wake:
+		case <-timerC:
+		case <-j.stop:
+			j.drain()
+			return
+		}
+	}
+}
+
+// drain commits what is left at Close: every request still pending, and
+// the dirty cursors (one attempt if only cursors are left).
+func (j *Journal) drain() {
+	for {
+		batch, retains, cursors := j.take(true)
+		if len(batch) == 0 && len(retains) == 0 && cursors == nil {
+			return
+		}
+		ok := true
+		if len(batch) > 0 || cursors != nil {
+			ok = j.commit(batch, cursors)
+		}
+		j.retainFor(retains)
+		if !ok && len(batch) == 0 && len(retains) == 0 {
+			return
+		}
+	}
+}
+
+// take removes the next batch of pending requests (at most about
+// maxBatchEvents events), the Retain requests, and the dirty cursors when
+// they go along: with any request, when their timer fired, or at Close.
+func (j *Journal) take(closing bool) (batch, retains []*request, cursors map[string]uint64) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	n, i := 0, 0
+	for ; i < len(j.pending); i++ {
+		r := j.pending[i]
+		if r.cancelled {
+			continue
+		}
+		if n > 0 && n+len(r.evs) > maxBatchEvents {
+			break
+		}
+		r.taken = true
+		if r.retain {
+			retains = append(retains, r)
+			continue
+		}
+		batch = append(batch, r)
+		n += len(r.evs)
+	}
+	if i == len(j.pending) {
+		clear(j.pending)
+		j.pending = j.pending[:0]
+	} else {
+		j.pending = append([]*request(nil), j.pending[i:]...)
+	}
+	if len(j.dirty) > 0 && (len(batch) > 0 || j.cursorDue || closing) {
+		cursors, j.dirty = j.dirty, nil
+		j.cursorDue = false
+		if j.cursorTimer != nil {
+			j.cursorTimer.Stop()
+			j.cursorTimer = nil
+		}
+	}
+	return batch, retains, cursors
+}
+
+// cursorTimerFired is the cursor timer's callback.
+func (j *Journal) cursorTimerFired() {
+	j.mu.Lock()
+	j.cursorDue = true
+	j.mu.Unlock()
+	j.kick()
+}
+
+// update runs fn in a write transaction. A panic in bbolt (a corrupt page
+// met while writing) becomes an error wrapping ErrCorrupt: the batch fails
+// and the agent keeps running.
+func (j *Journal) update(fn func(tx *bolt.Tx) error) (err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("panic in write transaction: %v: %w", p, ErrCorrupt)
+		}
+	}()
+	return j.db.Update(fn)
+}
+
+// commit writes a batch and the given cursors in one transaction, then
+// acknowledges every request of the batch: all with success, or all with
+// the same error. It reports whether the commit succeeded.
+func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
+	n, size := 0, 0
+	for _, r := range batch {
+		n += len(r.evs)
+		for _, b := range r.bodies {
+			size += maxHeaderLen + len(b)
+		}
+	}
+	j.mu.Lock()
+	seq, ms := j.lastSeq, j.lastMS
+	j.mu.Unlock()
+	if now := j.now().UnixMilli(); now > ms {
+		ms = now // never decreasing, so that SeqAt can binary-search
+	}
+	t := time.UnixMilli(ms).UTC()
+	type snapshot struct {
+		monitor string
+		rec     []byte
+	}
+	var snaps []snapshot
+	err := j.update(func(tx *bolt.Tx) error {
+		evb, lb := tx.Bucket(bktEvents), tx.Bucket(bktLatest)
+		evb.FillPercent = eventsFillPercent
+		// bbolt keeps references to keys and values until the commit:
+		// one arena each, never reallocated.
+		keys := make([]byte, 8*n)
+		arena := make([]byte, 0, size)
+		for _, r := range batch {
+			for i := range r.evs {
+				seq++
+				ev := &r.evs[i]
+				ev.Seq, ev.Time = seq, t
+				k := keys[: 8 : 8]
+				keys = keys[8:]
+				binary.BigEndian.PutUint64(k, seq)
+				start := len(arena)
+				arena = appendHeader(arena, seq, ms)
+				arena = append(arena, r.bodies[i]...)
+				rec := arena[start:len(arena):len(arena)]
+				if err := evb.Put(k, rec); err != nil {
+					return fmt.Errorf("put event %d: %w", seq, err)
+				}
+				if len(ev.State) > 0 {
+					if err := lb.Put([]byte(ev.Monitor), rec); err != nil {
+						return fmt.Errorf("index event %d of %q: %w", seq, ev.Monitor, err)
+					}
+					snaps = append(snaps, snapshot{ev.Monitor, rec})
+				}
+			}
+		}
+		if n > 0 {
+			if err := evb.SetSequence(seq); err != nil {
+				return fmt.Errorf("set sequence: %w", err)
+			}
+			if err := tx.Bucket(bktMeta).Put(keyLastMS, be64(uint64(ms))); err != nil {
+				return fmt.Errorf("put last time: %w", err)
+			}
+		}
+		cb := tx.Bucket(bktCursors)
+		for name, s := range cursors {
+			if err := cb.Put([]byte(name), be64(s)); err != nil {
+				return fmt.Errorf("put cursor %q: %w", name, err)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		j.mu.Lock()
+		for name, s := range cursors { // keep them for the next attempt
+			if _, again := j.dirty[name]; !again {
+				if j.dirty == nil {
+					j.dirty = make(map[string]uint64)
+				}
+				j.dirty[name] = s
+			}
+		}
+		if len(j.dirty) > 0 && j.cursorTimer == nil && !j.closed {
+			j.cursorTimer = time.AfterFunc(cursorFlushDelay, j.cursorTimerFired)
+		}
+		j.mu.Unlock()
+		werr := j.commitError(err, n, len(cursors))
+		j.log.Error("journal commit failed", "path", j.path, "events", n, "err", err)
+		for _, r := range batch {
+			r.err = werr
+			close(r.done)
+		}
+		return false
+	}
+	var d decoder
+	latest := make(map[string]event.Event, len(snaps))
+	for _, s := range snaps {
+		if ev, err := d.decode(s.rec); err == nil { // our own encoding: cannot fail
+			latest[s.monitor] = ev
+		}
+	}
+	j.mu.Lock()
+	if n > 0 {
+		j.lastSeq, j.lastMS = seq, ms
+	}
+	for m, ev := range latest {
+		j.latest[m] = ev
+	}
+	j.commits++
+	close(j.commitCh)
+	j.commitCh = make(chan struct{})
+	j.mu.Unlock()
+	for _, r := range batch {
+		close(r.done)
+	}
+	return true
+}
+
+// commitError wraps a failed commit's error for the callers.
+func (j *Journal) commitError(err error, events, cursors int) error {
+	what := fmt.Sprintf("journal %s: commit of %d events and %d cursors failed", j.path, events, cursors)
+	if isNoSpace(err) {
+		return fmt.Errorf("%s: %w: %w", what, ErrNoSpace, err)
+	}
+	return fmt.Errorf("%s: %w", what, err)
+}
+
+// isNoSpace reports whether err means a full disk or a full MaxFileBytes.
+// bbolt formats some file errors with %s, hence the string test.
+func isNoSpace(err error) bool {
+	return errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) ||
+		errors.Is(err, berrors.ErrMaxSizeReached) ||
+		strings.Contains(err.Error(), syscall.ENOSPC.Error())
+}
+
+// retainFor serves Retain requests: retention passes until none is due.
+func (j *Journal) retainFor(retains []*request) {
+	for _, r := range retains {
+		for {
+			n, more, err := j.retainPass()
+			r.deleted += n
+			if err != nil {
+				r.err = err
+				break
+			}
+			if !more {
+				break
+			}
+		}
+		close(r.done)
+	}
+}
+
+// retainPass deletes, in one transaction, up to retentionBatch of the
+// oldest events that are older than MaxAge or beyond MaxBytes, always from
+// the front (c.First + c.Delete: deleting while stepping with Next skips
+// keys). It reports how many it deleted and whether more may be due.
+func (j *Journal) retainPass() (deleted int, more bool, err error) {
+	cutoff := int64(math.MinInt64)
+	if j.opt.MaxAge > 0 {
+		cutoff = j.now().Add(-j.opt.MaxAge).UnixMilli()
+	}
+	j.mu.Lock()
+	first, last := j.firstSeq, j.lastSeq
+	j.mu.Unlock()
+	newFirst := first
+	err = j.update(func(tx *bolt.Tx) error {
+		bySize := 0
+		if j.opt.MaxBytes > 0 && last >= first {
+			if live := liveBytes(j.db, tx); live > j.opt.MaxBytes {
+				// Delete down to 95% of the bound, so that size
+				// retention works in batches, not a few events per pass.
+				per := max(live/int64(last-first+1), 1)
+				target := j.opt.MaxBytes - j.opt.MaxBytes/20
+				bySize = int(min((live-target+per-1)/per, math.MaxInt32))
+			}
+		}
+		c := tx.Bucket(bktEvents).Cursor()
+		for deleted < retentionBatch {
+			k, v := c.First()
+			if k == nil {
+				break
+			}
+			if deleted >= bySize {
+				if _, ms, err := peekTime(v); err != nil || ms >= cutoff {
+					break
+				}
+			}
+			if err := c.Delete(); err != nil {
+				return fmt.Errorf("delete event %d: %w", binary.BigEndian.Uint64(k), err)
+			}
+			deleted++
+		}
+		if deleted == 0 {
+			return errNoop
+		}
+		newFirst = last + 1
+		if k, _ := c.First(); k != nil {
+			newFirst = binary.BigEndian.Uint64(k)
+		}
+		return nil
+	})
+	if errors.Is(err, errNoop) {
+		return 0, false, nil
+	}
+	if err != nil {
+		return 0, false, fmt.Errorf("journal %s: retention: %w", j.path, err)
+	}
+	j.mu.Lock()
+	j.firstSeq = newFirst
+	j.commits++
+	j.mu.Unlock()
+	j.log.Debug("journal retention", "path", j.path, "deleted", deleted, "first", newFirst)
+	return deleted, deleted == retentionBatch, nil
+}
+
+// be64 encodes v big-endian.
+func be64(v uint64) []byte {
+	b := make([]byte, 8)
+	binary.BigEndian.PutUint64(b, v)
+	return b
+}
