@@ -192,7 +192,7 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 				seq++
 				ev := &r.evs[i]
 				ev.Seq, ev.Time = seq, t
-				k := keys[: 8 : 8]
+				k := keys[:8:8]
 				keys = keys[8:]
 				binary.BigEndian.PutUint64(k, seq)
 				start := len(arena)
@@ -289,17 +289,18 @@ func isNoSpace(err error) bool {
 		strings.Contains(err.Error(), syscall.ENOSPC.Error())
 }
 
-// retainFor serves Retain requests: retention passes until none is due.
+// retainFor serves Retain requests: retention passes until one deletes
+// nothing.
 func (j *Journal) retainFor(retains []*request) {
 	for _, r := range retains {
 		for {
-			n, more, err := j.retainPass()
+			n, _, err := j.retainPass()
 			r.deleted += n
 			if err != nil {
 				r.err = err
 				break
 			}
-			if !more {
+			if n == 0 {
 				break
 			}
 		}
