@@ -1,0 +1,284 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"time"
+	"unicode/utf8"
+)
+
+// Bounds checked by validate.
+const (
+	maxMetric        = 1<<31 - 1
+	maxAfter         = 1000 // down-after, up-after
+	minProbeInterval = 10 * time.Millisecond
+	maxRulePriority  = 32000 // the kernel's main and default rules sit at 32766 and 32767
+	maxSocketPath    = 107   // sizeof(sun_path) - 1
+	maxKeepAlive     = 65535 * time.Second
+)
+
+// validator collects the problems of one configuration.
+type validator struct {
+	c  *Config
+	ps Problems
+}
+
+func (v *validator) add(section, key, format string, args ...any) {
+	v.ps = append(v.ps, v.c.problem(section, key, fmt.Sprintf(format, args...)))
+}
+
+func (v *validator) check(section, key string, err error) {
+	if err != nil {
+		v.ps = append(v.ps, v.c.problem(section, key, err.Error()))
+	}
+}
+
+// positive checks a duration that must be > 0.
+func (v *validator) positive(section, key string, d time.Duration) {
+	if d <= 0 {
+		v.add(section, key, "must be greater than 0 seconds, got %s", seconds(d))
+	}
+}
+
+// required reports a key an enabled section needs.
+func (v *validator) required(section, key, val string) bool {
+	if val == "" {
+		v.add(section, key, "required when %s is enabled", section)
+		return false
+	}
+	return true
+}
+
+// seconds formats a duration as the file writes it.
+func seconds(d time.Duration) string {
+	return strconv.FormatFloat(d.Seconds(), 'f', -1, 64)
+}
+
+// validate checks every value and the rules between values. A value that is
+// set is checked even in a disabled section; required keys and rules between
+// keys only in enabled ones.
+func (c *Config) validate() Problems {
+	v := &validator{c: c}
+	v.global()
+	v.probe(SectionDDNS, &c.DDNS.Probe)
+	v.ddns()
+	v.probe(SectionUpdown, &c.Updown.Probe)
+	v.updown()
+	v.probe(SectionFailover, &c.Failover.Probe)
+	v.failover()
+	v.probe(SectionPing, &c.Ping.Probe)
+	v.ping()
+	v.journal()
+	v.mqtt()
+	v.homeAssistant()
+	return v.ps
+}
+
+func (v *validator) global() {
+	g := &v.c.Global
+	const s = SectionGlobal
+	v.check(s, "instance", CheckInstance(g.Instance))
+	if g.Action != "" && !filepath.IsAbs(g.Action) {
+		v.add(s, "action", "%q is not an absolute path", g.Action)
+	}
+	v.positive(s, "action-timeout", g.ActionTimeout)
+	v.positive(s, "action-max-age", g.ActionMaxAge)
+}
+
+func (v *validator) probe(s string, p *Probe) {
+	v.positive(s, "interval", p.Interval)
+	if p.PingCount < 1 || p.PingCount > MaxPingCount {
+		v.add(s, "pingcount", "must be 1..%d, got %d", MaxPingCount, p.PingCount)
+	}
+	v.positive(s, "pingwait", p.PingWait)
+}
+
+func (v *validator) ddns() {
+	d := &v.c.DDNS
+	const s = SectionDDNS
+	for _, p := range d.Providers {
+		_, err := ParseProvider(p)
+		v.check(s, "providers", err)
+	}
+	if d.Quorum < 1 {
+		v.add(s, "quorum", "must be at least 1, got %d", d.Quorum)
+	} else if d.Enable && d.Quorum > len(d.Providers) {
+		v.add(s, "quorum", "is %d but only %d providers are configured", d.Quorum, len(d.Providers))
+	}
+	v.positive(s, "timeout", d.Timeout)
+	if d.Interface != "" {
+		v.check(s, "interface", CheckIfName(d.Interface))
+	}
+}
+
+func (v *validator) updown() {
+	u := &v.c.Updown
+	const s = SectionUpdown
+	if u.Enable {
+		v.required(s, "monitorip", u.MonitorIP)
+	}
+	if u.MonitorIP != "" {
+		v.check(s, "monitorip", CheckTarget(u.MonitorIP))
+	}
+	for _, a := range u.AddPing {
+		v.check(s, "addping", CheckTarget(a))
+	}
+	if u.DNSServer != "" {
+		v.check(s, "dnsserver", CheckDNSServer(u.DNSServer))
+	}
+	if u.DNSLookup != "" {
+		v.check(s, "dnslookup", CheckDNSName(u.DNSLookup))
+	}
+	if u.Enable {
+		switch {
+		case u.DNSServer != "" && u.DNSLookup == "":
+			v.add(s, "dnslookup", "required when dnsserver is set (the name to look up there)")
+		case u.DNSServer == "" && u.DNSLookup != "":
+			v.add(s, "dnsserver", "required when dnslookup is set (the server to look it up on)")
+		}
+	}
+	v.positive(s, "down-interval", u.DownInterval)
+}
+
+func (v *validator) failover() {
+	f := &v.c.Failover
+	const s = SectionFailover
+	for _, w := range []struct {
+		prefix string
+		wan    *WAN
+	}{{"primary", &f.Primary}, {"standby", &f.Standby}} {
+		p := w.prefix
+		if f.Enable {
+			v.required(s, p+"-if", w.wan.If)
+			v.required(s, p+"-name", w.wan.Name)
+			if !w.wan.GW.IsValid() {
+				v.add(s, p+"-gw", "required when failover is enabled")
+			}
+		}
+		if w.wan.If != "" {
+			v.check(s, p+"-if", CheckIfName(w.wan.If))
+		}
+		if w.wan.Name != "" {
+			v.check(s, p+"-name", CheckWANName(w.wan.Name))
+		}
+		if gw := w.wan.GW; gw.IsValid() && (gw.IsUnspecified() || gw.IsMulticast() || gw.IsLoopback()) {
+			v.add(s, p+"-gw", "%s is not a usable gateway address", gw)
+		}
+		if w.wan.Ping != "" {
+			v.check(s, p+"-ping", CheckTarget(w.wan.Ping))
+		}
+		if w.wan.PostPing != "" {
+			v.check(s, p+"-postping", CheckTarget(w.wan.PostPing))
+		}
+	}
+	if f.Enable && f.Primary.If != "" && f.Primary.If == f.Standby.If {
+		v.add(s, "standby-if", "is %q, the same interface as primary-if", f.Standby.If)
+	}
+	if f.Metric < 0 || f.Metric > maxMetric {
+		v.add(s, "metric", "must be 0..%d, got %d", maxMetric, f.Metric)
+	}
+	if f.DownAfter < 1 || f.DownAfter > maxAfter {
+		v.add(s, "down-after", "must be 1..%d, got %d", maxAfter, f.DownAfter)
+	}
+	if f.UpAfter < 1 || f.UpAfter > maxAfter {
+		v.add(s, "up-after", "must be 1..%d, got %d", maxAfter, f.UpAfter)
+	}
+	if f.HoldTime < 0 {
+		v.add(s, "failback-hold", "must not be negative, got %s", seconds(f.HoldTime))
+	}
+	if f.HoldMax < f.HoldTime {
+		v.add(s, "failback-hold-max", "is %s seconds, less than failback-hold (%s)", seconds(f.HoldMax), seconds(f.HoldTime))
+	}
+	if f.ProbeInterval < minProbeInterval {
+		v.add(s, "probe-interval", "must be at least %s seconds, got %s", seconds(minProbeInterval), seconds(f.ProbeInterval))
+	}
+	// The primary uses table-base, the standby table-base+1; 0 and 253..255
+	// are the kernel's unspec, default, main and local tables.
+	if tb := f.TableBase; tb < 1 || tb > 1<<31-2 || (tb >= 252 && tb <= 255) {
+		v.add(s, "table-base", "must be 1..%d and neither it nor the next table one of the reserved tables 253..255, got %d", 1<<31-2, tb)
+	}
+	if f.RulePriority < 1 || f.RulePriority > maxRulePriority {
+		v.add(s, "rule-priority", "must be 1..%d, got %d", maxRulePriority, f.RulePriority)
+	}
+	if f.FwmarkBase < 1 || f.FwmarkBase > 1<<32-2 {
+		v.add(s, "fwmark-base", "must be 1..%d, got %d", uint32(1<<32-2), f.FwmarkBase)
+	}
+}
+
+func (v *validator) ping() {
+	p := &v.c.Ping
+	const s = SectionPing
+	if p.Enable {
+		v.required(s, "monitorip", p.MonitorIP)
+	}
+	if p.MonitorIP != "" {
+		v.check(s, "monitorip", CheckTarget(p.MonitorIP))
+	}
+}
+
+func (v *validator) journal() {
+	j := &v.c.Journal
+	const s = SectionJournal
+	if !filepath.IsAbs(j.Path) {
+		v.add(s, "path", "%q is not an absolute path", j.Path)
+	}
+	if !filepath.IsAbs(j.Socket) {
+		v.add(s, "socket", "%q is not an absolute path", j.Socket)
+	} else if len(j.Socket) > maxSocketPath {
+		v.add(s, "socket", "is longer than %d bytes, the limit of a unix socket path", maxSocketPath)
+	}
+	v.positive(s, "max-age", j.MaxAge)
+	if j.MaxBytes < MinJournalMaxBytes {
+		v.add(s, "max-bytes", "must be at least %d (1 MiB), got %d", MinJournalMaxBytes, j.MaxBytes)
+	}
+}
+
+func (v *validator) mqtt() {
+	m := &v.c.MQTT
+	const s = SectionMQTT
+	if m.Enable {
+		v.required(s, "server", m.Server)
+	}
+	if m.Server != "" {
+		v.check(s, "server", CheckMQTTServer(m.Server))
+		if m.CAFile != "" && CheckMQTTServer(m.Server) == nil && !IsTLSServer(m.Server) {
+			v.add(s, "ca-file", "is set but server %q does not use TLS (use mqtts://)", m.Server)
+		}
+	}
+	if !utf8.ValidString(m.Username) {
+		v.add(s, "username", "is not valid UTF-8")
+	}
+	if m.PasswordFile != "" && !filepath.IsAbs(m.PasswordFile) {
+		v.add(s, "password-file", "%q is not an absolute path", m.PasswordFile)
+	}
+	if m.CAFile != "" && !filepath.IsAbs(m.CAFile) {
+		v.add(s, "ca-file", "%q is not an absolute path", m.CAFile)
+	}
+	switch {
+	case m.ClientID == "":
+		v.add(s, "client-id", "must not be empty")
+	case !utf8.ValidString(m.ClientID) || len(m.ClientID) > 65535:
+		v.add(s, "client-id", "must be valid UTF-8 of at most 65535 bytes")
+	}
+	for i := 0; i < len(m.ClientID); i++ {
+		if m.ClientID[i] == 0 {
+			v.add(s, "client-id", "must not hold NUL")
+			break
+		}
+	}
+	v.check(s, "topic-prefix", CheckTopicPrefix(m.TopicPrefix))
+	v.check(s, "node-id", CheckNodeID(m.NodeID))
+	if m.KeepAlive < time.Second || m.KeepAlive > maxKeepAlive || m.KeepAlive%time.Second != 0 {
+		v.add(s, "keepalive", "must be a whole number of seconds 1..65535, got %s", seconds(m.KeepAlive))
+	}
+}
+
+func (v *validator) homeAssistant() {
+	h := &v.c.HomeAssistant
+	const s = SectionHomeAssistant
+	if h.Enable && !v.c.MQTT.Enable {
+		v.add(s, "enable", "needs mqtt (set mqtt.enable to true)")
+	}
+	v.check(s, "discovery-prefix", CheckTopicPrefix(h.DiscoveryPrefix))
+}
