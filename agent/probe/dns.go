@@ -1,0 +1,157 @@
+package probe
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/netip"
+	"strconv"
+	"time"
+
+	"github.com/miekg/dns"
+)
+
+// DefaultDNSTimeout bounds one Check when DNSClient.Timeout is 0.
+const DefaultDNSTimeout = 2 * time.Second
+
+// ednsSize is the EDNS0 UDP payload size imon advertises (the DNS flag day
+// 2020 value).
+const ednsSize = 1232
+
+// DNSClient is the real DNSChecker (miekg/dns): an A query, then AAAA if the
+// name has no A record; UDP, repeated over TCP when the answer is truncated.
+type DNSClient struct {
+	// Timeout bounds a whole Check, both queries and the TCP retry
+	// included (DefaultDNSTimeout if 0).
+	Timeout time.Duration
+	// Resolver resolves a server given as a host name (nil: a NetResolver).
+	Resolver Resolver
+	logger   *slog.Logger
+}
+
+// NewDNSChecker returns the real DNSChecker. A nil logger discards.
+func NewDNSChecker(logger *slog.Logger) *DNSClient {
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	return &DNSClient{logger: logger}
+}
+
+var _ DNSChecker = (*DNSClient)(nil)
+
+// ErrNoRecords is returned by Check when the server answered NOERROR
+// without any A or AAAA record.
+var ErrNoRecords = errors.New("no records")
+
+// RcodeError is returned by Check when the server answered with an error
+// code (NXDOMAIN, SERVFAIL, REFUSED...).
+type RcodeError struct{ Rcode int }
+
+func (e *RcodeError) Error() string {
+	if s, ok := dns.RcodeToString[e.Rcode]; ok {
+		return "server answered " + s
+	}
+	return "server answered rcode " + strconv.Itoa(e.Rcode)
+}
+
+// Check implements DNSChecker.
+func (c *DNSClient) Check(ctx context.Context, server, name string) error {
+	timeout := c.Timeout
+	if timeout <= 0 {
+		timeout = DefaultDNSTimeout
+	}
+	ctx, cancel := context.WithTimeout(ctx, timeout)
+	defer cancel()
+	if err := c.check(ctx, server, name); err != nil {
+		return fmt.Errorf("dns query %q on %s: %w", name, server, err)
+	}
+	return nil
+}
+
+func (c *DNSClient) check(ctx context.Context, server, name string) error {
+	if name == "" {
+		return errors.New("empty name")
+	}
+	addr, err := c.serverAddr(ctx, server)
+	if err != nil {
+		return err
+	}
+	for _, qt := range []uint16{dns.TypeA, dns.TypeAAAA} {
+		m := new(dns.Msg)
+		m.SetQuestion(dns.Fqdn(name), qt)
+		m.SetEdns0(ednsSize, false)
+		r, err := c.exchange(ctx, m, "udp", addr)
+		if err == nil && r.Truncated {
+			r, err = c.exchange(ctx, m, "tcp", addr)
+		}
+		if err != nil {
+			return err
+		}
+		if r.Rcode != dns.RcodeSuccess {
+			return &RcodeError{Rcode: r.Rcode}
+		}
+		if len(r.Answer) > 0 {
+			return nil
+		}
+	}
+	return ErrNoRecords
+}
+
+// exchange sends one query. Closing the connection when ctx ends makes a
+// cancel take effect at once (miekg/dns honours only the deadline, dns#1399).
+func (c *DNSClient) exchange(ctx context.Context, m *dns.Msg, network, addr string) (*dns.Msg, error) {
+	deadline, _ := ctx.Deadline()
+	cl := &dns.Client{Net: network, Timeout: time.Until(deadline)}
+	co, err := cl.DialContext(ctx, addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s dial: %w", network, err)
+	}
+	stop := context.AfterFunc(ctx, func() { _ = co.Close() })
+	defer func() {
+		stop()
+		_ = co.Close()
+	}()
+	r, _, err := cl.ExchangeWithConnContext(ctx, m, co)
+	var ne net.Error
+	switch {
+	case err == nil:
+		return r, nil
+	case ctx.Err() != nil:
+		return nil, fmt.Errorf("%s: %w", network, ctx.Err())
+	case errors.As(err, &ne) && ne.Timeout():
+		// The read deadline (= ctx's deadline) fired a hair before ctx did.
+		return nil, fmt.Errorf("%s: no answer: %w", network, context.DeadlineExceeded)
+	default:
+		return nil, fmt.Errorf("%s: %w", network, err)
+	}
+}
+
+// serverAddr turns "IP", "IP:port", "[IPv6]:port", "name" or "name:port"
+// into an "IP:port" dial address.
+func (c *DNSClient) serverAddr(ctx context.Context, server string) (string, error) {
+	if a, err := netip.ParseAddr(server); err == nil {
+		return netip.AddrPortFrom(a.Unmap(), 53).String(), nil
+	}
+	if ap, err := netip.ParseAddrPort(server); err == nil {
+		return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port()).String(), nil
+	}
+	host, port := server, "53"
+	if h, p, err := net.SplitHostPort(server); err == nil {
+		host, port = h, p
+	}
+	pn, err := strconv.ParseUint(port, 10, 16)
+	if err != nil {
+		return "", fmt.Errorf("bad server port %q", port)
+	}
+	res := c.Resolver
+	if res == nil {
+		res = &NetResolver{logger: c.logger}
+	}
+	a, err := res.Resolve(ctx, host)
+	if err != nil {
+		return "", err
+	}
+	return netip.AddrPortFrom(a, uint16(pn)).String(), nil
+}

@@ -1,0 +1,402 @@
+package probe_test
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/miekg/dns"
+
+	"imon/agent/probe"
+	"imon/agent/probe/probetest"
+)
+
+// TestNetns runs the real implementations against a testbed of two network
+// namespaces. The checks themselves run in TestNetnsChild, a copy of this
+// test binary executed inside namespace A, so that not a single packet can
+// leave from the machine's own namespace.
+func TestNetns(t *testing.T) {
+	if probetest.InChild() {
+		t.Skip("parent of TestNetnsChild")
+	}
+	tb := probetest.NewTestbed(t)
+	// In B: a permanent black hole for AddrB2 and a switchable one (set bh)
+	// for AddrB. Dropping on input is a silent loss, like a dead upstream.
+	for _, cmd := range [][]string{
+		{"nft", "add", "table", "inet", "imontest"},
+		{"nft", "add", "chain", "inet", "imontest", "in", "{ type filter hook input priority 0; policy accept; }"},
+		{"nft", "add", "set", "inet", "imontest", "bh", "{ type ipv4_addr; }"},
+		{"nft", "add", "rule", "inet", "imontest", "in", "ip", "daddr", "@bh", "drop"},
+		{"nft", "add", "rule", "inet", "imontest", "in", "ip", "daddr", tb.AddrB2.String(), "drop"},
+	} {
+		tb.MustExec(t, tb.B, cmd...)
+	}
+	tb.RunInNetns(t, tb.A, "TestNetnsChild", 2*time.Minute)
+}
+
+// slack is added to upper time bounds: the test machine is shared and
+// -race slows everything down; the bounds still catch a hang or a missing
+// timeout.
+const slack = 500 * time.Millisecond
+
+func TestNetnsChild(t *testing.T) {
+	if !probetest.InChild() {
+		t.Skip("run by TestNetns inside a network namespace")
+	}
+	probetest.AssertNotHostNetns(t)
+	tb := probetest.ChildTestbed(t)
+	unroutable := netip.MustParseAddr("198.19.0.1") // no route in A: ENETUNREACH
+	blackhole := func(on bool) {
+		op := "delete"
+		if on {
+			op = "add"
+		}
+		tb.MustExec(t, tb.B, "nft", op, "element", "inet", "imontest", "bh", "{ "+tb.AddrB.String()+" }")
+	}
+	pinger := probe.NewPinger(nil)
+	ctx := t.Context()
+
+	t.Run("PingReachable", func(t *testing.T) {
+		opt := probe.PingOptions{Count: 3, Spacing: 100 * time.Millisecond, Wait: time.Second}
+		start := time.Now()
+		r, err := pinger.Ping(ctx, tb.AddrB, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		el := time.Since(start)
+		if r.Sent != 3 || r.Recv != 3 || r.Loss != 0 || !r.Alive() || len(r.RTTs) != 3 {
+			t.Fatalf("result %+v", r)
+		}
+		if r.Min <= 0 || r.Min > r.Avg || r.Avg > r.Max || r.Max > 100*time.Millisecond {
+			t.Errorf("rtts min %v avg %v max %v", r.Min, r.Avg, r.Max)
+		}
+		// All replies in: returns right after the last one, not at the
+		// budget (2*100ms + 1s).
+		if el > 600*time.Millisecond {
+			t.Errorf("took %v, want about 200ms", el)
+		}
+	})
+
+	t.Run("PingBlackholed", func(t *testing.T) {
+		opt := probe.PingOptions{Count: 2, Spacing: 100 * time.Millisecond, Wait: 300 * time.Millisecond}
+		start := time.Now()
+		r, err := pinger.Ping(ctx, tb.AddrB2, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		el := time.Since(start)
+		if r.Alive() || r.Loss != 1 || r.Sent != 2 || r.Recv != 0 {
+			t.Fatalf("result %+v", r)
+		}
+		if el < opt.Budget()-50*time.Millisecond || el > opt.Budget()+slack {
+			t.Errorf("took %v, want about %v", el, opt.Budget())
+		}
+	})
+
+	t.Run("PingUnreachableNetwork", func(t *testing.T) {
+		start := time.Now()
+		r, err := pinger.Ping(ctx, unroutable, probe.PingOptions{Count: 2, Spacing: 100 * time.Millisecond, Wait: 500 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("unreachable network must be a lost round, got error %v", err)
+		}
+		if r.Alive() || r.Loss != 1 {
+			t.Fatalf("result %+v", r)
+		}
+		if el := time.Since(start); el > slack {
+			t.Errorf("took %v; a send error is known at once", el)
+		}
+	})
+
+	t.Run("PingSource", func(t *testing.T) {
+		r, err := pinger.Ping(ctx, tb.AddrB, probe.PingOptions{Count: 1, Wait: time.Second, Source: tb.AddrA})
+		if err != nil || !r.Alive() {
+			t.Fatalf("with local source: %+v, %v", r, err)
+		}
+		_, err = pinger.Ping(ctx, tb.AddrB, probe.PingOptions{Count: 1, Wait: time.Second, Source: netip.MustParseAddr("198.18.0.99")})
+		if err == nil {
+			t.Fatal("a non-local source must be an error (nothing could be sent)")
+		}
+	})
+
+	t.Run("PingCancel", func(t *testing.T) {
+		cctx, cancel := context.WithTimeout(ctx, 150*time.Millisecond)
+		defer cancel()
+		start := time.Now()
+		_, err := pinger.Ping(cctx, tb.AddrB2, probe.PingOptions{Count: 5, Spacing: time.Second, Wait: time.Second})
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("err = %v, want deadline exceeded", err)
+		}
+		if el := time.Since(start); el > 150*time.Millisecond+slack {
+			t.Errorf("cancel took %v", el)
+		}
+	})
+
+	t.Run("Stream", func(t *testing.T) {
+		sp := probe.NewPinger(nil)
+		sp.GenerationLength = 200 * time.Millisecond // 4 probes per pro-bing pinger: exercise the chaining
+		sctx, cancel := context.WithCancel(ctx)
+		opt := probe.StreamOptions{Spacing: 50 * time.Millisecond, Wait: 300 * time.Millisecond}
+		ch, err := sp.Stream(sctx, tb.AddrB, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var tr probe.Tracker
+		next := func() probe.Outcome {
+			t.Helper()
+			select {
+			case o, ok := <-ch:
+				if !ok {
+					t.Fatal("stream closed early")
+				}
+				tr.Add(o)
+				return o
+			case <-time.After(2 * time.Second):
+				t.Fatal("no outcome for 2s")
+			}
+			return probe.Outcome{}
+		}
+		// Up: 12 replies over three generations, Seq gap-free. Replies may
+		// overtake each other where two generations overlap: sort by Seq.
+		got := make([]probe.Outcome, 12)
+		for range 12 {
+			o := next()
+			if o.Seq < 1 || o.Seq > 12 || got[o.Seq-1].Seq != 0 {
+				for i, g := range got {
+					t.Logf("%d: %+v", i+1, g)
+				}
+				for range 5 {
+					t.Logf("later: %+v", next())
+				}
+				t.Fatalf("unexpected outcome %+v", o)
+			}
+			got[o.Seq-1] = o
+		}
+		for i, o := range got {
+			if !o.OK || o.RTT <= 0 || o.RTT > opt.Wait || o.Err != nil {
+				t.Errorf("outcome %d: %+v", i+1, o)
+			}
+		}
+		first, last := got[0], got[11]
+		// Paced: 11 gaps of 50ms (lenient: the test machine is shared).
+		if span := last.Sent.Sub(first.Sent); span < 400*time.Millisecond || span > 1500*time.Millisecond {
+			t.Errorf("12 probes spread over %v, want ~550ms", span)
+		}
+		// Blackholed: losses, each reported Wait after its send.
+		blackhole(true)
+		cut := time.Now()
+		for tr.LostStreak() < 3 {
+			o := next()
+			if !o.OK {
+				if d := o.At.Sub(o.Sent); d != opt.Wait {
+					t.Errorf("lost probe %d reported %v after send, want %v", o.Seq, d, opt.Wait)
+				}
+			}
+			if time.Since(cut) > 2*time.Second {
+				t.Fatal("no loss streak after blackholing")
+			}
+		}
+		if el := time.Since(cut); el > opt.Wait+3*opt.Spacing+slack {
+			t.Errorf("3 losses took %v after the cut", el)
+		}
+		// Back: replies again.
+		blackhole(false)
+		for tr.OKStreak() < 3 {
+			next()
+			if time.Since(cut) > 4*time.Second {
+				t.Fatal("no replies after removing the blackhole")
+			}
+		}
+		cancel()
+		closed := time.After(time.Second)
+		for {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					return
+				}
+			case <-closed:
+				t.Fatal("stream channel not closed 1s after cancel")
+			}
+		}
+	})
+
+	t.Run("StreamUnreachableNetwork", func(t *testing.T) {
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		ch, err := pinger.Stream(sctx, unroutable, probe.StreamOptions{Spacing: 50 * time.Millisecond, Wait: 300 * time.Millisecond})
+		if err != nil {
+			t.Fatalf("a send error is a lost probe, not a stream error: %v", err)
+		}
+		for i := 1; i <= 4; i++ {
+			select {
+			case o := <-ch:
+				if o.OK || o.Err == nil || o.Seq != uint64(i) {
+					t.Fatalf("outcome %+v, want lost with send error, seq %d", o, i)
+				}
+			case <-time.After(time.Second):
+				t.Fatal("stream stalled after a send error")
+			}
+		}
+	})
+
+	t.Run("StreamBadSource", func(t *testing.T) {
+		_, err := pinger.Stream(ctx, tb.AddrB, probe.StreamOptions{Source: netip.MustParseAddr("198.18.0.99")})
+		if err == nil {
+			t.Fatal("want an error: the socket cannot bind a non-local source")
+		}
+	})
+
+	srv := startDNS(t)
+
+	t.Run("DNSCheck", func(t *testing.T) {
+		c := probe.NewDNSChecker(nil)
+		c.Timeout = 500 * time.Millisecond
+		if err := c.Check(ctx, srv.addr, "ok.test"); err != nil {
+			t.Errorf("ok.test: %v", err)
+		}
+		if err := c.Check(ctx, srv.addr, "v6only.test"); err != nil {
+			t.Errorf("v6only.test (AAAA only): %v", err)
+		}
+		var rc *probe.RcodeError
+		if err := c.Check(ctx, srv.addr, "nx.test"); !errors.As(err, &rc) || rc.Rcode != dns.RcodeNameError {
+			t.Errorf("nx.test: %v, want NXDOMAIN", err)
+		}
+		if err := c.Check(ctx, srv.addr, "empty.test"); !errors.Is(err, probe.ErrNoRecords) {
+			t.Errorf("empty.test: %v, want ErrNoRecords", err)
+		}
+		before := srv.tcp.Load()
+		if err := c.Check(ctx, srv.addr, "big.test"); err != nil {
+			t.Errorf("big.test (truncated over UDP): %v", err)
+		}
+		if srv.tcp.Load() == before {
+			t.Error("truncated answer was not retried over TCP")
+		}
+		start := time.Now()
+		err := c.Check(ctx, tb.AddrB2.String(), "ok.test") // blackholed server
+		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
+			t.Errorf("blackholed server: %v, want a timeout", err)
+		}
+		if el := time.Since(start); el < 400*time.Millisecond || el > 500*time.Millisecond+slack {
+			t.Errorf("blackholed server took %v, want the 500ms timeout", el)
+		}
+		start = time.Now()
+		if err := c.Check(ctx, "127.0.0.1:1", "ok.test"); err == nil {
+			t.Error("closed port: want an error")
+		}
+		if el := time.Since(start); el > slack {
+			t.Errorf("closed port took %v, want at once", el)
+		}
+		cctx, cancel := context.WithCancel(ctx)
+		time.AfterFunc(100*time.Millisecond, cancel)
+		start = time.Now()
+		c.Timeout = 5 * time.Second
+		if err := c.Check(cctx, tb.AddrB2.String(), "ok.test"); !errors.Is(err, context.Canceled) {
+			t.Errorf("cancelled: %v", err)
+		}
+		if el := time.Since(start); el > 100*time.Millisecond+slack {
+			t.Errorf("cancel took effect after %v", el)
+		}
+	})
+
+	t.Run("Resolver", func(t *testing.T) {
+		r := probe.NewResolver(nil)
+		r.Timeout = 2 * time.Second
+		target := srv.addr
+		r.Resolver = &net.Resolver{PreferGo: true, Dial: func(ctx context.Context, network, _ string) (net.Conn, error) {
+			var d net.Dialer
+			return d.DialContext(ctx, network, target)
+		}}
+		a, err := r.Resolve(ctx, "ok.test")
+		if err != nil || a != tb.AddrB {
+			t.Errorf("ok.test = %v, %v", a, err)
+		}
+		a, err = r.Resolve(ctx, "2001:db8::1")
+		if err != nil || a != netip.MustParseAddr("2001:db8::1") {
+			t.Errorf("IP literal = %v, %v", a, err)
+		}
+		start := time.Now()
+		if _, err := r.Resolve(ctx, "nx.test"); err == nil {
+			t.Error("nx.test resolved")
+		}
+		if el := time.Since(start); el > slack {
+			t.Errorf("NXDOMAIN took %v, want at once", el)
+		}
+		target = netip.AddrPortFrom(tb.AddrB2, 53).String() // black hole
+		r.Timeout = 500 * time.Millisecond
+		start = time.Now()
+		if _, err := r.Resolve(ctx, "other.test"); err == nil {
+			t.Error("resolved through a black hole")
+		}
+		if el := time.Since(start); el > 500*time.Millisecond+slack {
+			t.Errorf("black-holed resolver took %v, want the 500ms timeout", el)
+		}
+	})
+}
+
+type dnsServer struct {
+	addr string
+	tcp  atomic.Int64
+}
+
+// startDNS serves test.: ok → AddrB, v6only → AAAA only, nx → NXDOMAIN,
+// empty → NOERROR without records, big → truncated over UDP.
+func startDNS(t *testing.T) *dnsServer {
+	t.Helper()
+	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", pc.LocalAddr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := &dnsServer{addr: pc.LocalAddr().String()}
+	handler := dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
+		m := new(dns.Msg)
+		m.SetReply(r)
+		_, isTCP := w.RemoteAddr().(*net.TCPAddr)
+		if isTCP {
+			s.tcp.Add(1)
+		}
+		q := r.Question[0]
+		switch q.Name {
+		case "ok.test.", "big.test.":
+			if q.Qtype == dns.TypeA {
+				rr, _ := dns.NewRR(q.Name + " 60 IN A 198.18.0.2")
+				m.Answer = append(m.Answer, rr)
+			}
+			if q.Name == "big.test." && !isTCP {
+				m.Answer = nil
+				m.Truncated = true
+			}
+		case "v6only.test.":
+			if q.Qtype == dns.TypeAAAA {
+				rr, _ := dns.NewRR(q.Name + " 60 IN AAAA 2001:db8::2")
+				m.Answer = append(m.Answer, rr)
+			}
+		case "empty.test.":
+		default:
+			m.Rcode = dns.RcodeNameError
+		}
+		_ = w.WriteMsg(m)
+	})
+	var wg sync.WaitGroup
+	t.Cleanup(wg.Wait) // runs last: after both Shutdowns
+	for _, srv := range []*dns.Server{{PacketConn: pc, Handler: handler}, {Listener: ln, Handler: handler}} {
+		started := make(chan struct{})
+		srv.NotifyStartedFunc = func() { close(started) }
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_ = srv.ActivateAndServe()
+		}()
+		<-started
+		t.Cleanup(func() { _ = srv.Shutdown() })
+	}
+	return s
+}

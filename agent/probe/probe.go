@@ -1,0 +1,238 @@
+// Package probe holds imon's network seams: ICMP echo probes (one-shot
+// rounds and continuous streams), host name resolution, and DNS server
+// checks. Monitors depend only on the small interfaces defined here; the
+// real implementations (pro-bing, net.Resolver, miekg/dns) live next to them
+// and the fakes in package probetest.
+//
+// # Contracts
+//
+// Every call that touches the network is bounded: a Ping returns after at
+// most (Count-1)*Spacing + Wait (plus scheduling slack), a Resolve or Check
+// after its own timeout or the ctx deadline, whichever comes first. A probe
+// that cannot be sent because the network is unreachable is a lost probe, not
+// an error: errors are reserved for conditions where no probe could be
+// attempted at all (no CAP_NET_RAW, a source address that is not local, an
+// invalid address).
+//
+// # Caveats
+//
+// pro-bing (LIBRARIES.md §2) panics with Timeout=0, never returns with a
+// Count and any loss unless Timeout is set, resolves names without a timeout,
+// leaks lost sequence numbers in long-lived pingers, and logs to stderr by
+// default. The ICMP type here handles all of that; callers pass IP addresses
+// (resolve names with a Resolver first) and never see pro-bing.
+package probe
+
+import (
+	"context"
+	"net/netip"
+	"time"
+)
+
+// Defaults applied to zero option values.
+const (
+	// DefaultSpacing is the gap between two echo requests when unset.
+	DefaultSpacing = time.Second
+	// DefaultWait is how long a reply is waited for when unset.
+	DefaultWait = time.Second
+	// MinSize is the smallest echo payload pro-bing can send (a timestamp
+	// and a tracking UUID); smaller sizes are raised to it.
+	MinSize = 24
+	// MinSpacing bounds how fast a stream may probe one target.
+	MinSpacing = 10 * time.Millisecond
+)
+
+// PingOptions shape one round of echo requests.
+type PingOptions struct {
+	// Count is the number of echo requests; values below 1 mean 1.
+	Count int
+	// Spacing is the delay between two requests (DefaultSpacing if <= 0).
+	Spacing time.Duration
+	// Wait is how long each request waits for its reply (DefaultWait if <=
+	// 0); a later reply counts as lost.
+	Wait time.Duration
+	// Source, when valid, binds the probe socket to this local address
+	// (probes of one WAN leave with its address; needs a "from" rule).
+	Source netip.Addr
+	// Mark, when not 0, sets SO_MARK on the probe socket (needs
+	// CAP_NET_ADMIN; pair it with a fwmark rule).
+	Mark uint32
+	// Size is the echo payload size in bytes (MinSize if smaller).
+	Size int
+}
+
+// WithDefaults returns o with zero values replaced by the defaults.
+func (o PingOptions) WithDefaults() PingOptions {
+	if o.Count < 1 {
+		o.Count = 1
+	}
+	if o.Spacing <= 0 {
+		o.Spacing = DefaultSpacing
+	}
+	if o.Wait <= 0 {
+		o.Wait = DefaultWait
+	}
+	if o.Size < MinSize {
+		o.Size = MinSize
+	}
+	return o
+}
+
+// Budget is the longest a round with these options can take:
+// (Count-1)*Spacing + Wait.
+func (o PingOptions) Budget() time.Duration {
+	o = o.WithDefaults()
+	return time.Duration(o.Count-1)*o.Spacing + o.Wait
+}
+
+// PingResult is the outcome of one round of echo requests.
+type PingResult struct {
+	// Target is what was pinged as the caller named it (a host name or an
+	// IP literal). Pinger implementations set it to Addr.String(); callers
+	// that resolved a name overwrite it.
+	Target string
+	// Addr is the address the requests were sent to.
+	Addr netip.Addr
+	// Sent and Recv count requests and in-time replies.
+	Sent, Recv int
+	// RTTs holds the round-trip time of every in-time reply, in send order.
+	RTTs []time.Duration
+	// Min, Avg and Max summarise RTTs (0 without replies).
+	Min, Avg, Max time.Duration
+	// Jitter is icmplib's jitter: the mean absolute difference of
+	// consecutive RTTs (0 with fewer than 2 replies).
+	Jitter time.Duration
+	// Loss is the lost fraction of the requests, 0..1 (1 when none was sent).
+	Loss float64
+}
+
+// Alive reports whether at least one reply arrived in time (icmplib's
+// is_alive).
+func (r PingResult) Alive() bool { return r.Recv > 0 }
+
+// Summarize builds the PingResult of sent requests to addr that produced the
+// given in-time RTTs.
+func Summarize(addr netip.Addr, sent int, rtts []time.Duration) PingResult {
+	r := PingResult{Target: addr.String(), Addr: addr, Sent: sent, Recv: len(rtts), Loss: 1}
+	if len(rtts) > 0 {
+		r.RTTs = append([]time.Duration(nil), rtts...)
+		r.Min, r.Max = rtts[0], rtts[0]
+		var sum time.Duration
+		for _, d := range rtts {
+			sum += d
+			r.Min = min(r.Min, d)
+			r.Max = max(r.Max, d)
+		}
+		r.Avg = sum / time.Duration(len(rtts))
+	}
+	if sent > 0 {
+		r.Loss = 1 - float64(min(len(rtts), sent))/float64(sent)
+	}
+	r.Jitter = Jitter(rtts)
+	return r
+}
+
+// Jitter is icmplib's definition: the mean absolute difference between
+// consecutive RTTs; 0 with fewer than two.
+func Jitter(rtts []time.Duration) time.Duration {
+	if len(rtts) < 2 {
+		return 0
+	}
+	var sum time.Duration
+	for i := 1; i < len(rtts); i++ {
+		d := rtts[i] - rtts[i-1]
+		if d < 0 {
+			d = -d
+		}
+		sum += d
+	}
+	return sum / time.Duration(len(rtts)-1)
+}
+
+// Pinger sends rounds of ICMP echo requests.
+type Pinger interface {
+	// Ping sends opt.Count echo requests to addr, opt.Spacing apart, and
+	// waits opt.Wait for each reply. It returns after the last reply or
+	// after opt.Budget(), whichever comes first. Requests that cannot be
+	// sent (network unreachable) count as lost; an error means no request
+	// could be attempted (permissions, bad source) or ctx ended.
+	Ping(ctx context.Context, addr netip.Addr, opt PingOptions) (PingResult, error)
+}
+
+// StreamOptions shape a continuous probe stream.
+type StreamOptions struct {
+	// Spacing is the delay between two echo requests (DefaultSpacing if <=
+	// 0, at least MinSpacing).
+	Spacing time.Duration
+	// Wait is how long each request waits for its reply before it is
+	// reported lost (DefaultWait if <= 0).
+	Wait time.Duration
+	// Source, Mark and Size are as in PingOptions.
+	Source netip.Addr
+	Mark   uint32
+	Size   int
+}
+
+// WithDefaults returns o with zero values replaced by the defaults.
+func (o StreamOptions) WithDefaults() StreamOptions {
+	if o.Spacing <= 0 {
+		o.Spacing = DefaultSpacing
+	}
+	o.Spacing = max(o.Spacing, MinSpacing)
+	if o.Wait <= 0 {
+		o.Wait = DefaultWait
+	}
+	if o.Size < MinSize {
+		o.Size = MinSize
+	}
+	return o
+}
+
+// Outcome is the fate of one probe of a stream.
+type Outcome struct {
+	// Seq numbers the probes of one stream 1, 2, 3... in send order.
+	Seq uint64
+	// Sent is when the request left (or its send failed).
+	Sent time.Time
+	// At is when the outcome became known: the reply's arrival, or Sent+Wait
+	// for a lost probe (at once for a send error).
+	At time.Time
+	// OK is true when a reply arrived within Wait.
+	OK bool
+	// RTT is the round-trip time of a reply (0 when lost).
+	RTT time.Duration
+	// Err is the send error of a probe that could not be sent (counted as
+	// lost), e.g. "network is unreachable".
+	Err error
+}
+
+// Streamer runs continuous probe streams.
+type Streamer interface {
+	// Stream sends one echo request to addr every opt.Spacing until ctx
+	// ends, and delivers each probe's Outcome on the returned channel as
+	// soon as it is known: replies as they arrive, losses opt.Wait after
+	// the send. Outcomes can therefore arrive out of Seq order (a reply to
+	// probe 7 before the loss of probe 6): fold them with a Tracker. The
+	// channel is closed after ctx ends. An error means the stream could not
+	// start at all (permissions, bad source); later failures are reported as
+	// lost outcomes with Err set.
+	Stream(ctx context.Context, addr netip.Addr, opt StreamOptions) (<-chan Outcome, error)
+}
+
+// Resolver turns a host name or IP literal into one address.
+type Resolver interface {
+	// Resolve returns host's address (an IP literal is returned as is,
+	// without any lookup). A name that does not resolve within the
+	// resolver's timeout or ctx is an error, never a hang.
+	Resolve(ctx context.Context, host string) (netip.Addr, error)
+}
+
+// DNSChecker asks one DNS server about one name.
+type DNSChecker interface {
+	// Check queries server ("IP", "IP:port", "[IPv6]:port" or a host name;
+	// port 53 by default) for name. It returns nil when the server answered
+	// with NOERROR and at least one record; any other answer, a timeout or a
+	// transport failure is an error. It is bounded by its own timeout and
+	// ctx.
+	Check(ctx context.Context, server, name string) error
+}
