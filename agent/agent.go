@@ -29,6 +29,7 @@ type Journal interface {
 	Wait(ctx context.Context, after uint64) error
 	FirstSeq() uint64
 	LastSeq() uint64
+	SeqAt(t time.Time) (uint64, error)
 	Latest(monitor string) (event.Event, bool)
 	Cursor(name string) uint64
 	SetCursor(name string, seq uint64)

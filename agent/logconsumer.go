@@ -28,7 +28,7 @@ func (c *LogConsumer) Run(ctx context.Context) error {
 	from := c.J.Cursor("log") + 1
 	follow(ctx, c.J, from, func(ev event.Event) bool {
 		if !c.Skip[ev.Kind] {
-			c.Sink.Write(priority(ev.Level), ev.Monitor, LogText(ev))
+			c.Sink.WriteAt(ev.Time, priority(ev.Level), ev.Monitor, LogText(ev))
 		}
 		c.J.SetCursor("log", ev.Seq)
 		return true

@@ -90,11 +90,18 @@ func Line(instance, monitor, msg string) string {
 	return fmt.Sprintf("imon [%s-%s] %s", instance, monitor, msg)
 }
 
-// Write logs msg for monitor at priority p. Multi-line messages are split so
-// that every line carries the prefix.
-func (s *Sink) Write(p Priority, monitor, msg string) {
+// Write logs msg for monitor at priority p, dated now. Multi-line messages
+// are split so that every line carries the prefix.
+func (s *Sink) Write(p Priority, monitor, msg string) { s.WriteAt(time.Time{}, p, monitor, msg) }
+
+// WriteAt is Write for something that happened at t (an event's time): the
+// terminal output shows t; syslog dates lines itself.
+func (s *Sink) WriteAt(t time.Time, p Priority, monitor, msg string) {
 	if p >= Debug && !s.debug {
 		return
+	}
+	if t.IsZero() {
+		t = s.now()
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -102,7 +109,7 @@ func (s *Sink) Write(p Priority, monitor, msg string) {
 		line := Line(s.instance, monitor, part)
 		switch {
 		case s.datefmt != "":
-			fmt.Fprintf(s.w, "%s %s\n", Strftime(s.datefmt, s.now()), line)
+			fmt.Fprintf(s.w, "%s %s\n", Strftime(s.datefmt, t.Local()), line)
 		case s.syslog != nil:
 			var err error
 			switch p {

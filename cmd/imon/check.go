@@ -23,11 +23,10 @@ func cmdCheck(args []string) error {
 	path := c.path()
 	cfg, err := c.load()
 	var problems config.Problems
-	if err != nil {
-		if !errors.As(err, &problems) {
-			return err
-		}
-	} else {
+	if err != nil && !errors.As(err, &problems) {
+		return err
+	}
+	if cfg != nil {
 		problems = append(problems, config.CheckHost(cfg)...)
 	}
 	if len(problems) > 0 {

@@ -2,7 +2,6 @@ package main
 
 import (
 	"flag"
-	"fmt"
 	"io"
 
 	"imon/config"
@@ -50,18 +49,13 @@ func (c *commonFlags) load() (*config.Config, error) {
 		return nil, err
 	}
 	if c.instance != "" && cfg.Global.Instance != c.instance {
-		cfg = cfg.WithInstance(c.instance)
+		cfg.SetInstance(c.instance)
 	}
 	return cfg, nil
 }
 
-// loadForClient loads the config only to find the journal and control
-// socket; problems that do not affect those are not fatal for read-only
-// commands, but a missing or unreadable file is.
+// loadForClient loads the config to find the journal and the control socket
+// (journal, status, failover).
 func (c *commonFlags) loadForClient() (*config.Config, error) {
-	cfg, err := c.load()
-	if err != nil {
-		return nil, fmt.Errorf("%w", err)
-	}
-	return cfg, nil
+	return c.load()
 }

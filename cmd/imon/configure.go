@@ -1,5 +1,47 @@
 package main
 
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"os/signal"
+	"syscall"
+
+	"imon/config/configure"
+)
+
 func cmdConfigure(args []string) error {
-	return usagef("configure: not implemented yet")
+	var c commonFlags
+	fs := newFlagSet("configure", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
+		return usagef("unexpected argument %q", fs.Arg(0))
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
+	defer stop()
+	err := configure.Run(ctx, os.Stdin, os.Stdout, configure.Options{
+		Path:         c.config,
+		Instance:     c.instance,
+		OfferService: offerService,
+	})
+	if errors.Is(err, configure.ErrAborted) || errors.Is(err, context.Canceled) {
+		fmt.Println()
+		return fmt.Errorf("configuration not written: %w", err)
+	}
+	return err
+}
+
+// offerService enables and starts imon@NAME with systemctl.
+func offerService(instance string) error {
+	unit := "imon@" + instance
+	cmd := exec.Command("systemctl", "enable", "--now", unit)
+	cmd.Stdout, cmd.Stderr = os.Stdout, os.Stderr
+	if err := cmd.Run(); err != nil {
+		return fmt.Errorf("systemctl enable --now %s: %w", unit, err)
+	}
+	return nil
 }
