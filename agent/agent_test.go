@@ -21,7 +21,7 @@ type fakeMonitor struct {
 	run  func(ctx context.Context, env monitor.Env) error
 }
 
-func (m fakeMonitor) Name() string                                    { return m.name }
+func (m fakeMonitor) Name() string                                   { return m.name }
 func (m fakeMonitor) Run(ctx context.Context, env monitor.Env) error { return m.run(ctx, env) }
 
 // TestSupervisorRestartsPanickingMonitor: a monitor that panics is journaled
