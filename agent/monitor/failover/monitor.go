@@ -1,0 +1,563 @@
+// Package failover is imon's failover monitor: it keeps the LAN on the
+// internet over one of two WAN links.
+//
+// Each WAN is probed through itself, whether or not it is active (probe
+// sockets carry the WAN's source address and fwmark; the route manager's
+// per-WAN tables and rules steer them), with paced probes every
+// probe-interval. A WAN is down after down-after probes in a row went
+// unanswered and up after up-after replies in a row; carrier loss, a
+// missing interface or address marks it down at once. The main table's
+// default route follows the policy (prefer-primary, or a manual pin) with an
+// atomic replace, and failback waits for a hold that doubles after each
+// flap.
+//
+// The policy is the pure function [Decide] (state, input, time) → (state,
+// effects), table-tested with a fake clock. [Monitor.Run] is the thin loop
+// around it: it feeds probe outcomes, netlink link/address/route changes,
+// manual commands and timers into Decide and carries out the effects
+// (journal an event, switch the route, delete conntrack entries, post-ping).
+package failover
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"sync"
+	"time"
+
+	"github.com/vishvananda/netns"
+
+	"imon/agent/event"
+	"imon/agent/monitor"
+	"imon/agent/probe"
+	"imon/agent/route"
+	"imon/config"
+)
+
+// Name is the monitor's name in events and config.
+const Name = event.MonitorFailover
+
+// Timing of the loop.
+const (
+	// resyncEvery re-reads links and re-asserts routes even without netlink
+	// events (a safety net for missed notifications).
+	resyncEvery = 30 * time.Second
+	// reassertDelay coalesces bursts of route notifications (our own
+	// changes included) before the routes are checked again.
+	reassertDelay = 100 * time.Millisecond
+	// restartDelay is the pause before a failed probe stream is restarted.
+	restartDelay = time.Second
+	// resolveTimeout bounds one resolution of a probe target name.
+	resolveTimeout = 3 * time.Second
+	// stopTimeout bounds the cleanup and the final event after ctx ended.
+	stopTimeout = 5 * time.Second
+)
+
+// Monitor is the failover monitor. The zero value of every seam means the
+// real implementation in the agent's network namespace.
+type Monitor struct {
+	// Cfg is the (defaulted) failover section.
+	Cfg config.Failover
+	// Kernel is the routing seam (nil = netlink in the current namespace).
+	Kernel route.Kernel
+	// Streamer sends the paced probes (nil = probe.NewPinger).
+	Streamer probe.Streamer
+	// Pinger runs the post-switch checks (nil = probe.NewPinger).
+	Pinger probe.Pinger
+	// Resolver resolves probe target names (nil = probe.NewResolver).
+	Resolver probe.Resolver
+	// Updates streams kernel changes (nil = route.Watch in the current
+	// namespace; a func returning nil disables it).
+	Updates func(ctx context.Context) <-chan route.Update
+}
+
+var _ monitor.Monitor = (*Monitor)(nil)
+
+// Name implements monitor.Monitor.
+func (m *Monitor) Name() string { return Name }
+
+// RouteConfig is the route manager configuration of a failover section.
+func RouteConfig(f config.Failover) route.Config {
+	return route.Config{
+		WANs:         []route.WAN{{If: f.Primary.If, GW: f.Primary.GW}, {If: f.Standby.If, GW: f.Standby.GW}},
+		Metric:       f.Metric,
+		TableBase:    f.TableBase,
+		RulePriority: f.RulePriority,
+		FwmarkBase:   f.FwmarkBase,
+	}
+}
+
+// probeMsg is one outcome of WAN wan's stream generation gen.
+type probeMsg struct {
+	wan, gen int
+	o        probe.Outcome
+	err      error // the stream could not start
+}
+
+// stream is one WAN's probe stream.
+type stream struct {
+	gen    int
+	cancel context.CancelFunc
+	source netip.Addr
+	retry  time.Time // restart after this when it failed
+	target netip.Addr
+}
+
+// runner is one Run's loop state. Only the loop goroutine touches it.
+type runner struct {
+	m       *Monitor
+	env     monitor.Env
+	log     *slog.Logger
+	mgr     *route.Manager
+	st      State
+	links   [2]route.Link
+	streams [2]stream
+	probes  chan probeMsg
+	results chan Input // answers of asynchronous effects (post-ping)
+	wg      sync.WaitGroup
+	gen     int
+	targets [2]netip.Addr // resolved probe targets (invalid = unresolved)
+	queue   []Input
+}
+
+// Run implements monitor.Monitor.
+func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
+	log := env.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	k := m.Kernel
+	if k == nil {
+		nl, err := route.NewNetlink()
+		if err != nil {
+			return err
+		}
+		defer nl.Close()
+		k = nl
+	}
+	if m.Streamer == nil || m.Pinger == nil || m.Resolver == nil {
+		icmp := probe.NewPinger(log)
+		if m.Streamer == nil {
+			m.Streamer = icmp
+		}
+		if m.Pinger == nil {
+			m.Pinger = icmp
+		}
+		if m.Resolver == nil {
+			m.Resolver = probe.NewResolver(log)
+		}
+	}
+	r := &runner{
+		m: m, env: env, log: log,
+		mgr:     route.NewManager(k, RouteConfig(m.Cfg)),
+		probes:  make(chan probeMsg, 256),
+		results: make(chan Input, 8),
+	}
+	now := time.Now()
+	r.st = NewState(ParamsFrom(m.Cfg), now)
+	if env.Last.Seq != 0 {
+		r.st = Restore(r.st, env.Last.State)
+	}
+	loopCtx, cancel := context.WithCancel(ctx)
+	defer func() {
+		cancel()
+		r.wg.Wait()
+	}()
+	err := r.loop(loopCtx)
+	cancel()
+	r.wg.Wait()
+	if ctx.Err() != nil && err == nil {
+		return r.stop(ctx)
+	}
+	return err
+}
+
+func (r *runner) loop(ctx context.Context) error {
+	var updates <-chan route.Update
+	if r.m.Updates != nil {
+		updates = r.m.Updates(ctx)
+	} else {
+		updates = route.Watch(ctx, netns.None(), r.log)
+	}
+	var cmds <-chan event.Event
+	if r.env.Watch != nil {
+		cmds = r.env.Watch(ctx)
+	}
+
+	// Start: read the links, set up the tables and rules, adopt the route.
+	for i := range r.links {
+		r.refreshLink(i)
+	}
+	active, err := r.mgr.Active()
+	if err != nil {
+		r.push(Fault{WAN: -1, Msg: fmt.Sprintf("reading routes: %v", err)})
+	}
+	routeText := ""
+	if active >= 0 {
+		if owned, _, err := r.mgr.Defaults(); err == nil {
+			for _, o := range owned {
+				if o.Dev == r.m.Cfg.Primary.If && active == 0 || o.Dev == r.m.Cfg.Standby.If && active == 1 {
+					routeText = o.String()
+				}
+			}
+		}
+	}
+	r.push(Adopted{Active: active, Route: routeText})
+	r.checkShadowed()
+	if err := r.drain(ctx); err != nil {
+		return err
+	}
+
+	timer := time.NewTimer(time.Hour)
+	defer timer.Stop()
+	resync := time.NewTicker(resyncEvery)
+	defer resync.Stop()
+	var reassert <-chan time.Time
+	for {
+		r.manageStreams(ctx)
+		next := Next(r.st, time.Now())
+		for i := range r.streams {
+			if t := r.streams[i].retry; !t.IsZero() && (next.IsZero() || t.Before(next)) {
+				next = t
+			}
+		}
+		wait := time.Hour
+		if !next.IsZero() {
+			wait = max(time.Until(next), time.Millisecond)
+		}
+		timer.Reset(wait)
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-timer.C:
+			r.push(Tick{})
+		case p := <-r.probes:
+			r.onProbe(p)
+			// Take every outcome already queued before deciding further.
+			for more := true; more; {
+				select {
+				case p := <-r.probes:
+					r.onProbe(p)
+				default:
+					more = false
+				}
+			}
+		case u, ok := <-updates:
+			if !ok {
+				updates = nil
+				continue
+			}
+			if r.onUpdate(u) && reassert == nil {
+				reassert = time.After(reassertDelay)
+			}
+		case <-reassert:
+			reassert = nil
+			r.reassert()
+		case <-resync.C:
+			for i := range r.links {
+				r.refreshLink(i)
+			}
+			r.reassert()
+			r.checkShadowed()
+		case ev, ok := <-cmds:
+			if !ok {
+				cmds = nil
+				continue
+			}
+			r.onCommand(ev)
+		case in := <-r.results:
+			r.push(in)
+		}
+		if err := r.drain(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+func (r *runner) push(in Input) { r.queue = append(r.queue, in) }
+
+// drain runs Decide over the queued inputs and carries out the effects;
+// effects that answer synchronously queue more inputs.
+func (r *runner) drain(ctx context.Context) error {
+	for len(r.queue) > 0 {
+		in := r.queue[0]
+		r.queue = r.queue[1:]
+		var effects []Effect
+		r.st, effects = Decide(r.st, in, time.Now())
+		for _, e := range effects {
+			if err := r.do(ctx, e); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
+}
+
+func (r *runner) do(ctx context.Context, e Effect) error {
+	switch e := e.(type) {
+	case Emit:
+		if _, err := r.env.Emit(ctx, e.Event); err != nil {
+			return fmt.Errorf("journal %s: %w", e.Event.Kind, err)
+		}
+	case Switch:
+		start := time.Now()
+		err := r.mgr.SetDefault(e.To, r.links[e.To])
+		r.log.Debug("route switch", "to", role(e.To), "reason", e.Reason, "took", time.Since(start), "err", err)
+		r.push(SwitchDone{To: e.To, Err: err})
+	case Flush:
+		n, err := r.mgr.FlushConntrack(e.Addr)
+		if err != nil {
+			r.push(Fault{WAN: -1, Msg: fmt.Sprintf("deleting conntrack entries of %s: %v", e.Addr, err)})
+		}
+		r.log.Debug("conntrack entries deleted", "addr", e.Addr, "count", n)
+	case PostPing:
+		r.postPing(ctx, e)
+	}
+	return nil
+}
+
+// refreshLink reads WAN i's interface, re-applies its table and rules, and
+// feeds the result to Decide.
+func (r *runner) refreshLink(i int) {
+	l, err := r.mgr.Link(i)
+	if err != nil {
+		r.push(Fault{WAN: i, Msg: fmt.Sprintf("reading interface: %v", err)})
+		return
+	}
+	r.links[i] = l
+	info := LinkInfo{WAN: i, IP: l.IPv4().Prefix.Addr(), Carrier: l.Carrier}
+	if p := r.mgr.Config().Usable(i, l); p != nil {
+		info.Problem = p.Error()
+	}
+	// Decide first: a carrier loss switches before anything else is done.
+	r.push(info)
+	if err := r.mgr.SyncPolicy(i, l); err != nil && !errors.Is(err, route.ErrNoRoute) {
+		r.push(Fault{WAN: -1, Msg: fmt.Sprintf("applying the routing table and rules of %s: %v", r.m.wanIf(i), err)})
+	}
+}
+
+func (m *Monitor) wanIf(i int) string {
+	if i == 0 {
+		return m.Cfg.Primary.If
+	}
+	return m.Cfg.Standby.If
+}
+
+// onUpdate handles a kernel change; it reports whether routes should be
+// re-asserted.
+func (r *runner) onUpdate(u route.Update) bool {
+	switch u.Kind {
+	case route.Resync:
+		for i := range r.links {
+			r.refreshLink(i)
+		}
+		return true
+	case route.LinkChanged, route.AddrChanged:
+		for i := range r.links {
+			if u.LinkName == r.m.wanIf(i) || (u.LinkIndex != 0 && u.LinkIndex == r.links[i].Index) || r.links[i].Index == 0 {
+				r.refreshLink(i)
+			}
+		}
+		return true
+	case route.RouteChanged:
+		t := u.Route.Table
+		cfg := r.mgr.Config()
+		return (t == route.MainTable && u.Route.IsDefault()) || t == cfg.Table(0) || t == cfg.Table(1)
+	}
+	return false
+}
+
+// reassert puts back imon's routes if something else changed them.
+func (r *runner) reassert() {
+	for i := range r.links {
+		if err := r.mgr.SyncPolicy(i, r.links[i]); err != nil && !errors.Is(err, route.ErrNoRoute) {
+			r.push(Fault{WAN: -1, Msg: fmt.Sprintf("applying the routing table and rules of %s: %v", r.m.wanIf(i), err)})
+		}
+	}
+	a := r.st.Active
+	if a < 0 || r.st.Pending >= 0 {
+		return
+	}
+	cur, err := r.mgr.Active()
+	if err != nil {
+		return
+	}
+	owned, _, _ := r.mgr.Defaults()
+	if cur == a && len(owned) == 1 {
+		return
+	}
+	if err := r.mgr.SetDefault(a, r.links[a]); err != nil {
+		r.push(Fault{WAN: -1, Msg: fmt.Sprintf("restoring the default route via %s: %v", r.m.wanIf(a), err)})
+		return
+	}
+	r.log.Info("default route re-asserted", "wan", role(a))
+	r.push(Fault{WAN: -1, Msg: ""})
+}
+
+// checkShadowed journals a foreign default route that takes precedence.
+func (r *runner) checkShadowed() {
+	sh, err := r.mgr.Shadowed()
+	if err != nil || len(sh) == 0 {
+		return
+	}
+	r.push(Fault{WAN: -1, Msg: fmt.Sprintf("default route %s has a lower metric than imon's (%d) and takes precedence; remove it (dhcpcd: nogateway) or raise imon's metric", sh[0], r.m.Cfg.Metric)})
+}
+
+func (r *runner) onCommand(ev event.Event) {
+	if ev.Kind != event.KindFailoverCommand {
+		return
+	}
+	var d struct {
+		Mode   string `json:"mode"`
+		Source string `json:"source"`
+	}
+	if err := ev.DecodeData(&d); err != nil {
+		r.log.Debug("bad failover-command", "err", err)
+		return
+	}
+	mode, err := ParseMode(d.Mode)
+	if err != nil {
+		r.log.Debug("bad failover-command", "err", err)
+		return
+	}
+	r.push(Command{Mode: mode, Source: d.Source})
+}
+
+func (r *runner) onProbe(p probeMsg) {
+	if p.gen != r.streams[p.wan].gen {
+		return // an old stream's outcome
+	}
+	if p.err != nil {
+		r.streams[p.wan].cancel()
+		r.streams[p.wan] = stream{gen: -1, retry: time.Now().Add(restartDelay)}
+		r.push(Fault{WAN: p.wan, Msg: fmt.Sprintf("probing: %v", p.err)})
+		return
+	}
+	r.push(ProbeResult{WAN: p.wan, Outcome: p.o})
+}
+
+// manageStreams starts, restarts or stops each WAN's probe stream so that
+// it runs exactly when the WAN has an address, with that address as source.
+func (r *runner) manageStreams(ctx context.Context) {
+	for i := range r.streams {
+		s := &r.streams[i]
+		src := r.links[i].IPv4().Prefix.Addr()
+		want := src.IsValid() && r.links[i].AdminUp
+		running := s.cancel != nil
+		if running && (!want || s.source != src) {
+			s.cancel()
+			*s = stream{gen: -1}
+			running = false
+		}
+		if running || !want || time.Now().Before(s.retry) {
+			continue
+		}
+		target := r.target(ctx, i)
+		r.gen++
+		sctx, cancel := context.WithCancel(ctx)
+		*s = stream{gen: r.gen, cancel: cancel, source: src, target: target}
+		r.push(StreamReset{WAN: i})
+		opt := probe.StreamOptions{Spacing: r.st.p.Spacing, Wait: r.st.p.Wait, Source: src, Mark: r.mgr.Config().Mark(i)}
+		r.wg.Add(1)
+		go r.runStream(sctx, i, r.gen, target, opt)
+	}
+}
+
+// target returns WAN i's probe address: *-ping (resolved) or the gateway.
+// An unresolvable name falls back to the gateway (and is journaled).
+func (r *runner) target(ctx context.Context, i int) netip.Addr {
+	w := r.st.p.WANs[i]
+	if w.Target == "" {
+		return w.GW
+	}
+	if a, err := netip.ParseAddr(w.Target); err == nil {
+		return a
+	}
+	if r.targets[i].IsValid() {
+		return r.targets[i]
+	}
+	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+	defer cancel()
+	a, err := r.m.Resolver.Resolve(rctx, w.Target)
+	if err != nil {
+		r.push(Fault{WAN: i, Msg: fmt.Sprintf("cannot resolve probe target %s (%v); probing the gateway %s until it resolves", w.Target, err, w.GW)})
+		r.streams[i].retry = time.Now().Add(30 * time.Second)
+		return w.GW
+	}
+	r.targets[i] = a
+	return a
+}
+
+func (r *runner) runStream(ctx context.Context, wan, gen int, target netip.Addr, opt probe.StreamOptions) {
+	defer r.wg.Done()
+	send := func(p probeMsg) bool {
+		select {
+		case r.probes <- p:
+			return true
+		case <-ctx.Done():
+			return false
+		}
+	}
+	ch, err := r.m.Streamer.Stream(ctx, target, opt)
+	if err != nil {
+		send(probeMsg{wan: wan, gen: gen, err: err})
+		return
+	}
+	for o := range ch {
+		if !send(probeMsg{wan: wan, gen: gen, o: o}) {
+			break
+		}
+	}
+	for range ch {
+		// Drain until the stream closes it (after ctx ends).
+	}
+}
+
+// postPing checks the post-ping target through WAN e.WAN in the
+// background and answers with PostPingDone.
+func (r *runner) postPing(ctx context.Context, e PostPing) {
+	opt := probe.PingOptions{
+		Count: max(r.m.Cfg.PingCount, 1), Spacing: time.Second, Wait: r.st.p.Wait,
+		Source: r.links[e.WAN].IPv4().Prefix.Addr(), Mark: r.mgr.Config().Mark(e.WAN),
+	}
+	r.wg.Add(1)
+	go func() {
+		defer r.wg.Done()
+		ok := false
+		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+		addr, err := r.m.Resolver.Resolve(rctx, e.Target)
+		cancel()
+		if err == nil {
+			res, err := r.m.Pinger.Ping(ctx, addr, opt)
+			ok = err == nil && res.Alive()
+		}
+		select {
+		case r.results <- PostPingDone{WAN: e.WAN, Target: e.Target, OK: ok}:
+		case <-ctx.Done():
+		}
+	}()
+}
+
+// stop runs after ctx ended: it removes the probe rules and tables, leaves
+// the default route in place, and journals it.
+func (r *runner) stop(parent context.Context) error {
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(parent), stopTimeout)
+	defer cancel()
+	n, err := r.mgr.Cleanup()
+	msg := "Stop Network Failover Monitor"
+	data := map[string]any{"rules_and_routes_removed": n, "active": role(r.st.Active)}
+	if r.st.Active >= 0 {
+		msg += fmt.Sprintf(": default route via %s Network %s left in place", ename(r.st.Active), r.st.devnam(r.st.Active))
+	}
+	ev := event.New(event.MonitorFailover, KindStopped, msg, data).WithState(r.st.Snapshot(time.Now()))
+	if err != nil {
+		data["error"] = err.Error()
+		ev = event.New(event.MonitorFailover, KindStopped, msg, data).WithState(r.st.Snapshot(time.Now())).WithLevel(event.LevelWarn)
+	}
+	if _, err := r.env.Emit(ctx, ev); err != nil {
+		return fmt.Errorf("journal %s: %w", KindStopped, err)
+	}
+	return nil
+}

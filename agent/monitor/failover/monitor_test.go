@@ -1,0 +1,267 @@
+package failover_test
+
+import (
+	"context"
+	"encoding/json"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"imon/agent/event"
+	"imon/agent/monitor"
+	"imon/agent/monitor/failover"
+	"imon/agent/probe/probetest"
+	"imon/agent/route"
+	"imon/config"
+)
+
+var (
+	gw0 = netip.MustParseAddr("192.0.2.1")
+	gw1 = netip.MustParseAddr("192.0.2.9")
+)
+
+func testConfig() config.Failover {
+	return config.Failover{
+		Probe:          config.Probe{Enable: true, Interval: time.Second, PingCount: 2, PingWait: time.Second},
+		PreferPrimary:  true,
+		Metric:         201,
+		Primary:        config.WAN{If: "wan0", Name: "pnet", GW: gw0},
+		Standby:        config.WAN{If: "wan1", Name: "snet", GW: gw1},
+		DownAfter:      6,
+		UpAfter:        5,
+		HoldTime:       30 * time.Second,
+		HoldMax:        600 * time.Second,
+		ProbeInterval:  100 * time.Millisecond,
+		FlushConntrack: true,
+		TableBase:      201,
+		RulePriority:   10100,
+		FwmarkBase:     0x1c9,
+	}
+}
+
+// journal is an in-memory Env.Emit.
+type journal struct {
+	mu  sync.Mutex
+	evs []event.Event
+}
+
+func (j *journal) emit(_ context.Context, ev event.Event) (event.Event, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ev.Seq = uint64(len(j.evs) + 1)
+	ev.Time = time.Now()
+	j.evs = append(j.evs, ev)
+	return ev, nil
+}
+
+func (j *journal) kinds() []string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var ks []string
+	for _, e := range j.evs {
+		ks = append(ks, e.Kind)
+	}
+	return ks
+}
+
+func (j *journal) last() event.Event {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.evs[len(j.evs)-1]
+}
+
+type rig struct {
+	k    *route.Fake
+	net  *probetest.Net
+	upd  chan route.Update
+	cmds chan event.Event
+	j    *journal
+	stop func() error
+}
+
+func startRig(t *testing.T, k *route.Fake, last event.Event) *rig {
+	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &journal{}}
+	r.net.SetUp(gw0, true)
+	r.net.SetUp(gw1, true)
+	m := &failover.Monitor{
+		Cfg: testConfig(), Kernel: k, Streamer: r.net, Pinger: r.net, Resolver: probetest.NewResolver(nil),
+		Updates: func(context.Context) <-chan route.Update { return r.upd },
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Run(ctx, monitor.Env{
+			Instance: "test", Emit: r.j.emit, Last: last,
+			Watch: func(context.Context) <-chan event.Event { return r.cmds },
+		})
+	}()
+	r.stop = func() error { cancel(); return <-done }
+	return r
+}
+
+func newKernel() *route.Fake {
+	k := route.NewFake()
+	k.AddLink("wan0", "192.0.2.2/29")
+	k.AddLink("wan1", "192.0.2.10/29")
+	return k
+}
+
+func wait(d time.Duration) {
+	time.Sleep(d)
+	synctest.Wait()
+}
+
+// TestRunLoop runs the whole monitor loop on fakes in a synctest bubble:
+// start, upstream cut, carrier loss, a manual pin, and a clean stop.
+func TestRunLoop(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newKernel()
+		r := startRig(t, k, event.Event{})
+		wait(2 * time.Second)
+		if !strings.Contains(k.String(), "ip route add default via 192.0.2.1 dev wan0 proto 201 metric 201") ||
+			!strings.Contains(k.String(), "fwmark 0x1ca lookup 202") {
+			t.Fatalf("after start:\n%s", k.String())
+		}
+		want := []string{"failover-initial", "failover-primary", "failover-initial"}
+		if got := r.j.kinds(); !slices.Equal(got, want) {
+			t.Errorf("start events %v, want %v", got, want)
+		}
+		// Streams are bound to their WAN: source address and mark.
+		for _, s := range r.net.Streams() {
+			if (s.Addr == gw0) != (s.Opt.Source == netip.MustParseAddr("192.0.2.2")) || s.Opt.Mark == 0 {
+				t.Errorf("stream %v not bound to its WAN: %+v", s.Addr, s.Opt)
+			}
+		}
+
+		// Upstream cut of the primary: switched within ~1.1 s.
+		r.net.SetUp(gw0, false)
+		cut := time.Now()
+		for !strings.Contains(k.String(), "default via 192.0.2.9 dev wan1 proto 201 metric 201") {
+			wait(10 * time.Millisecond)
+			if time.Since(cut) > 3*time.Second {
+				t.Fatalf("no switch:\n%s", k.String())
+			}
+		}
+		if d := time.Since(cut); d > 1300*time.Millisecond {
+			t.Errorf("switch took %v", d)
+		}
+		if d := k.ConntrackDeleted(); len(d) != 1 || d[0] != netip.MustParseAddr("192.0.2.2") {
+			t.Errorf("conntrack deletions %v", d)
+		}
+
+		// Heal; the primary comes back but the hold (30 s) keeps the standby.
+		r.net.SetUp(gw0, true)
+		wait(10 * time.Second)
+		if !strings.Contains(k.String(), "via 192.0.2.9 dev wan1 proto 201 metric 201") {
+			t.Error("failed back before the hold")
+		}
+		wait(25 * time.Second)
+		if !strings.Contains(k.String(), "via 192.0.2.1 dev wan0 proto 201 metric 201") {
+			t.Error("no failback after the hold")
+		}
+
+		// Carrier loss on the primary: switch on the link event alone.
+		k.SetCarrier("wan0", false)
+		r.upd <- route.Update{Kind: route.LinkChanged, LinkName: "wan0", Carrier: false, AdminUp: true}
+		synctest.Wait()
+		if !strings.Contains(k.String(), "via 192.0.2.9 dev wan1 proto 201 metric 201") {
+			t.Errorf("carrier loss did not switch at once:\n%s", k.String())
+		}
+		if e := r.j.last(); e.Kind != event.KindFailoverStandby {
+			t.Errorf("last event %s", e.Kind)
+		}
+		k.SetCarrier("wan0", true)
+		r.upd <- route.Update{Kind: route.LinkChanged, LinkName: "wan0", Carrier: true, AdminUp: true}
+
+		// Something else deletes imon's default route: it comes back.
+		if err := k.RouteDel(route.Route{Table: route.MainTable, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: gw1, LinkIndex: 3, Metric: 201, Proto: route.Protocol}); err != nil {
+			t.Fatal(err)
+		}
+		r.upd <- route.Update{Kind: route.RouteChanged, Deleted: true, Route: route.Route{Table: route.MainTable, Dst: netip.MustParsePrefix("0.0.0.0/0")}}
+		wait(200 * time.Millisecond)
+		if !strings.Contains(k.String(), "via 192.0.2.9 dev wan1 proto 201 metric 201") {
+			t.Errorf("default route not re-asserted:\n%s", k.String())
+		}
+
+		// Manual pin to the standby, then auto: back to the primary.
+		wait(2 * time.Second)
+		r.cmds <- event.New("agent", event.KindFailoverCommand, "", map[string]string{"mode": "standby", "source": "cli"})
+		wait(10 * time.Millisecond)
+		r.cmds <- event.New("agent", event.KindFailoverCommand, "", map[string]string{"mode": "auto", "source": "cli"})
+		wait(time.Minute)
+		if !strings.Contains(k.String(), "via 192.0.2.1 dev wan0 proto 201 metric 201") {
+			t.Errorf("auto did not restore the primary:\n%s", k.String())
+		}
+
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+		if got := k.String(); got != "ip route add default via 192.0.2.1 dev wan0 proto 201 metric 201\n" {
+			t.Errorf("after stop:\n%s", got)
+		}
+		last := r.j.last()
+		if last.Kind != failover.KindStopped || !strings.Contains(last.Msg, "left in place") {
+			t.Errorf("stop event %+v", last)
+		}
+		var snap failover.Snapshot
+		if err := json.Unmarshal(last.State, &snap); err != nil || snap.Active != "primary" || snap.WANs[1].Switches < 2 {
+			t.Errorf("stop state %+v, %v", snap, err)
+		}
+
+		// A restart adopts the route: no switch, no failover-primary.
+		r2 := startRig(t, k, last)
+		k.Ops()
+		wait(3 * time.Second)
+		for _, op := range k.Ops() {
+			if strings.Contains(op, "default via") && !strings.Contains(op, "table") {
+				t.Errorf("restart touched the default route: %s", op)
+			}
+		}
+		if got, want := r2.j.kinds(), []string{"failover-adopted", "failover-initial", "failover-initial"}; !slices.Equal(got, want) {
+			t.Errorf("restart events %v, want %v", got, want)
+		}
+		if err := r2.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRunMissingInterface: a configured interface that does not exist is a
+// journaled error, the other WAN carries the LAN, and the WAN is picked up
+// when it appears.
+func TestRunMissingInterface(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := route.NewFake()
+		k.AddLink("wan1", "192.0.2.10/29")
+		r := startRig(t, k, event.Event{})
+		wait(5 * time.Second)
+		if !strings.Contains(k.String(), "default via 192.0.2.9 dev wan1 proto 201 metric 201") {
+			t.Fatalf("standby not used:\n%s", k.String())
+		}
+		var found bool
+		r.j.mu.Lock()
+		evs := slices.Clone(r.j.evs)
+		r.j.mu.Unlock()
+		for _, e := range evs {
+			if e.Kind == failover.KindError && strings.Contains(e.Msg, "interface wan0 not found") && e.Level == event.LevelError {
+				found = true
+			}
+		}
+		if !found {
+			t.Errorf("no error event: %v", r.j.kinds())
+		}
+		k.AddLink("wan0", "192.0.2.2/29")
+		r.upd <- route.Update{Kind: route.LinkChanged, LinkName: "wan0", AdminUp: true, Carrier: true}
+		wait(35 * time.Second)
+		if !strings.Contains(k.String(), "default via 192.0.2.1 dev wan0 proto 201 metric 201") {
+			t.Errorf("primary not used once it appeared:\n%s", k.String())
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
