@@ -10,6 +10,7 @@ import (
 	"runtime/debug"
 	"sort"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -38,6 +39,11 @@ const (
 	// maxBatchEvents bounds one group commit (a single Append larger than
 	// this still commits in one transaction, alone).
 	maxBatchEvents = 16384
+	// lingerMax bounds the wait of linger for a group commit to grow
+	// (a commit, two fdatasyncs, takes 0.5 ms or more); lingerEnough
+	// pending requests commit at once.
+	lingerMax    = 500 * time.Microsecond
+	lingerEnough = 256
 	// cursorFlushDelay is how long a SetCursor may stay only in memory.
 	cursorFlushDelay = time.Second
 	// retentionInterval is how often the writer looks for events to expire.
@@ -102,9 +108,10 @@ type Journal struct {
 	db        *bolt.DB
 	recovered string
 
-	wake chan struct{} // cap 1: pending work for the writer
-	stop chan struct{} // closed by Close
-	done chan struct{} // closed when the writer has exited
+	wake      chan struct{} // cap 1: pending work for the writer
+	returning atomic.Int64  // callers acknowledged that have not yet returned (see linger)
+	stop      chan struct{} // closed by Close
+	done      chan struct{} // closed when the writer has exited
 
 	mu          sync.Mutex // guards all following fields
 	closed      bool
@@ -278,6 +285,7 @@ func (j *Journal) submit(ctx context.Context, r *request) error {
 	j.kick()
 	select {
 	case <-r.done:
+		j.returning.Add(-1)
 		return r.err
 	case <-ctx.Done():
 	}
@@ -289,6 +297,7 @@ func (j *Journal) submit(ctx context.Context, r *request) error {
 	}
 	j.mu.Unlock()
 	<-r.done // taken: the commit is under way, its outcome is the answer
+	j.returning.Add(-1)
 	return r.err
 }
 

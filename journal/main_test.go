@@ -18,7 +18,9 @@ func TestMain(m *testing.M) {
 	if os.Getenv(envTmpfsChild) != "" {
 		os.Exit(tmpfsChild())
 	}
-	os.Exit(m.Run())
+	code := m.Run()
+	removeFixture()
+	os.Exit(code)
 }
 
 // requireRoot skips a test that needs root, or fails it when CI=true (CI

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"runtime"
 	"runtime/debug"
 	"strings"
 	"syscall"
@@ -54,6 +55,7 @@ func (j *Journal) run() {
 				nextRetain = time.Now().Add(retentionBusyInterval)
 			}
 		}
+		j.linger()
 		batch, retains, cursors := j.take(false)
 		if len(batch) > 0 || len(retains) > 0 || cursors != nil {
 			if len(batch) > 0 || cursors != nil {
@@ -75,6 +77,32 @@ func (j *Journal) run() {
 			return
 		}
 	}
+}
+
+// linger lets a group commit grow. Callers acknowledged by the previous
+// commit are runnable, often about to append again: while some have not
+// yet been scheduled (j.returning), the writer yields the processor to
+// them, at most lingerMax in all, then takes the batch. An idle journal
+// and a lone appender do not wait. (Go timers cannot sleep for less than
+// about a millisecond, longer than the whole linger should be, hence
+// yields rather than a timer.)
+func (j *Journal) linger() {
+	j.mu.Lock()
+	n := len(j.pending)
+	j.mu.Unlock()
+	if n == 0 || n >= lingerEnough || j.returning.Load() == 0 {
+		return
+	}
+	deadline := time.Now().Add(lingerMax)
+	for j.returning.Load() > 0 && time.Now().Before(deadline) {
+		runtime.Gosched()
+	}
+}
+
+// ack hands r's outcome (already in r) to its caller.
+func (j *Journal) ack(r *request) {
+	j.returning.Add(1)
+	close(r.done)
 }
 
 // drain commits what is left at Close: every request still pending, and
@@ -244,7 +272,7 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 		j.log.Error("journal commit failed", "path", j.path, "events", n, "err", err)
 		for _, r := range batch {
 			r.err = werr
-			close(r.done)
+			j.ack(r)
 		}
 		return false
 	}
@@ -267,7 +295,7 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 	j.commitCh = make(chan struct{})
 	j.mu.Unlock()
 	for _, r := range batch {
-		close(r.done)
+		j.ack(r)
 	}
 	return true
 }
@@ -304,7 +332,7 @@ func (j *Journal) retainFor(retains []*request) {
 				break
 			}
 		}
-		close(r.done)
+		j.ack(r)
 	}
 }
 
