@@ -66,7 +66,7 @@ func checkSections(t *testing.T, got, want *config.Config) {
 // defaultFailover is the failover section with every imon default.
 func defaultFailover() config.Failover {
 	return config.Failover{
-		Probe: probe, Metric: 201, DownAfter: 5, UpAfter: 5,
+		Probe: probe, Metric: 201, DownAfter: 6, UpAfter: 5,
 		HoldTime: 30 * time.Second, HoldMax: 600 * time.Second, ProbeInterval: time.Second,
 		FlushConntrack: true, TableBase: 201, RulePriority: 10100, FwmarkBase: 457,
 	}
