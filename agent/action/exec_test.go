@@ -315,3 +315,23 @@ func TestExecCanceled(t *testing.T) {
 		t.Errorf("run with an ended ctx: Canceled %v OK %v", r.Canceled, r.OK())
 	}
 }
+
+// BenchmarkExec measures one run of a trivial script through the real
+// runner (fork/exec, process group, output pipe): the per-event overhead of
+// an action script, e.g. for ping-result every interval.
+func BenchmarkExec(b *testing.B) {
+	dir := b.TempDir()
+	p := filepath.Join(dir, "noop")
+	if err := os.WriteFile(p, []byte("#!/bin/sh\necho ok\n"), 0o755); err != nil {
+		b.Fatal(err)
+	}
+	ev := event.New("ping", event.KindPingResult, "", nil).WithArgs("192.0.2.1:True:1.0:1.0:1.0:0.0:0.0")
+	cmd := action.Command{Argv: action.Args(p, "bench", false, ev), Env: action.Env("bench", "", ev)}
+	start := time.Now()
+	for b.Loop() {
+		if r := (action.Exec{}).Run(context.Background(), cmd); !r.OK() {
+			b.Fatalf("run: %s", r.Reason())
+		}
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "runs/s")
+}
