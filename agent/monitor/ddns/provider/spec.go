@@ -4,10 +4,11 @@ import (
 	"fmt"
 	"net/netip"
 	"net/url"
-	"strconv"
 	"strings"
 
 	"github.com/miekg/dns"
+
+	"imon/config"
 )
 
 // Family is the address family a provider reports: the ddns monitor tracks
@@ -29,7 +30,7 @@ func (f Family) String() string {
 }
 
 // DefaultDNSPort is the port of a dns:// provider without an explicit port.
-const DefaultDNSPort = 53
+const DefaultDNSPort = config.DefaultDNSPort
 
 // Spec is one configured provider, parsed from its `ddns.providers` string.
 type Spec struct {
@@ -76,137 +77,56 @@ func (s Spec) Family() Family {
 // String returns the provider as configured.
 func (s Spec) String() string { return s.Raw }
 
-// Parse parses one `ddns.providers` entry: either
-// dns://SERVER[:PORT]/NAME?type=A|AAAA|TXT&class=IN|CH (type defaults to A,
-// class to IN; an IPv6 server is written in brackets) or an http:// or
-// https:// URL that answers with the address as text.
+// Parse parses one `ddns.providers` entry with config.ParseProvider (the
+// grammar `imon check` validates), so that every provider the config
+// accepts runs: dns://SERVER[:PORT]/NAME?type=A|AAAA|TXT&class=IN|CH (type
+// defaults to A, class to IN; an IPv6 server is written in brackets), or
+// an http:// or https:// URL that answers with the address as text.
 func Parse(s string) (Spec, error) {
-	u, err := url.Parse(s)
+	cp, err := config.ParseProvider(s)
 	if err != nil {
-		return Spec{}, fmt.Errorf("provider %q: %w", s, err)
+		return Spec{}, err
 	}
-	switch strings.ToLower(u.Scheme) {
-	case "dns":
-		return parseDNS(s, u)
-	case "http", "https":
-		return parseHTTP(s, u)
-	case "":
-		return Spec{}, fmt.Errorf("provider %q: missing scheme (want dns://, http:// or https://)", s)
-	default:
-		return Spec{}, fmt.Errorf("provider %q: unsupported scheme %q (want dns, http or https)", s, u.Scheme)
-	}
+	return FromConfig(cp)
 }
 
-func parseDNS(raw string, u *url.URL) (Spec, error) {
-	bad := func(format string, args ...any) (Spec, error) {
-		return Spec{}, fmt.Errorf("provider %q: %s", raw, fmt.Sprintf(format, args...))
-	}
-	if u.Opaque != "" || u.Host == "" {
-		return bad("want dns://SERVER[:PORT]/NAME")
-	}
-	if u.User != nil {
-		return bad("user info is not allowed")
-	}
-	if u.Fragment != "" || strings.Contains(raw, "#") {
-		return bad("fragment is not allowed")
-	}
-	sp := Spec{Raw: raw, Scheme: "dns", Server: u.Hostname(), Port: DefaultDNSPort, Type: dns.TypeA, Class: dns.ClassINET}
-	if sp.Server == "" {
-		return bad("missing server")
-	}
-	if a, err := netip.ParseAddr(sp.Server); err == nil {
-		if a.Zone() != "" {
-			return bad("server %q: zones are not allowed", sp.Server)
+// FromConfig converts a provider parsed by config.ParseProvider.
+func FromConfig(cp config.Provider) (Spec, error) {
+	sp := Spec{Raw: cp.URL, Server: cp.Server}
+	if cp.Scheme != "dns" {
+		u, err := url.Parse(cp.URL)
+		if err != nil {
+			return Spec{}, fmt.Errorf("provider %q: %w", cp.URL, err)
 		}
-	} else if strings.Contains(u.Host, "[") {
-		return bad("server %q is not an IPv6 address", sp.Server)
-	} else if _, ok := dns.IsDomainName(sp.Server); !ok || strings.ContainsAny(sp.Server, " \\") {
-		return bad("server %q is neither an IP address nor a host name", sp.Server)
-	}
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return bad("port %q out of range 1..65535", p)
+		sp.Scheme = strings.ToLower(u.Scheme)
+		if sp.Scheme != "http" && sp.Scheme != "https" {
+			return Spec{}, fmt.Errorf("provider %q: scheme %q is not dns, http or https", cp.URL, u.Scheme)
 		}
-		sp.Port = n
-	} else if strings.HasSuffix(u.Host, ":") {
-		return bad("empty port")
+		sp.Server = strings.ToLower(cp.Server)
+		sp.URL = u.String()
+		return sp, nil
 	}
-	name := strings.TrimPrefix(u.Path, "/")
-	if name == "" {
-		return bad("missing NAME after the server")
+	sp.Scheme, sp.Port, sp.Name = "dns", cp.Port, strings.ToLower(strings.TrimSuffix(cp.Name, "."))
+	switch strings.ToUpper(cp.Type) {
+	case "A", "":
+		sp.Type = dns.TypeA
+	case "AAAA":
+		sp.Type = dns.TypeAAAA
+	case "TXT":
+		sp.Type = dns.TypeTXT
+	default:
+		return Spec{}, fmt.Errorf("provider %q: type %q is not A, AAAA or TXT", cp.URL, cp.Type)
 	}
-	if strings.Contains(name, "/") {
-		return bad("NAME %q must not contain '/'", name)
+	switch strings.ToUpper(cp.Class) {
+	case "IN", "":
+		sp.Class = dns.ClassINET
+	case "CH":
+		sp.Class = dns.ClassCHAOS
+	default:
+		return Spec{}, fmt.Errorf("provider %q: class %q is not IN or CH", cp.URL, cp.Class)
 	}
-	name = strings.TrimSuffix(name, ".")
-	if n, ok := dns.IsDomainName(name); !ok || n == 0 || strings.ContainsAny(name, " \\\"") {
-		return bad("NAME %q is not a domain name", name)
-	}
-	sp.Name = strings.ToLower(name)
-	q, err := url.ParseQuery(u.RawQuery)
-	if err != nil {
-		return bad("query: %v", err)
-	}
-	for k, vs := range q {
-		if len(vs) != 1 {
-			return bad("%q given %d times", k, len(vs))
-		}
-		v := strings.ToUpper(vs[0])
-		switch k {
-		case "type":
-			switch v {
-			case "A":
-				sp.Type = dns.TypeA
-			case "AAAA":
-				sp.Type = dns.TypeAAAA
-			case "TXT":
-				sp.Type = dns.TypeTXT
-			default:
-				return bad("type %q not supported (want A, AAAA or TXT)", vs[0])
-			}
-		case "class":
-			switch v {
-			case "IN":
-				sp.Class = dns.ClassINET
-			case "CH":
-				sp.Class = dns.ClassCHAOS
-			default:
-				return bad("class %q not supported (want IN or CH)", vs[0])
-			}
-		default:
-			return bad("unknown parameter %q (want type and class)", k)
-		}
+	if sp.Port == 0 {
+		sp.Port = DefaultDNSPort
 	}
 	return sp, nil
-}
-
-func parseHTTP(raw string, u *url.URL) (Spec, error) {
-	bad := func(format string, args ...any) (Spec, error) {
-		return Spec{}, fmt.Errorf("provider %q: %s", raw, fmt.Sprintf(format, args...))
-	}
-	if u.Opaque != "" || u.Host == "" || u.Hostname() == "" {
-		return bad("missing host")
-	}
-	if u.User != nil {
-		return bad("user info is not allowed")
-	}
-	if u.Fragment != "" {
-		return bad("fragment is not allowed")
-	}
-	if p := u.Port(); p != "" {
-		n, err := strconv.Atoi(p)
-		if err != nil || n < 1 || n > 65535 {
-			return bad("port %q out of range 1..65535", p)
-		}
-	}
-	host := u.Hostname()
-	if a, err := netip.ParseAddr(host); err == nil {
-		if a.Zone() != "" {
-			return bad("host %q: zones are not allowed", host)
-		}
-	} else if _, ok := dns.IsDomainName(host); !ok || strings.ContainsAny(host, " \\\"") {
-		return bad("host %q is not a host name", host)
-	}
-	return Spec{Raw: raw, Scheme: strings.ToLower(u.Scheme), Server: strings.ToLower(host), URL: u.String()}, nil
 }
