@@ -561,6 +561,56 @@ func liveBytes(db *bolt.DB, tx *bolt.Tx) int64 {
 	return tx.Size() - int64(st.FreePageN+st.PendingPageN)*int64(db.Info().PageSize)
 }
 
+// Verify runs bbolt's full consistency check (tx.Check) and decodes every
+// event and index entry, checking that seqs run gap-free from FirstSeq.
+// It reads the whole file in one read transaction, during which the file
+// cannot grow (appends that need more space wait): it is for tests and
+// tools, not for every Open. Problems are returned wrapping ErrCorrupt.
+func (j *Journal) Verify() error {
+	return j.view(func(tx *bolt.Tx) error {
+		var errs []error
+		for err := range tx.Check() {
+			if len(errs) < 10 {
+				errs = append(errs, err)
+			}
+		}
+		if len(errs) > 0 {
+			return fmt.Errorf("journal %s: bbolt check: %w: %w", j.path, errors.Join(errs...), ErrCorrupt)
+		}
+		evb := tx.Bucket(bktEvents)
+		if evb == nil {
+			return nil
+		}
+		var want uint64
+		err := evb.ForEach(func(k, v []byte) error {
+			if r := checkRecord(k, v); r != "" {
+				return fmt.Errorf("%s: %w", r, ErrCorrupt)
+			}
+			seq := binary.BigEndian.Uint64(k)
+			if want != 0 && seq != want {
+				return fmt.Errorf("event %d follows %d: %w", seq, want-1, ErrCorrupt)
+			}
+			want = seq + 1
+			return nil
+		})
+		if err == nil && want != 0 && want-1 != evb.Sequence() {
+			err = fmt.Errorf("last event %d, sequence %d: %w", want-1, evb.Sequence(), ErrCorrupt)
+		}
+		if err == nil {
+			err = tx.Bucket(bktLatest).ForEach(func(k, v []byte) error {
+				if _, err := DecodeEvent(v); err != nil {
+					return fmt.Errorf("latest index entry %q: %w", k, err)
+				}
+				return nil
+			})
+		}
+		if err != nil {
+			return fmt.Errorf("journal %s: verify: %w", j.path, err)
+		}
+		return nil
+	})
+}
+
 // Recovered returns the path the corrupt journal file was moved to when
 // Open found one (and started a fresh journal), "" otherwise. The agent
 // journals an event about it.

@@ -68,14 +68,6 @@ func seqs(evs []event.Event) []uint64 {
 	return s
 }
 
-func seqRange(a, b uint64) []uint64 {
-	var s []uint64
-	for i := a; i <= b; i++ {
-		s = append(s, i)
-	}
-	return s
-}
-
 func TestAppendRead(t *testing.T) {
 	clock := newClock(t0.Add(1234567 * time.Nanosecond))
 	j := journaltest.Open(t, journal.Options{Now: clock.Now})

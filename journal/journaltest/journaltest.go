@@ -39,10 +39,17 @@ func Open(t testing.TB, opt ...journal.Options) *journal.Journal {
 	return j
 }
 
-// Check verifies seq continuity and time order of every event j holds. It
-// does nothing on a closed journal.
+// Check verifies the file (Journal.Verify: bbolt's full check, every
+// record decodes), then seq continuity and time order of every event j
+// holds, through Read. It does nothing on a closed journal.
 func Check(t testing.TB, j *journal.Journal) {
 	t.Helper()
+	if err := j.Verify(); err != nil {
+		if !errors.Is(err, journal.ErrClosed) {
+			t.Errorf("journaltest: %v", err)
+		}
+		return
+	}
 	first, last := j.FirstSeq(), j.LastSeq()
 	if first == 0 || first > last+1 {
 		t.Errorf("journaltest: FirstSeq %d, LastSeq %d", first, last)
