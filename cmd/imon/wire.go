@@ -2,9 +2,12 @@ package main
 
 import (
 	"log/slog"
+	"os"
 	"time"
 
 	"imon/agent"
+	"imon/agent/action"
+	"imon/agent/sdnotify"
 	"imon/agent/event"
 	"imon/agent/logsink"
 	"imon/agent/monitor"
@@ -34,7 +37,32 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 	if cfg.Global.Action != "" {
 		skip[event.KindPingResult] = true // the action script gets them, as in the original
 	}
-	w.consumers = append(w.consumers, &agent.LogConsumer{J: j, Sink: sink, Skip: skip})
+	w.consumers = append(w.consumers,
+		&agent.LogConsumer{J: j, Sink: sink, Skip: skip},
+		&action.Consumer{
+			Journal:  j,
+			Action:   cfg.Global.Action,
+			Instance: cfg.Global.Instance,
+			NoSyslog: nosyslog,
+			Home:     os.Getenv("HOME"),
+			Timeout:  cfg.Global.ActionTimeout,
+			MaxAge:   cfg.Global.ActionMaxAge,
+			Logger:   log.With("monitor", "action"),
+		})
+
+	// systemd: READY once the journal is open and the monitors started,
+	// WATCHDOG only while every monitor runs.
+	logNotify := func(what string, err error) {
+		if err != nil {
+			log.Warn("sd_notify", "state", what, "err", err)
+		}
+	}
+	w.ready = func() { logNotify("READY", sdnotify.Ready()) }
+	w.stopping = func() { logNotify("STOPPING", sdnotify.Stopping()) }
+	if iv, err := sdnotify.WatchdogInterval(); err == nil && iv > 0 {
+		w.watchdog = iv / 2
+		w.alive = func() { logNotify("WATCHDOG", sdnotify.Watchdog()) }
+	}
 	return w, nil
 }
 
