@@ -66,7 +66,7 @@ type Options struct {
 	// NewQuerier builds each provider's querier; nil means provider.New.
 	NewQuerier func(spec provider.Spec) (provider.Querier, error)
 	// InterfaceAddrs lists the addresses of a network interface; nil
-	// means the system's (net.InterfaceByName).
+	// means InterfaceAddrs.
 	InterfaceAddrs func(name string) ([]netip.Addr, error)
 }
 
@@ -113,7 +113,7 @@ func New(cfg config.DDNS, opts Options) (*Monitor, error) {
 		m.timeout = DefaultTimeout
 	}
 	if m.ifAddrs == nil {
-		m.ifAddrs = interfaceAddrs
+		m.ifAddrs = InterfaceAddrs
 	}
 	newQ := opts.NewQuerier
 	if newQ == nil {
@@ -685,7 +685,9 @@ func CGNATAddress(addrs []netip.Addr) (netip.Addr, bool) {
 	return netip.Addr{}, false
 }
 
-func interfaceAddrs(name string) ([]netip.Addr, error) {
+// InterfaceAddrs lists the addresses of the network interface name (in the
+// calling thread's network namespace): the default Options.InterfaceAddrs.
+func InterfaceAddrs(name string) ([]netip.Addr, error) {
 	ifi, err := net.InterfaceByName(name)
 	if err != nil {
 		return nil, fmt.Errorf("interface %q: %w", name, err)

@@ -137,8 +137,8 @@ func (j *fakeJournal) last() event.Event {
 	return event.Event{}
 }
 
-// harness runs a Monitor inside a synctest bubble.
-type harness struct {
+// runHarness runs a Monitor inside a synctest bubble.
+type runHarness struct {
 	t       *testing.T
 	net     *fakeNet
 	j       *fakeJournal
@@ -156,7 +156,7 @@ const (
 	testTimeout  = 2 * time.Second
 )
 
-func newHarness(t *testing.T, cfg config.DDNS, n *fakeNet) *harness {
+func newHarness(t *testing.T, cfg config.DDNS, n *fakeNet) *runHarness {
 	t.Helper()
 	if cfg.Interval == 0 {
 		cfg.Interval = testInterval
@@ -164,7 +164,7 @@ func newHarness(t *testing.T, cfg config.DDNS, n *fakeNet) *harness {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = testTimeout
 	}
-	h := &harness{t: t, net: n, j: &fakeJournal{}, watch: make(chan event.Event)}
+	h := &runHarness{t: t, net: n, j: &fakeJournal{}, watch: make(chan event.Event)}
 	m, err := ddns.New(cfg, ddns.Options{
 		NewQuerier: func(s provider.Spec) (provider.Querier, error) { return fakeQuerier{n: n, name: s.Raw}, nil },
 		InterfaceAddrs: func(string) ([]netip.Addr, error) {
@@ -187,7 +187,7 @@ const settle = 5 * time.Second
 // start runs the monitor with env.Last = last and waits until its first
 // round is over: the bubble's clock then stands settle after the round's
 // start, and each next() lands settle after the next round's start.
-func (h *harness) start(last event.Event) {
+func (h *runHarness) start(last event.Event) {
 	ctx, cancel := context.WithCancel(context.Background())
 	h.cancel = cancel
 	h.done = make(chan error, 1)
@@ -203,7 +203,7 @@ func (h *harness) start(last event.Event) {
 }
 
 // stop cancels the run and checks that Run returned nil.
-func (h *harness) stop() {
+func (h *runHarness) stop() {
 	h.t.Helper()
 	h.cancel()
 	if err := <-h.done; err != nil {
@@ -212,14 +212,14 @@ func (h *harness) stop() {
 }
 
 // next lets one interval pass: the next round runs to completion.
-func (h *harness) next() {
+func (h *runHarness) next() {
 	time.Sleep(testInterval)
 	synctest.Wait()
 }
 
 // expect checks the events since the last expect, as "KIND ARGS..." lines
 // (ddns-status and ddns-provider-fault included).
-func (h *harness) expect(want ...string) {
+func (h *runHarness) expect(want ...string) {
 	h.t.Helper()
 	evs := h.j.all()
 	var got []string
@@ -233,7 +233,7 @@ func (h *harness) expect(want ...string) {
 }
 
 // lastEvent returns the latest event.
-func (h *harness) lastEvent() event.Event {
+func (h *runHarness) lastEvent() event.Event {
 	evs := h.j.all()
 	if len(evs) == 0 {
 		h.t.Fatal("no events")

@@ -41,10 +41,11 @@ type dnsQuerier struct {
 	spec   Spec
 	addr   string // host:port
 	family Family
+	opts   Options
 }
 
-func newDNS(s Spec) *dnsQuerier {
-	return &dnsQuerier{spec: s, addr: net.JoinHostPort(s.Server, strconv.Itoa(s.Port)), family: s.Family()}
+func newDNS(s Spec, opts Options) *dnsQuerier {
+	return &dnsQuerier{spec: s, addr: net.JoinHostPort(s.Server, strconv.Itoa(s.Port)), family: s.Family(), opts: opts}
 }
 
 // network returns "udp4"/"tcp4" or "udp6"/"tcp6": an IP literal server
@@ -69,12 +70,12 @@ func (q *dnsQuerier) Query(ctx context.Context) (string, error) {
 	m := new(dns.Msg)
 	m.SetQuestion(dns.Fqdn(q.spec.Name), q.spec.Type)
 	m.Question[0].Qclass = q.spec.Class
-	r, err := exchangeUDP(ctx, q.network("udp"), q.addr, m)
+	r, err := exchangeUDP(ctx, q.opts, q.network("udp"), q.addr, m)
 	if err != nil {
 		return "", err
 	}
 	if r.Truncated {
-		r, err = exchangeTCP(ctx, q.network("tcp"), q.addr, m)
+		r, err = exchangeTCP(ctx, q.opts, q.network("tcp"), q.addr, m)
 		if err != nil {
 			return "", fmt.Errorf("tcp retry of truncated answer: %w", err)
 		}
@@ -88,9 +89,8 @@ const maxDNSMessage = 65535
 
 // dial opens a connection and arranges for ctx's cancellation (not only its
 // deadline, see LIBRARIES.md §5 and miekg/dns#1399) to unblock I/O.
-func dial(ctx context.Context, network, addr string) (net.Conn, func(), error) {
-	var d net.Dialer
-	c, err := d.DialContext(ctx, network, addr)
+func dial(ctx context.Context, opts Options, network, addr string) (net.Conn, func(), error) {
+	c, err := opts.dial(ctx, network, addr)
 	if err != nil {
 		return nil, nil, fmt.Errorf("dial %s %s: %w", network, addr, err)
 	}
@@ -105,12 +105,12 @@ func dial(ctx context.Context, network, addr string) (net.Conn, func(), error) {
 // not parse, are not responses, or carry another ID are skipped (they may be
 // spoofed or late); when only such datagrams arrived before the deadline the
 // result is a fault naming the last one, else the transport error.
-func exchangeUDP(ctx context.Context, network, addr string, m *dns.Msg) (*dns.Msg, error) {
+func exchangeUDP(ctx context.Context, opts Options, network, addr string, m *dns.Msg) (*dns.Msg, error) {
 	wire, err := m.Pack()
 	if err != nil {
 		return nil, fmt.Errorf("pack query: %w", err)
 	}
-	c, done, err := dial(ctx, network, addr)
+	c, done, err := dial(ctx, opts, network, addr)
 	if err != nil {
 		return nil, err
 	}
@@ -146,12 +146,12 @@ func exchangeUDP(ctx context.Context, network, addr string, m *dns.Msg) (*dns.Ms
 
 // exchangeTCP sends m over TCP (two-byte length prefix, RFC 1035 4.2.2) and
 // reads one reply, which must carry m's ID.
-func exchangeTCP(ctx context.Context, network, addr string, m *dns.Msg) (*dns.Msg, error) {
+func exchangeTCP(ctx context.Context, opts Options, network, addr string, m *dns.Msg) (*dns.Msg, error) {
 	wire, err := m.Pack()
 	if err != nil {
 		return nil, fmt.Errorf("pack query: %w", err)
 	}
-	c, done, err := dial(ctx, network, addr)
+	c, done, err := dial(ctx, opts, network, addr)
 	if err != nil {
 		return nil, err
 	}

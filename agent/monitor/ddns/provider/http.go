@@ -44,13 +44,12 @@ func newHTTP(s Spec, opts Options) *httpQuerier {
 	if s.Family() == IPv6 {
 		network = "tcp6"
 	}
-	var d net.Dialer
 	tr := &http.Transport{
 		// A proxy would report its own address, so none is used, whatever
 		// the environment says.
 		Proxy: nil,
 		DialContext: func(ctx context.Context, _, addr string) (net.Conn, error) {
-			return d.DialContext(ctx, network, addr)
+			return opts.dial(ctx, network, addr)
 		},
 		TLSClientConfig: &tls.Config{RootCAs: opts.RootCAs, MinVersion: tls.VersionTLS12},
 		// A kept-alive connection opened through the previous WAN would

@@ -24,6 +24,7 @@ import (
 	"context"
 	"crypto/x509"
 	"fmt"
+	"net"
 )
 
 // Querier asks one provider for the external address, once.
@@ -40,13 +41,25 @@ type Querier interface {
 type Options struct {
 	// RootCAs verifies HTTPS providers; nil means the system's roots.
 	RootCAs *x509.CertPool
+	// Dial opens every connection (UDP and TCP for DNS, TCP for HTTP);
+	// nil means a net.Dialer. Tests use it to open sockets inside a
+	// network namespace; it could also bind queries to one WAN.
+	Dial func(ctx context.Context, network, addr string) (net.Conn, error)
+}
+
+func (o Options) dial(ctx context.Context, network, addr string) (net.Conn, error) {
+	if o.Dial != nil {
+		return o.Dial(ctx, network, addr)
+	}
+	var d net.Dialer
+	return d.DialContext(ctx, network, addr)
 }
 
 // New returns the Querier for spec.
 func New(spec Spec, opts Options) (Querier, error) {
 	switch spec.Scheme {
 	case "dns":
-		return newDNS(spec), nil
+		return newDNS(spec, opts), nil
 	case "http", "https":
 		return newHTTP(spec, opts), nil
 	default:
