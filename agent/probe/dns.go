@@ -21,7 +21,8 @@ const DefaultDNSTimeout = 2 * time.Second
 const ednsSize = 1232
 
 // DNSClient is the real DNSChecker (miekg/dns): an A query, then AAAA if the
-// name has no A record; UDP, repeated over TCP when the answer is truncated.
+// name has no A record; over UDP (sent up to three times within the
+// timeout), repeated over TCP when the answer is truncated.
 type DNSClient struct {
 	// Timeout bounds a whole Check, both queries and the TCP retry
 	// included (DefaultDNSTimeout if 0).
@@ -99,8 +100,15 @@ func (c *DNSClient) check(ctx context.Context, server, name string) error {
 	return ErrNoRecords
 }
 
-// exchange sends one query. Closing the connection when ctx ends makes a
-// cancel take effect at once (miekg/dns honours only the deadline, dns#1399).
+// udpTries is how many times a UDP query is sent within a Check's timeout
+// before it gives up, as resolvers do: on a lossy link one lost datagram
+// must not make a live server look dead.
+const udpTries = 3
+
+// exchange sends one query and returns the answer with the query's ID.
+// Over UDP the query is resent udpTries times, each waiting an equal share
+// of the time left. Closing the connection when ctx ends makes a cancel take
+// effect at once (miekg/dns honours only deadlines, dns#1399).
 func (c *DNSClient) exchange(ctx context.Context, m *dns.Msg, network, addr string) (*dns.Msg, error) {
 	deadline, _ := ctx.Deadline()
 	cl := &dns.Client{Net: network, Timeout: time.Until(deadline)}
@@ -113,18 +121,49 @@ func (c *DNSClient) exchange(ctx context.Context, m *dns.Msg, network, addr stri
 		stop()
 		_ = co.Close()
 	}()
-	r, _, err := cl.ExchangeWithConnContext(ctx, m, co)
+	co.UDPSize = ednsSize
+	tries := 1
+	if network == "udp" {
+		tries = udpTries
+	}
+	share := time.Until(deadline) / time.Duration(tries)
+	for try := 1; ; try++ {
+		_ = co.SetWriteDeadline(deadline)
+		if err := co.WriteMsg(m); err != nil {
+			return nil, c.exchangeErr(ctx, network, err)
+		}
+		wait := deadline
+		if try < tries {
+			wait = time.Now().Add(share)
+		}
+		_ = co.SetReadDeadline(wait)
+		for {
+			r, err := co.ReadMsg()
+			if err == nil && r.Id == m.Id {
+				return r, nil
+			}
+			if err == nil {
+				continue // an answer to an earlier, timed-out query
+			}
+			var ne net.Error
+			if try < tries && ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
+				break // resend
+			}
+			return nil, c.exchangeErr(ctx, network, err)
+		}
+	}
+}
+
+func (c *DNSClient) exchangeErr(ctx context.Context, network string, err error) error {
 	var ne net.Error
 	switch {
-	case err == nil:
-		return r, nil
 	case ctx.Err() != nil:
-		return nil, fmt.Errorf("%s: %w", network, ctx.Err())
+		return fmt.Errorf("%s: %w", network, ctx.Err())
 	case errors.As(err, &ne) && ne.Timeout():
 		// The read deadline (= ctx's deadline) fired a hair before ctx did.
-		return nil, fmt.Errorf("%s: no answer: %w", network, context.DeadlineExceeded)
+		return fmt.Errorf("%s: no answer: %w", network, context.DeadlineExceeded)
 	default:
-		return nil, fmt.Errorf("%s: %w", network, err)
+		return fmt.Errorf("%s: %w", network, err)
 	}
 }
 

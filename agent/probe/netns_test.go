@@ -277,6 +277,13 @@ func TestNetnsChild(t *testing.T) {
 			t.Error("truncated answer was not retried over TCP")
 		}
 		start := time.Now()
+		if err := c.Check(ctx, srv.addr, "flaky.test"); err != nil {
+			t.Errorf("flaky.test (first UDP query lost): %v", err)
+		}
+		if el := time.Since(start); el < 150*time.Millisecond || srv.flaky.Load() != 2 {
+			t.Errorf("flaky.test answered after %v and %d queries; want a resend after ~166ms", el, srv.flaky.Load())
+		}
+		start = time.Now()
 		err := c.Check(ctx, tb.AddrB2.String(), "ok.test") // blackholed server
 		if err == nil || !errors.Is(err, context.DeadlineExceeded) {
 			t.Errorf("blackholed server: %v, want a timeout", err)
@@ -339,12 +346,14 @@ func TestNetnsChild(t *testing.T) {
 }
 
 type dnsServer struct {
-	addr string
-	tcp  atomic.Int64
+	addr  string
+	tcp   atomic.Int64
+	flaky atomic.Int64
 }
 
 // startDNS serves test.: ok → AddrB, v6only → AAAA only, nx → NXDOMAIN,
-// empty → NOERROR without records, big → truncated over UDP.
+// empty → NOERROR without records, big → truncated over UDP, flaky →
+// ignores its first query.
 func startDNS(t *testing.T) *dnsServer {
 	t.Helper()
 	pc, err := net.ListenPacket("udp", "127.0.0.1:0")
@@ -380,6 +389,12 @@ func startDNS(t *testing.T) *dnsServer {
 				m.Answer = append(m.Answer, rr)
 			}
 		case "empty.test.":
+		case "flaky.test.": // the first query is "lost"
+			if s.flaky.Add(1) == 1 {
+				return
+			}
+			rr, _ := dns.NewRR(q.Name + " 60 IN A 198.18.0.2")
+			m.Answer = append(m.Answer, rr)
 		default:
 			m.Rcode = dns.RcodeNameError
 		}

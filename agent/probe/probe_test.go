@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"imon/agent/probe"
+	"imon/agent/probe/probetest"
 )
 
 const ms = time.Millisecond
@@ -115,5 +116,40 @@ func TestTrackerLongRun(t *testing.T) {
 	tr.Reset()
 	if tr.Newest() != 0 || tr.LostStreak() != 0 {
 		t.Error("Reset kept state")
+	}
+}
+
+func TestTarget(t *testing.T) {
+	a1, a2 := netip.MustParseAddr("192.0.2.1"), netip.MustParseAddr("192.0.2.2")
+	res := probetest.NewResolver(map[string]netip.Addr{"h.test": a1})
+	tg := probe.Target{Host: "h.test", Resolver: res, Refresh: time.Minute}
+	now := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
+	ctx := t.Context()
+
+	if a, ch, rerr, err := tg.Addr(ctx, now); a != a1 || ch || rerr != nil || err != nil {
+		t.Fatalf("first: %v %v %v %v", a, ch, rerr, err)
+	}
+	res.Set("h.test", a2)
+	if a, ch, _, _ := tg.Addr(ctx, now.Add(30*time.Second)); a != a1 || ch {
+		t.Errorf("cached: %v %v", a, ch)
+	}
+	if a, ch, _, _ := tg.Addr(ctx, now.Add(time.Minute)); a != a2 || !ch {
+		t.Errorf("refreshed: %v %v", a, ch)
+	}
+	res.Fail("h.test", nil)
+	if a, ch, rerr, err := tg.Addr(ctx, now.Add(3*time.Minute)); a != a2 || ch || rerr == nil || err != nil {
+		t.Errorf("failed refresh keeps the address: %v %v %v %v", a, ch, rerr, err)
+	}
+	if n := len(res.Calls()); n != 3 {
+		t.Errorf("%d lookups, want 3", n)
+	}
+
+	fresh := probe.Target{Host: "gone.test", Resolver: res}
+	if _, _, _, err := fresh.Addr(ctx, now); err == nil {
+		t.Error("unknown name without a cached address: want an error")
+	}
+	lit := probe.Target{Host: "192.0.2.9", Resolver: res}
+	if a, _, _, err := lit.Addr(ctx, now); err != nil || a != netip.MustParseAddr("192.0.2.9") || !lit.Literal() {
+		t.Errorf("literal: %v %v", a, err)
 	}
 }
