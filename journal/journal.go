@@ -3,6 +3,7 @@ package journal
 import (
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -56,7 +57,7 @@ const (
 	// eventsFillPercent packs the append-only events bucket's pages full
 	// (bbolt's default of 50% suits random inserts, not appends).
 	eventsFillPercent = 1.0
-	// maxMonitorLen bounds Event.Monitor, a bbolt key in the latest index.
+	// maxMonitorLen bounds Event.Monitor and cursor names, bbolt keys.
 	maxMonitorLen = 256
 )
 
@@ -237,7 +238,8 @@ func (j *Journal) view(fn func(tx *bolt.Tx) error) (err error) {
 // Append journals evs in one transaction, in order, and returns them as
 // stored (Seq and Time assigned) once they are committed and fsynced.
 // Concurrent Appends are group-committed. The caller's slice is not
-// modified. Each event needs a Monitor and a Kind (else ErrInvalidEvent).
+// modified. Each event needs a Monitor and a Kind, and Data and State
+// must be valid JSON when set (else ErrInvalidEvent).
 //
 // If ctx ends before the writer has taken the events, Append returns
 // ctx's error and nothing was journaled; once taken, it waits for the
@@ -257,6 +259,11 @@ func (j *Journal) Append(ctx context.Context, evs ...event.Event) ([]event.Event
 		if ev.Monitor == "" || ev.Kind == "" || len(ev.Monitor) > maxMonitorLen {
 			return nil, fmt.Errorf("journal %s: append event %d of %d (monitor %q, kind %q): need a monitor (at most %d bytes) and a kind: %w",
 				j.path, i+1, len(evs), ev.Monitor, ev.Kind, maxMonitorLen, ErrInvalidEvent)
+		}
+		if (len(ev.Data) > 0 && !json.Valid(ev.Data)) || (len(ev.State) > 0 && !json.Valid(ev.State)) {
+			// A record no consumer could marshal would block them all.
+			return nil, fmt.Errorf("journal %s: append event %d of %d (%s/%s): data or state is not valid JSON: %w",
+				j.path, i+1, len(evs), ev.Monitor, ev.Kind, ErrInvalidEvent)
 		}
 		r.bodies[i] = appendBody(make([]byte, 0, encodedSize(ev)), ev)
 		if len(r.bodies[i]) > MaxRecordBytes {
@@ -483,7 +490,8 @@ func (j *Journal) Cursor(name string) uint64 {
 // second. After a crash the stored cursor may therefore lag: consumers
 // must tolerate seeing events again (at-least-once).
 func (j *Journal) SetCursor(name string, seq uint64) {
-	if name == "" {
+	if !validCursorName(name) {
+		j.log.Error("journal: cursor name ignored", "path", j.path, "name", name)
 		return
 	}
 	j.mu.Lock()
@@ -501,14 +509,17 @@ func (j *Journal) SetCursor(name string, seq uint64) {
 	}
 }
 
+// validCursorName reports whether name can be a cursor (a bbolt key).
+func validCursorName(name string) bool { return name != "" && len(name) <= maxMonitorLen }
+
 // SyncCursor stores seq under name and returns once it is durable (it
 // commits through the writer, together with any pending appends).
 func (j *Journal) SyncCursor(ctx context.Context, name string, seq uint64) error {
 	if j.opt.ReadOnly {
 		return fmt.Errorf("journal %s: sync cursor %q: %w", j.path, name, ErrReadOnly)
 	}
-	if name == "" {
-		return fmt.Errorf("journal %s: sync cursor: empty name", j.path)
+	if !validCursorName(name) {
+		return fmt.Errorf("journal %s: sync cursor %q: the name must have 1 to %d bytes", j.path, name, maxMonitorLen)
 	}
 	j.SetCursor(name, seq)
 	return j.submit(ctx, &request{sync: true, done: make(chan struct{})})

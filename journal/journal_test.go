@@ -120,7 +120,9 @@ func TestAppendRejectsInvalid(t *testing.T) {
 		"no monitor":   {Kind: "k"},
 		"no kind":      {Monitor: "m"},
 		"long monitor": {Monitor: strings.Repeat("m", 300), Kind: "k"},
-		"huge":         {Monitor: "m", Kind: "k", Data: make(json.RawMessage, journal.MaxRecordBytes)},
+		"huge":         {Monitor: "m", Kind: "k", Data: json.RawMessage(`"` + strings.Repeat("x", journal.MaxRecordBytes) + `"`)},
+		"bad data":     {Monitor: "m", Kind: "k", Data: json.RawMessage(`{"a":`)},
+		"bad state":    {Monitor: "m", Kind: "k", State: json.RawMessage(`nope`)},
 	} {
 		_, err := j.Append(context.Background(), sampleEvent(1), ev)
 		if !errors.Is(err, journal.ErrInvalidEvent) {
@@ -129,6 +131,13 @@ func TestAppendRejectsInvalid(t *testing.T) {
 	}
 	if j.LastSeq() != 0 {
 		t.Errorf("LastSeq = %d after rejected appends, want 0 (nothing of a rejected Append is stored)", j.LastSeq())
+	}
+	if err := j.SyncCursor(context.Background(), strings.Repeat("c", 300), 1); err == nil {
+		t.Errorf("SyncCursor with a 300-byte name succeeded")
+	}
+	j.SetCursor(strings.Repeat("c", 300), 1) // ignored: it would fail every commit
+	if err := j.SyncCursor(context.Background(), "ok", 1); err != nil {
+		t.Errorf("SyncCursor after an invalid SetCursor = %v", err)
 	}
 	if out, err := j.Append(context.Background()); err != nil || out != nil {
 		t.Errorf("Append() = %v, %v, want nil, nil", out, err)
