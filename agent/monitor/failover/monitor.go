@@ -24,6 +24,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"sync"
 	"time"
 
@@ -53,6 +54,11 @@ const (
 	resolveTimeout = 3 * time.Second
 	// stopTimeout bounds the cleanup and the final event after ctx ended.
 	stopTimeout = 5 * time.Second
+	// carrierPoll is how often each WAN's carrier flag is read. The kernel
+	// flips the flag at once but sends the netlink notification from its
+	// linkwatch worker, which batches events to one run a second: on a
+	// busy host a carrier loss can be announced up to a second late.
+	carrierPoll = 25 * time.Millisecond
 )
 
 // Monitor is the failover monitor. The zero value of every seam means the
@@ -71,6 +77,18 @@ type Monitor struct {
 	// Updates streams kernel changes (nil = route.Watch in the current
 	// namespace; a func returning nil disables it).
 	Updates func(ctx context.Context) <-chan route.Update
+	// Carrier reads an interface's carrier flag, polled every carrierPoll
+	// (nil = /sys/class/net/IF/carrier; an error skips the poll).
+	Carrier func(ifname string) (bool, error)
+}
+
+// sysfsCarrier reads /sys/class/net/IF/carrier ("1" = carrier).
+func sysfsCarrier(ifname string) (bool, error) {
+	b, err := os.ReadFile("/sys/class/net/" + ifname + "/carrier")
+	if err != nil {
+		return false, err
+	}
+	return len(b) > 0 && b[0] == '1', nil
 }
 
 var _ monitor.Monitor = (*Monitor)(nil)
@@ -214,6 +232,12 @@ func (r *runner) loop(ctx context.Context) error {
 	defer timer.Stop()
 	resync := time.NewTicker(resyncEvery)
 	defer resync.Stop()
+	carrier := r.m.Carrier
+	if carrier == nil {
+		carrier = sysfsCarrier
+	}
+	poll := time.NewTicker(carrierPoll)
+	defer poll.Stop()
 	var reassert <-chan time.Time
 	for {
 		r.manageStreams(ctx)
@@ -255,6 +279,13 @@ func (r *runner) loop(ctx context.Context) error {
 		case <-reassert:
 			reassert = nil
 			r.reassert()
+		case <-poll.C:
+			for i := range r.links {
+				// Only a change in a known link's carrier matters here.
+				if c, err := carrier(r.m.wanIf(i)); err == nil && r.links[i].Index != 0 && c != r.links[i].Carrier {
+					r.refreshLink(i)
+				}
+			}
 		case <-resync.C:
 			for i := range r.links {
 				r.refreshLink(i)

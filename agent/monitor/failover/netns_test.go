@@ -18,6 +18,7 @@ import (
 	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/failover"
+	"imon/agent/route"
 	"imon/config"
 	"imon/e2e/testbed"
 )
@@ -78,6 +79,7 @@ func helperMain() int {
 // failoverJSON carries the config to the child.
 type failoverJSON struct {
 	HoldS     float64
+	HoldMaxS  float64
 	DownAfter int
 	Spacing   time.Duration
 	Prefer    bool
@@ -91,6 +93,9 @@ func (f failoverJSON) config() config.Failover {
 	c.Standby.PostPing = testbed.Target2.String()
 	c.HoldTime = time.Duration(f.HoldS * float64(time.Second))
 	c.PreferPrimary = f.Prefer
+	if f.HoldMaxS > 0 {
+		c.HoldMax = time.Duration(f.HoldMaxS * float64(time.Second))
+	}
 	if f.DownAfter > 0 {
 		c.DownAfter = f.DownAfter
 	}
@@ -98,6 +103,17 @@ func (f failoverJSON) config() config.Failover {
 		c.ProbeInterval = f.Spacing
 	}
 	return c
+}
+
+func (f failoverJSON) routeCfg() route.Config { return failover.RouteConfig(f.config()) }
+
+// TestNetnsRandomLoss: 10 % random loss on the primary for two minutes
+// (IMON_LOSS_SECONDS) causes no switch and no WAN-down event.
+func TestNetnsRandomLoss(t *testing.T) {
+	sw, downs := randomLoss(t, lossDuration())
+	if sw != 0 || downs != 0 {
+		t.Errorf("under 10%% random loss: %d switches, %d wan-down events", sw, downs)
+	}
 }
 
 // child is a running monitor process in the testbed.
