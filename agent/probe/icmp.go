@@ -71,6 +71,7 @@ func (c *ICMP) Ping(ctx context.Context, addr netip.Addr, opt PingOptions) (Ping
 		order = append(order, pkt.Seq)
 		mu.Unlock()
 	}
+	stopped := false
 	p.OnRecv = func(pkt *probing.Packet) {
 		now := time.Now()
 		mu.Lock()
@@ -78,6 +79,10 @@ func (c *ICMP) Ping(ctx context.Context, addr netip.Addr, opt PingOptions) (Ping
 		if at, ok := sent[pkt.Seq]; ok {
 			if rtt := now.Sub(at); rtt <= opt.Wait {
 				rtts[pkt.Seq] = rtt
+				if opt.UntilReply && !stopped {
+					stopped = true
+					p.Stop()
+				}
 			}
 		}
 	}
@@ -99,7 +104,11 @@ func (c *ICMP) Ping(ctx context.Context, addr netip.Addr, opt PingOptions) (Ping
 			got = append(got, d)
 		}
 	}
-	res := Summarize(addr, opt.Count, got)
+	nsent := opt.Count
+	if stopped {
+		nsent = len(order)
+	}
+	res := Summarize(addr, nsent, got)
 	switch {
 	case ctx.Err() != nil:
 		return res, fmt.Errorf("ping %s: %w", addr, ctx.Err())

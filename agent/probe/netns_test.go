@@ -25,17 +25,7 @@ func TestNetns(t *testing.T) {
 		t.Skip("parent of TestNetnsChild")
 	}
 	tb := probetest.NewTestbed(t)
-	// In B: a permanent black hole for AddrB2 and a switchable one (set bh)
-	// for AddrB. Dropping on input is a silent loss, like a dead upstream.
-	for _, cmd := range [][]string{
-		{"nft", "add", "table", "inet", "imontest"},
-		{"nft", "add", "chain", "inet", "imontest", "in", "{ type filter hook input priority 0; policy accept; }"},
-		{"nft", "add", "set", "inet", "imontest", "bh", "{ type ipv4_addr; }"},
-		{"nft", "add", "rule", "inet", "imontest", "in", "ip", "daddr", "@bh", "drop"},
-		{"nft", "add", "rule", "inet", "imontest", "in", "ip", "daddr", tb.AddrB2.String(), "drop"},
-	} {
-		tb.MustExec(t, tb.B, cmd...)
-	}
+	tb.InstallBlackholes(t)
 	tb.RunInNetns(t, tb.A, "TestNetnsChild", 2*time.Minute)
 }
 
@@ -51,13 +41,7 @@ func TestNetnsChild(t *testing.T) {
 	probetest.AssertNotHostNetns(t)
 	tb := probetest.ChildTestbed(t)
 	unroutable := netip.MustParseAddr("198.19.0.1") // no route in A: ENETUNREACH
-	blackhole := func(on bool) {
-		op := "delete"
-		if on {
-			op = "add"
-		}
-		tb.MustExec(t, tb.B, "nft", op, "element", "inet", "imontest", "bh", "{ "+tb.AddrB.String()+" }")
-	}
+	blackhole := func(on bool) { tb.Blackhole(t, tb.AddrB, on) }
 	pinger := probe.NewPinger(nil)
 	ctx := t.Context()
 
@@ -79,6 +63,25 @@ func TestNetnsChild(t *testing.T) {
 		// budget (2*100ms + 1s).
 		if el > 600*time.Millisecond {
 			t.Errorf("took %v, want about 200ms", el)
+		}
+	})
+
+	t.Run("PingUntilReply", func(t *testing.T) {
+		opt := probe.PingOptions{Count: 3, Spacing: 500 * time.Millisecond, Wait: time.Second, UntilReply: true}
+		start := time.Now()
+		r, err := pinger.Ping(ctx, tb.AddrB, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r.Sent != 1 || r.Recv != 1 || r.Loss != 0 {
+			t.Errorf("result %+v, want the round to end at the first reply", r)
+		}
+		if el := time.Since(start); el > 100*time.Millisecond+slack {
+			t.Errorf("took %v, want one RTT", el)
+		}
+		r, err = pinger.Ping(ctx, tb.AddrB2, probe.PingOptions{Count: 2, Spacing: 100 * time.Millisecond, Wait: 300 * time.Millisecond, UntilReply: true})
+		if err != nil || r.Sent != 2 || r.Alive() {
+			t.Errorf("dead host: %+v %v", r, err)
 		}
 	})
 

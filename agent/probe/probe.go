@@ -59,6 +59,10 @@ type PingOptions struct {
 	Mark uint32
 	// Size is the echo payload size in bytes (MinSize if smaller).
 	Size int
+	// UntilReply ends the round at the first in-time reply (an aliveness
+	// check: a live host costs one RTT, not the whole round); Sent then
+	// counts the requests sent so far.
+	UntilReply bool
 }
 
 // WithDefaults returns o with zero values replaced by the defaults.

@@ -32,7 +32,8 @@ import (
 )
 
 // AddpingSpacing is the gap between the echo requests of an addping round
-// (pingcount requests, each waiting pingwait).
+// (up to pingcount requests, each waiting pingwait; the first reply ends
+// it).
 const AddpingSpacing = 100 * time.Millisecond
 
 // Deps are the network seams of the monitor.
@@ -267,9 +268,10 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	}
 }
 
-// addping pings every addping entry concurrently (pingcount requests
-// AddpingSpacing apart, each waiting pingwait) and returns their status in
-// configuration order.
+// addping pings every addping entry concurrently (up to pingcount requests
+// AddpingSpacing apart, each waiting pingwait, stopping at the first reply)
+// and returns their status in configuration order. A live host costs one
+// RTT; a dead one (pingcount-1)·AddpingSpacing + pingwait.
 func (m *Monitor) addping(ctx context.Context) []AddpingStatus {
 	res := make([]AddpingStatus, len(m.cfg.AddPing))
 	var wg sync.WaitGroup
@@ -284,7 +286,7 @@ func (m *Monitor) addping(ctx context.Context) []AddpingStatus {
 			}
 			st.Addr = addr.String()
 			r, err := m.deps.Pinger.Ping(ctx, addr, probe.PingOptions{
-				Count: m.cfg.PingCount, Spacing: AddpingSpacing, Wait: m.cfg.PingWait})
+				Count: m.cfg.PingCount, Spacing: AddpingSpacing, Wait: m.cfg.PingWait, UntilReply: true})
 			if err != nil {
 				st.Error = err.Error()
 				return

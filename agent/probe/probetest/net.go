@@ -154,6 +154,7 @@ func (n *Net) Ping(ctx context.Context, addr netip.Addr, opt probe.PingOptions) 
 		rtts []time.Duration
 		end  time.Time // when the last reply arrives
 		lost bool
+		sent = opt.Count
 	)
 	for i := range opt.Count {
 		if i > 0 {
@@ -168,14 +169,18 @@ func (n *Net) Ping(ctx context.Context, addr netip.Addr, opt probe.PingOptions) 
 		}
 		rtts = append(rtts, rtt)
 		end = time.Now().Add(rtt)
+		if opt.UntilReply {
+			sent, lost = i+1, false
+			break
+		}
 	}
 	if lost {
 		end = start.Add(opt.Budget())
 	}
 	if err := sleepUntil(ctx, end); err != nil {
-		return probe.Summarize(addr, opt.Count, nil), fmt.Errorf("ping %s: %w", addr, err)
+		return probe.Summarize(addr, sent, nil), fmt.Errorf("ping %s: %w", addr, err)
 	}
-	return probe.Summarize(addr, opt.Count, rtts), nil
+	return probe.Summarize(addr, sent, rtts), nil
 }
 
 // Stream implements probe.Streamer: one request every Spacing, outcomes

@@ -157,7 +157,7 @@ func ChildTestbed(t testing.TB) *Testbed {
 // plus env. The whole child process lives in ns, so no goroutine of it can
 // send a packet from the machine's own namespace. The child's output is
 // logged; its failure fails t.
-func (tb *Testbed) RunInNetns(t *testing.T, ns, child string, timeout time.Duration, env ...string) {
+func (tb *Testbed) RunInNetns(t testing.TB, ns, child string, timeout time.Duration, env ...string) string {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
@@ -179,6 +179,34 @@ func (tb *Testbed) RunInNetns(t *testing.T, ns, child string, timeout time.Durat
 	if !strings.Contains(buf.String(), "--- PASS: "+child) {
 		t.Fatalf("child %s did not pass (skipped or not found)", child)
 	}
+	return buf.String()
+}
+
+// InstallBlackholes sets up nftables in namespace B: packets to AddrB2 are
+// always dropped, and packets to the addresses in the set "bh" (see
+// Blackhole) too. Dropping on input is a silent loss, like a dead upstream.
+func (tb *Testbed) InstallBlackholes(t testing.TB) {
+	t.Helper()
+	for _, cmd := range [][]string{
+		{"nft", "add", "table", "inet", "imontest"},
+		{"nft", "add", "chain", "inet", "imontest", "in", "{ type filter hook input priority 0; policy accept; }"},
+		{"nft", "add", "set", "inet", "imontest", "bh", "{ type ipv4_addr; }"},
+		{"nft", "add", "rule", "inet", "imontest", "in", "ip", "daddr", "@bh", "drop"},
+		{"nft", "add", "rule", "inet", "imontest", "in", "ip", "daddr", tb.AddrB2.String(), "drop"},
+	} {
+		tb.MustExec(t, tb.B, cmd...)
+	}
+}
+
+// Blackhole starts (on) or stops dropping packets to addr in namespace B
+// (InstallBlackholes first). It works from a child in namespace A too.
+func (tb *Testbed) Blackhole(t testing.TB, addr netip.Addr, on bool) {
+	t.Helper()
+	op := "delete"
+	if on {
+		op = "add"
+	}
+	tb.MustExec(t, tb.B, "nft", op, "element", "inet", "imontest", "bh", "{ "+addr.String()+" }")
 }
 
 // parentNetnsEnv carries the parent's network namespace inode to a child.

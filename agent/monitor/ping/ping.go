@@ -1,0 +1,207 @@
+// Package ping is imon's ping monitor: every interval it sends pingcount
+// echo requests to one host and journals a ping-result event with the
+// round's minimum, average and maximum RTT, loss and jitter, which the
+// action script receives as IP:ALIVE:MINRTT:AVGRTT:MAXRTT:LOSS:JITTER.
+//
+// Rounds start on a ticker, so they do not drift; a round that takes longer
+// than the interval makes the next tick be skipped, so rounds never pile up.
+// Result is the pure formatting of a round into its event;
+// docs/updown-ping.md describes the behaviour for users.
+package ping
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math"
+	"strconv"
+	"strings"
+	"time"
+
+	"imon/agent/event"
+	"imon/agent/monitor"
+	"imon/agent/probe"
+	"imon/config"
+)
+
+// KindResolveFailed is journaled (warn) when monitorip is a name that does
+// not resolve, once per failure streak; the rounds are skipped until it
+// resolves again.
+const KindResolveFailed = "ping-resolve-failed"
+
+// State is the ping monitor's state: the last round, journaled with every
+// ping-result.
+type State struct {
+	Target   string    `json:"target"` // monitorip as configured
+	Addr     string    `json:"addr"`   // the address pinged
+	Time     string    `json:"time"`   // end of the round (RFC 3339 UTC, ms)
+	Alive    bool      `json:"alive"`
+	Sent     int       `json:"sent"`
+	Recv     int       `json:"recv"`
+	MinMs    float64   `json:"min_ms"`
+	AvgMs    float64   `json:"avg_ms"`
+	MaxMs    float64   `json:"max_ms"`
+	Loss     float64   `json:"loss"` // fraction 0..1
+	JitterMs float64   `json:"jitter_ms"`
+	RTTsMs   []float64 `json:"rtts_ms"`
+}
+
+// Result builds the ping-result event of round r of target (monitorip as
+// configured) ending at end. State and Data both hold the round.
+func Result(target string, r probe.PingResult, end time.Time) event.Event {
+	st := State{
+		Target: target, Addr: r.Addr.String(), Time: end.UTC().Format(event.TimeFormat),
+		Alive: r.Alive(), Sent: r.Sent, Recv: r.Recv,
+		MinMs: ms(r.Min), AvgMs: ms(r.Avg), MaxMs: ms(r.Max), JitterMs: ms(r.Jitter),
+		Loss: math.Round(r.Loss*1000) / 1000, RTTsMs: []float64{},
+	}
+	for _, d := range r.RTTs {
+		st.RTTsMs = append(st.RTTsMs, ms(d))
+	}
+	alive := pyBool(st.Alive)
+	mn, avg, mx, jit := fmtMs(r.Min), fmtMs(r.Avg), fmtMs(r.Max), fmtMs(r.Jitter)
+	loss := fmtLoss(r.Loss)
+	msg := fmt.Sprintf("Ping Result: IP:%s State:%s minrtt:%s avgrtt:%s maxrtt:%s loss:%s jitter:%s",
+		target, alive, mn, avg, mx, loss, jit)
+	arg := target + ":" + alive + ":" + mn + ":" + avg + ":" + mx + ":" + loss + ":" + jit
+	return event.New(event.MonitorPing, event.KindPingResult, msg, st).WithArgs(arg).WithState(st)
+}
+
+// ms is d in milliseconds rounded to 3 decimals.
+func ms(d time.Duration) float64 {
+	return math.Round(float64(d)/float64(time.Microsecond)) / 1000
+}
+
+// fmtMs formats d in milliseconds with 3 decimals.
+func fmtMs(d time.Duration) string { return strconv.FormatFloat(ms(d), 'f', 3, 64) }
+
+// fmtLoss formats a loss fraction like Python prints a float: at most 3
+// decimals, at least one ("0.0", "0.5", "0.333", "1.0").
+func fmtLoss(f float64) string {
+	s := strconv.FormatFloat(math.Round(f*1000)/1000, 'f', -1, 64)
+	if !strings.Contains(s, ".") {
+		s += ".0"
+	}
+	return s
+}
+
+func pyBool(b bool) string {
+	if b {
+		return "True"
+	}
+	return "False"
+}
+
+// Deps are the network seams of the monitor.
+type Deps struct {
+	Pinger   probe.Pinger
+	Resolver probe.Resolver
+}
+
+// RealDeps returns the real implementations (raw-socket ICMP, the system
+// resolver).
+func RealDeps(logger *slog.Logger) Deps {
+	return Deps{Pinger: probe.NewPinger(logger), Resolver: probe.NewResolver(logger)}
+}
+
+// Monitor is the ping monitor; it implements monitor.Monitor.
+type Monitor struct {
+	cfg  config.Ping
+	deps Deps
+}
+
+var _ monitor.Monitor = (*Monitor)(nil)
+
+// New returns the monitor for the "ping" section. Zero settings get the
+// config defaults (interval 10 s, pingcount 2, pingwait 1 s).
+func New(cfg config.Ping, deps Deps) *Monitor {
+	if cfg.Interval <= 0 {
+		cfg.Interval = 10 * time.Second
+	}
+	if cfg.PingCount < 1 {
+		cfg.PingCount = 2
+	}
+	if cfg.PingWait <= 0 {
+		cfg.PingWait = time.Second
+	}
+	return &Monitor{cfg: cfg, deps: deps}
+}
+
+// FromConfig is New(cfg.Ping, deps): what the agent calls when
+// cfg.Ping.Enable is set.
+func FromConfig(cfg *config.Config, deps Deps) *Monitor { return New(cfg.Ping, deps) }
+
+// Name implements monitor.Monitor.
+func (m *Monitor) Name() string { return event.MonitorPing }
+
+// Options returns one round's settings: pingcount requests spaced
+// min(1 s, interval/(pingcount+1)) apart, each waiting pingwait.
+func (m *Monitor) Options() probe.PingOptions {
+	return probe.PingOptions{
+		Count:   m.cfg.PingCount,
+		Spacing: min(time.Second, m.cfg.Interval/time.Duration(m.cfg.PingCount+1)),
+		Wait:    m.cfg.PingWait,
+	}
+}
+
+// Run implements monitor.Monitor: a round at start and then every
+// interval. It returns nil when ctx ends, and an error when the journal
+// cannot be written or no echo request can be sent at all (no
+// CAP_NET_RAW).
+func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
+	logger := env.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	target := probe.Target{Host: m.cfg.MonitorIP, Resolver: m.deps.Resolver}
+	resolveFailing := false
+	emit := func(ev event.Event) error {
+		if _, err := env.Emit(ctx, ev); err != nil && ctx.Err() == nil {
+			return fmt.Errorf("journaling %s: %w", ev.Kind, err)
+		}
+		return nil
+	}
+	round := func() error {
+		addr, _, rerr, err := target.Addr(ctx, time.Now())
+		if rerr != nil {
+			logger.Debug("refreshing the target address failed, keeping it", "target", m.cfg.MonitorIP, "addr", addr, "err", rerr)
+		}
+		if err != nil {
+			if ctx.Err() != nil || resolveFailing {
+				return nil
+			}
+			resolveFailing = true
+			return emit(event.New(event.MonitorPing, KindResolveFailed,
+				"Cannot resolve ping target "+m.cfg.MonitorIP+": "+err.Error(),
+				map[string]any{"ip": m.cfg.MonitorIP, "error": err.Error()}).WithLevel(event.LevelWarn))
+		}
+		resolveFailing = false
+		r, err := m.deps.Pinger.Ping(ctx, addr, m.Options())
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("pinging %s: %w", m.cfg.MonitorIP, err)
+		}
+		return emit(Result(m.cfg.MonitorIP, r, time.Now()))
+	}
+
+	tick := time.NewTicker(m.cfg.Interval)
+	defer tick.Stop()
+	for {
+		if err := round(); err != nil {
+			return err
+		}
+		// A tick that fired while the round ran is stale: skip it rather
+		// than start the next round at once.
+		select {
+		case <-tick.C:
+		default:
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}

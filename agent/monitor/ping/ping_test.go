@@ -1,0 +1,242 @@
+package ping_test
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"log/slog"
+	"net/netip"
+	"slices"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"imon/agent/event"
+	"imon/agent/monitor"
+	"imon/agent/monitor/ping"
+	"imon/agent/probe"
+	"imon/agent/probe/probetest"
+	"imon/config"
+)
+
+var target = netip.MustParseAddr("192.168.92.1")
+
+func us(n int) time.Duration { return time.Duration(n) * time.Microsecond }
+
+func TestResult(t *testing.T) {
+	end := time.Date(2026, 5, 1, 12, 0, 0, 0, time.UTC)
+	for name, tc := range map[string]struct {
+		r        probe.PingResult
+		arg, msg string
+	}{
+		// The original's sample log line.
+		"alive": {
+			r:   probe.Summarize(target, 2, []time.Duration{us(434), us(4894)}),
+			arg: "192.168.92.1:True:0.434:2.664:4.894:0.0:4.460",
+			msg: "Ping Result: IP:192.168.92.1 State:True minrtt:0.434 avgrtt:2.664 maxrtt:4.894 loss:0.0 jitter:4.460",
+		},
+		"dead": {
+			r:   probe.Summarize(target, 2, nil),
+			arg: "192.168.92.1:False:0.000:0.000:0.000:1.0:0.000",
+			msg: "Ping Result: IP:192.168.92.1 State:False minrtt:0.000 avgrtt:0.000 maxrtt:0.000 loss:1.0 jitter:0.000",
+		},
+		"half": {
+			r:   probe.Summarize(target, 2, []time.Duration{us(1500)}),
+			arg: "192.168.92.1:True:1.500:1.500:1.500:0.5:0.000",
+		},
+		"a third lost, rounded": {
+			r:   probe.Summarize(target, 3, []time.Duration{us(1000), us(1234567)}),
+			arg: "192.168.92.1:True:1.000:617.784:1234.567:0.333:1233.567",
+		},
+	} {
+		t.Run(name, func(t *testing.T) {
+			ev := ping.Result("192.168.92.1", tc.r, end)
+			if ev.Kind != event.KindPingResult || ev.Monitor != event.MonitorPing || !slices.Equal(ev.Args, []string{tc.arg}) {
+				t.Errorf("event %s/%s args %q, want %q", ev.Monitor, ev.Kind, ev.Args, tc.arg)
+			}
+			if tc.msg != "" && ev.Msg != tc.msg {
+				t.Errorf("msg %q\nwant %q", ev.Msg, tc.msg)
+			}
+			var st ping.State
+			if err := ev.DecodeState(&st); err != nil {
+				t.Fatal(err)
+			}
+			if st.Alive != tc.r.Alive() || st.Sent != tc.r.Sent || st.Recv != tc.r.Recv || len(st.RTTsMs) != tc.r.Recv ||
+				st.Time != "2026-05-01T12:00:00.000Z" || st.Addr != "192.168.92.1" || st.Target != "192.168.92.1" {
+				t.Errorf("state %+v", st)
+			}
+			if string(ev.Data) != string(ev.State) {
+				t.Errorf("data %s != state %s", ev.Data, ev.State)
+			}
+		})
+	}
+	// Numeric data, not strings.
+	ev := ping.Result("h", probe.Summarize(target, 2, []time.Duration{us(434), us(4894)}), end)
+	var raw map[string]any
+	if err := json.Unmarshal(ev.Data, &raw); err != nil {
+		t.Fatal(err)
+	}
+	if raw["avg_ms"] != 2.664 || raw["loss"] != 0.0 || raw["jitter_ms"] != 4.46 || raw["alive"] != true {
+		t.Errorf("data %s", ev.Data)
+	}
+}
+
+type journal struct {
+	mu  sync.Mutex
+	evs []event.Event
+}
+
+func (j *journal) emit(_ context.Context, ev event.Event) (event.Event, error) {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	ev.Time = time.Now()
+	j.evs = append(j.evs, ev)
+	return ev, nil
+}
+
+func (j *journal) events() []event.Event {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return slices.Clone(j.evs)
+}
+
+func run(t *testing.T, cfg config.Ping, n *probetest.Net, res *probetest.Resolver) (*journal, context.CancelFunc, chan error) {
+	j := &journal{}
+	m := ping.New(cfg, ping.Deps{Pinger: n, Resolver: res})
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.emit})
+	}()
+	return j, cancel, done
+}
+
+func cfg(interval, wait time.Duration, count int) config.Ping {
+	return config.Ping{Probe: config.Probe{Enable: true, Interval: interval, PingCount: count, PingWait: wait}, MonitorIP: target.String()}
+}
+
+func TestRunRounds(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := probetest.NewNet(1)
+		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
+		start := time.Now()
+		j, cancel, done := run(t, cfg(10*time.Second, time.Second, 3), n, probetest.NewResolver(nil))
+		time.Sleep(35 * time.Second)
+		n.SetUp(target, false)
+		time.Sleep(20 * time.Second)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+		evs := j.events()
+		if len(evs) != 6 {
+			t.Fatalf("%d rounds in 55s, want 6 (at 0, 10, ..., 50s)", len(evs))
+		}
+		for i, ev := range evs {
+			// Each round ends 2 spacings (1s: min(1s, 10s/4)) + RTT after
+			// its tick (alive) or after its budget (dead): no drift.
+			var st ping.State
+			if err := ev.DecodeState(&st); err != nil {
+				t.Fatal(err)
+			}
+			tick := start.Add(time.Duration(i) * 10 * time.Second)
+			wantEnd := tick.Add(2*time.Second + 5*time.Millisecond)
+			if !st.Alive {
+				wantEnd = tick.Add(2*time.Second + time.Second)
+			}
+			if !ev.Time.Equal(wantEnd) {
+				t.Errorf("round %d ended at +%v, want +%v", i, ev.Time.Sub(start), wantEnd.Sub(start))
+			}
+			if alive := i < 4; st.Alive != alive {
+				t.Errorf("round %d alive %v", i, st.Alive)
+			}
+		}
+		if o := n.Pings()[0].Opt; o.Spacing != time.Second || o.Count != 3 || o.Wait != time.Second {
+			t.Errorf("options %+v", o)
+		}
+	})
+}
+
+func TestRunSlowRoundsDoNotPileUp(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := probetest.NewNet(1) // target is a black hole: every round takes its budget
+		// interval 1s, pingcount 2, pingwait 1.5s: a round takes
+		// 1/3s + 1.5s > interval.
+		j, cancel, done := run(t, cfg(time.Second, 1500*time.Millisecond, 2), n, probetest.NewResolver(nil))
+		time.Sleep(9*time.Second + 900*time.Millisecond)
+		cancel()
+		<-done
+		starts := n.Pings()
+		if len(starts) != 5 {
+			t.Errorf("%d rounds in 9.9s, want 5 (every other tick: 0, 2, 4, 6, 8s)", len(starts))
+		}
+		for i := 1; i < len(starts); i++ {
+			if gap := starts[i].At.Sub(starts[i-1].At); gap != 2*time.Second {
+				t.Errorf("round %d started %v after the previous one, want 2s (on the tick grid)", i, gap)
+			}
+		}
+		if len(j.events()) != len(starts) {
+			t.Errorf("%d events for %d rounds", len(j.events()), len(starts))
+		}
+	})
+}
+
+func TestRunResolveFailure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := probetest.NewNet(1)
+		n.SetUp(target, true)
+		res := probetest.NewResolver(nil)
+		res.Fail("router.lan", nil)
+		c := cfg(time.Second, time.Second, 2)
+		c.MonitorIP = "router.lan"
+		j, cancel, done := run(t, c, n, res)
+		time.Sleep(5*time.Second + 100*time.Millisecond)
+		res.Set("router.lan", target)
+		time.Sleep(2*time.Second + 500*time.Millisecond)
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+		var kinds []string
+		for _, ev := range j.events() {
+			kinds = append(kinds, ev.Kind)
+		}
+		want := []string{ping.KindResolveFailed, event.KindPingResult, event.KindPingResult}
+		if !slices.Equal(kinds, want) {
+			t.Fatalf("events %v, want %v", kinds, want)
+		}
+		if ev := j.events()[0]; ev.Level != event.LevelWarn || !strings.Contains(ev.Msg, "router.lan") {
+			t.Errorf("resolve failure %+v", ev)
+		}
+		if ev := j.events()[1]; !strings.HasPrefix(ev.Args[0], "router.lan:True:") {
+			t.Errorf("args %q", ev.Args)
+		}
+	})
+}
+
+func TestRunPingError(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := probetest.NewNet(1)
+		n.FailPings(errors.New("socket: operation not permitted"))
+		_, cancel, done := run(t, cfg(time.Second, time.Second, 2), n, probetest.NewResolver(nil))
+		defer cancel()
+		if err := <-done; err == nil || !strings.Contains(err.Error(), "operation not permitted") {
+			t.Errorf("Run returned %v", err)
+		}
+	})
+}
+
+func TestFromConfig(t *testing.T) {
+	m := ping.FromConfig(&config.Config{Ping: cfg(time.Second, time.Second, 2)}, ping.RealDeps(nil))
+	if m.Name() != "ping" {
+		t.Errorf("name %q", m.Name())
+	}
+	if o := m.Options(); o.Spacing != time.Second/3 || o.Count != 2 || o.Wait != time.Second {
+		t.Errorf("options %+v", o)
+	}
+	if o := ping.New(config.Ping{MonitorIP: "x"}, ping.Deps{}).Options(); o.Count != 2 || o.Spacing != time.Second || o.Wait != time.Second {
+		t.Errorf("defaults %+v", o)
+	}
+}

@@ -1,0 +1,151 @@
+package updown_test
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"math/rand/v2"
+	"os"
+	"regexp"
+	"slices"
+	"strconv"
+	"sync"
+	"testing"
+	"time"
+
+	"imon/agent/event"
+	"imon/agent/monitor"
+	"imon/agent/monitor/updown"
+	"imon/agent/probe/probetest"
+	"imon/config"
+)
+
+// TestNetnsUpdown runs the updown monitor with the real probes in a netns
+// testbed: the target (namespace B) is black-holed with nftables a few
+// times and the monitor must journal updown-offline within about 1.5 s
+// (interval 1, pingcount 2, pingwait 1) and updown-online after it. The
+// monitor runs in TestNetnsUpdownChild, re-executed inside namespace A.
+func TestNetnsUpdown(t *testing.T) {
+	if probetest.InChild() {
+		t.Skip("parent of TestNetnsUpdownChild")
+	}
+	tb := probetest.NewTestbed(t)
+	tb.InstallBlackholes(t)
+	tb.RunInNetns(t, tb.A, "TestNetnsUpdownChild", 2*time.Minute, "IMON_CUTS=3")
+}
+
+// BenchmarkNetnsDetection measures the real detection latency, cut to
+// updown-offline, over b.N black-holing cuts at random times (run it with
+// -benchtime=20x: each cut takes about 3 s). Figures: ms-median, ms-p95,
+// ms-max of the latency.
+func BenchmarkNetnsDetection(b *testing.B) {
+	if probetest.InChild() {
+		b.Skip("child")
+	}
+	tb := probetest.NewTestbed(b)
+	tb.InstallBlackholes(b)
+	out := tb.RunInNetns(b, tb.A, "TestNetnsUpdownChild", time.Duration(b.N)*10*time.Second+time.Minute,
+		"IMON_CUTS="+strconv.Itoa(b.N), "IMON_CUT_SLACK=5s")
+	var lat []float64
+	for _, m := range regexp.MustCompile(`LATENCY_MS ([0-9.]+)`).FindAllStringSubmatch(out, -1) {
+		v, _ := strconv.ParseFloat(m[1], 64)
+		lat = append(lat, v)
+	}
+	if len(lat) != b.N {
+		b.Fatalf("%d latencies for %d cuts", len(lat), b.N)
+	}
+	slices.Sort(lat)
+	b.ReportMetric(lat[len(lat)/2], "ms-median")
+	b.ReportMetric(lat[len(lat)*95/100], "ms-p95")
+	b.ReportMetric(lat[len(lat)-1], "ms-max")
+}
+
+// notifyJournal is a fake Env.Emit that timestamps events and signals each.
+type notifyJournal struct {
+	mu  sync.Mutex
+	evs []event.Event
+	ch  chan event.Event
+}
+
+func (j *notifyJournal) emit(_ context.Context, ev event.Event) (event.Event, error) {
+	ev.Time = time.Now()
+	j.mu.Lock()
+	ev.Seq = uint64(len(j.evs) + 1)
+	j.evs = append(j.evs, ev)
+	j.mu.Unlock()
+	j.ch <- ev
+	return ev, nil
+}
+
+func TestNetnsUpdownChild(t *testing.T) {
+	if !probetest.InChild() {
+		t.Skip("run by TestNetnsUpdown inside a network namespace")
+	}
+	probetest.AssertNotHostNetns(t)
+	tb := probetest.ChildTestbed(t)
+	cuts, _ := strconv.Atoi(os.Getenv("IMON_CUTS"))
+	cuts = max(cuts, 1)
+	// Upper bound of a detection: pingwait + 2 spacings = 1.5 s, plus slack
+	// for a loaded machine (the benchmark only reports).
+	limit := 1500*time.Millisecond + time.Second
+	if d, err := time.ParseDuration(os.Getenv("IMON_CUT_SLACK")); err == nil {
+		limit = 1500*time.Millisecond + d
+	}
+
+	cfg := config.Updown{
+		Probe:     config.Probe{Enable: true, Interval: time.Second, PingCount: 2, PingWait: time.Second},
+		MonitorIP: tb.AddrB.String(),
+		AddPing:   []string{tb.AddrA.String()},
+	}
+	j := &notifyJournal{ch: make(chan event.Event, 16)}
+	m := updown.New(cfg, updown.RealDeps(nil))
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() {
+		done <- m.Run(ctx, monitor.Env{Instance: "netns", Logger: slog.New(slog.DiscardHandler), Emit: j.emit})
+	}()
+	waitFor := func(kind string, within time.Duration) event.Event {
+		t.Helper()
+		deadline := time.After(within)
+		for {
+			select {
+			case ev := <-j.ch:
+				if ev.Kind == kind {
+					return ev
+				}
+				t.Logf("event %s: %s", ev.Kind, ev.Msg)
+			case <-deadline:
+				t.Fatalf("no %s within %v", kind, within)
+			}
+		}
+	}
+	first := waitFor(updown.KindStatus, 5*time.Second)
+	t.Logf("first: %s", first.Msg)
+
+	rnd := rand.New(rand.NewPCG(uint64(time.Now().UnixNano()), 1))
+	for i := range cuts {
+		time.Sleep(time.Second + time.Duration(rnd.Int64N(int64(time.Second))))
+		cut := time.Now()
+		tb.Blackhole(t, tb.AddrB, true)
+		off := waitFor(event.KindUpdownOffline, 10*time.Second)
+		lat := off.Time.Sub(cut)
+		fmt.Printf("LATENCY_MS %.1f\n", float64(lat)/1e6)
+		if lat > limit {
+			t.Errorf("cut %d: offline after %v, want <= %v", i, lat, limit)
+		}
+		if off.Msg != "Monitored IP "+tb.AddrB.String()+" offline; Secondary IP "+tb.AddrA.String()+" online" {
+			t.Errorf("offline msg %q", off.Msg)
+		}
+		tb.Blackhole(t, tb.AddrB, false)
+		back := time.Now()
+		on := waitFor(event.KindUpdownOnline, 5*time.Second)
+		if d := on.Time.Sub(back); d > 250*time.Millisecond+time.Second {
+			t.Errorf("cut %d: online %v after the repair", i, d)
+		}
+		t.Logf("cut %d: offline after %v; %s", i, lat, on.Msg)
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Errorf("Run: %v", err)
+	}
+}
