@@ -108,11 +108,12 @@ func serveDNS(t testing.TB, ns *harness.NS, addr netip.Addr) {
 }
 
 // tbProviders builds the failover testbed with three whoami DNS operators
-// (203.0.113.53, .54, .55) and an HTTP fallback (203.0.113.80) in inet, the
-// host's default route via the primary ISP, and returns the provider list
-// and the Options that run every query (and the CGNAT probe) inside the
-// host namespace.
-func tbProviders(t testing.TB) (*testbed.Bed, []string, ddns.Options) {
+// (203.0.113.53, .54, .55) and an HTTP fallback (203.0.113.80) in inet and,
+// when route is set, the host's default route via the primary ISP (else
+// routing is left to a failover monitor). It returns the provider list and
+// the Options that run every query (and the CGNAT probe) inside the host
+// namespace.
+func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Options) {
 	b := testbed.New(t)
 	extra := []netip.Addr{netip.MustParseAddr("203.0.113.54"), netip.MustParseAddr("203.0.113.55")}
 	for _, a := range extra {
@@ -136,8 +137,10 @@ func tbProviders(t testing.TB) (*testbed.Bed, []string, ddns.Options) {
 	go func() { _ = hsrv.Serve(hln) }()
 	t.Cleanup(func() { _ = hsrv.Close() })
 
-	// The failover monitor's job, done by hand: the primary is active.
-	b.Run(b.Host, "ip", "route", "add", "default", "via", testbed.Gateway[0].String())
+	if route {
+		// The failover monitor's job, done by hand: the primary is active.
+		b.Run(b.Host, "ip", "route", "add", "default", "via", testbed.Gateway[0].String())
+	}
 
 	providers := []string{
 		"dns://" + testbed.DNSAddr.String() + "/a.test?type=A",
@@ -173,7 +176,7 @@ func tbProviders(t testing.TB) (*testbed.Bed, []string, ddns.Options) {
 // to the standby ISP and the failover monitor's event arrives, the
 // monitor re-checks at once and reports exactly NEW OLD.
 func TestTestbedExternalAddressFollowsTheRoute(t *testing.T) {
-	b, providers, opts := tbProviders(t)
+	b, providers, opts := tbProviders(t, true)
 	cfg := config.DDNS{
 		Providers: providers,
 		// A long interval: the change after the switch must come from the
@@ -241,7 +244,7 @@ func TestTestbedExternalAddressFollowsTheRoute(t *testing.T) {
 // testbed's routed, masqueraded path; target: confirmed address ≤ 50 ms
 // median. Needs root (network namespaces).
 func BenchmarkTestbedConfirm(b *testing.B) {
-	_, providers, opts := tbProviders(b)
+	_, providers, opts := tbProviders(b, true)
 	m, err := ddns.New(config.DDNS{Providers: providers, Timeout: 2 * time.Second, AllowPrivate: true}, opts)
 	if err != nil {
 		b.Fatal(err)
