@@ -11,7 +11,7 @@ STATICCHECK := honnef.co/go/tools/cmd/staticcheck@v0.8.2
 # Test timeout for `make test` (the e2e suite runs network namespaces).
 TEST_TIMEOUT ?= 45m
 FUZZTIME ?= 30s
-DEMO_DIR ?= $(CURDIR)/.demo
+DEMO_DIR ?=
 
 .PHONY: all build test test-short bench demo lint fmt vet staticcheck fuzz fuzz-short tidy-check check clean
 
@@ -58,6 +58,6 @@ tidy-check:
 check: lint test
 
 clean:
-	rm -rf bin dist $(DEMO_DIR)
+	rm -rf bin dist
 
 -include deploy/deploy.mk

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"log/slog"
 	"os"
 	"time"
@@ -11,6 +12,12 @@ import (
 	"imon/agent/event"
 	"imon/agent/logsink"
 	"imon/agent/monitor"
+	"imon/agent/monitor/ddns"
+	"imon/agent/monitor/failover"
+	"imon/agent/monitor/ping"
+	"imon/agent/monitor/updown"
+	"imon/agent/outbox"
+	"imon/agent/probe"
 	"imon/config"
 	"imon/journal"
 )
@@ -29,9 +36,26 @@ type wiring struct {
 
 // wire builds the real monitors, probes and consumers for cfg.
 func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.Sink, log *slog.Logger) (*wiring, error) {
-	w := &wiring{}
-	for _, name := range enabledMonitors(cfg) {
-		w.names = append(w.names, name)
+	w := &wiring{names: enabledMonitors(cfg)}
+	probeLog := log.With("monitor", "probe")
+	if cfg.DDNS.Enable {
+		m, err := ddns.New(cfg.DDNS, ddns.Options{})
+		if err != nil {
+			return nil, fmt.Errorf("ddns monitor: %w", err)
+		}
+		w.monitors = append(w.monitors, m)
+	}
+	if cfg.Updown.Enable {
+		w.monitors = append(w.monitors, updown.New(cfg.Updown, updown.RealDeps(probeLog)))
+	}
+	if cfg.Failover.Enable {
+		icmp := probe.NewPinger(probeLog)
+		w.monitors = append(w.monitors, &failover.Monitor{
+			Cfg: cfg.Failover, Streamer: icmp, Pinger: icmp, Resolver: probe.NewResolver(probeLog),
+		})
+	}
+	if cfg.Ping.Enable {
+		w.monitors = append(w.monitors, ping.New(cfg.Ping, ping.RealDeps(probeLog)))
 	}
 	skip := map[string]bool{}
 	if cfg.Global.Action != "" {
@@ -49,6 +73,14 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 			MaxAge:   cfg.Global.ActionMaxAge,
 			Logger:   log.With("monitor", "action"),
 		})
+
+	if cfg.MQTT.Enable {
+		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"))
+		if err != nil {
+			return nil, fmt.Errorf("mqtt: %w", err)
+		}
+		w.consumers = append(w.consumers, ob)
+	}
 
 	// systemd: READY once the journal is open and the monitors started,
 	// WATCHDOG only while every monitor runs.

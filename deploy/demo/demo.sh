@@ -2,7 +2,8 @@
 # make demo: run imon on a loopback-only config with a journal in a
 # temporary folder, until Ctrl-C (or DEMO_SECONDS), then replay the journal.
 set -eu
-: "${IMON:?}" "${DEMO_DIR:?}"
+: "${IMON:?}"
+DEMO_DIR=${DEMO_DIR:-$(mktemp -d /tmp/imon-demo.XXXXXX)}
 mkdir -p "$DEMO_DIR"
 chmod 0755 "$DEMO_DIR"
 cfg="$DEMO_DIR/imon-demo.json"
