@@ -127,11 +127,10 @@ func (PostPing) isEffect() {}
 
 // decider accumulates the effects of one Decide call.
 type decider struct {
-	s    State
-	now  time.Time
-	out  []Effect
-	why  string // reason of the next switch
-	data map[string]any
+	s   State
+	now time.Time
+	out []Effect
+	why string // reason of the next switch
 }
 
 func (d *decider) emit(kind, msg string, data any, args ...string) {

@@ -421,7 +421,6 @@ func TestManualPin(t *testing.T) {
 	m.run(3 * time.Second)
 	wantKinds(t, m.kinds(mark), "failover-wan-down", "failover-primary")
 	// It comes back: return to it after the hold.
-	mark = len(m.events)
 	m.alive[1] = true
 	m.run(10 * time.Second)
 	if m.s.Active != 0 {
