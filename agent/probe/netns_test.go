@@ -66,6 +66,13 @@ func TestNetnsChild(t *testing.T) {
 		}
 	})
 
+	t.Run("PingIPv6", func(t *testing.T) {
+		r, err := pinger.Ping(ctx, tb.AddrB6, probe.PingOptions{Count: 2, Spacing: 100 * time.Millisecond, Wait: time.Second})
+		if err != nil || r.Recv != 2 || r.Addr != tb.AddrB6 {
+			t.Fatalf("IPv6: %+v %v", r, err)
+		}
+	})
+
 	t.Run("PingUntilReply", func(t *testing.T) {
 		opt := probe.PingOptions{Count: 3, Spacing: 500 * time.Millisecond, Wait: time.Second, UntilReply: true}
 		start := time.Now()
@@ -119,6 +126,12 @@ func TestNetnsChild(t *testing.T) {
 		r, err := pinger.Ping(ctx, tb.AddrB, probe.PingOptions{Count: 1, Wait: time.Second, Source: tb.AddrA})
 		if err != nil || !r.Alive() {
 			t.Fatalf("with local source: %+v, %v", r, err)
+		}
+		// SO_MARK needs CAP_NET_ADMIN (root here); without a fwmark rule
+		// the main table still routes it.
+		r, err = pinger.Ping(ctx, tb.AddrB, probe.PingOptions{Count: 1, Wait: time.Second, Source: tb.AddrA, Mark: 0x1c9})
+		if err != nil || !r.Alive() {
+			t.Fatalf("with a mark: %+v, %v", r, err)
 		}
 		_, err = pinger.Ping(ctx, tb.AddrB, probe.PingOptions{Count: 1, Wait: time.Second, Source: netip.MustParseAddr("198.18.0.99")})
 		if err == nil {

@@ -50,9 +50,10 @@ func InChild() bool { return os.Getenv(ChildEnv) != "" }
 var testbedSeq atomic.Int64
 
 // Testbed is two network namespaces, A and B, joined by a veth pair:
-// A has AddrA and B has AddrB (and AddrB2) in Prefix, a TEST-NET range
-// (198.18.0.0/24, RFC 2544) that exists only inside the two namespaces.
-// Neither namespace has a default route, so nothing can leave them.
+// A has AddrA and B has AddrB (and AddrB2) in Prefix, a benchmarking range
+// (198.18.0.0/24, RFC 2544) that exists only inside the two namespaces,
+// plus AddrA6 and AddrB6 in fd00:1818::/64. Neither namespace has a
+// default route, so nothing can leave them.
 type Testbed struct {
 	A, B     string // namespace names
 	IfA, IfB string // veth ends in A and B
@@ -60,6 +61,8 @@ type Testbed struct {
 	AddrA    netip.Addr
 	AddrB    netip.Addr
 	AddrB2   netip.Addr // a second address of B, e.g. to blackhole alone
+	AddrA6   netip.Addr // IPv6 (ULA fd00:1818::/64, only in the namespaces)
+	AddrB6   netip.Addr
 }
 
 // NewTestbed creates the namespaces (NeedRoot first) and deletes them in
@@ -78,6 +81,8 @@ func NewTestbed(t testing.TB) *Testbed {
 		AddrA:  netip.MustParseAddr("198.18.0.1"),
 		AddrB:  netip.MustParseAddr("198.18.0.2"),
 		AddrB2: netip.MustParseAddr("198.18.0.3"),
+		AddrA6: netip.MustParseAddr("fd00:1818::1"),
+		AddrB6: netip.MustParseAddr("fd00:1818::2"),
 	}
 	if len(tb.IfA) > 15 {
 		t.Fatalf("interface name %q too long", tb.IfA)
@@ -92,11 +97,17 @@ func NewTestbed(t testing.TB) *Testbed {
 	}
 	mustRun(t, "ip", "link", "add", tb.IfA, "netns", tb.A, "type", "veth", "peer", "name", tb.IfB, "netns", tb.B)
 	for _, c := range [][]string{
+		// No duplicate address detection: a tentative link-local address
+		// delays neighbour discovery, and with it the first IPv6 probes.
+		{tb.A, "sysctl", "-q", "-w", "net.ipv6.conf." + tb.IfA + ".accept_dad=0"},
+		{tb.B, "sysctl", "-q", "-w", "net.ipv6.conf." + tb.IfB + ".accept_dad=0"},
 		{tb.A, "ip", "link", "set", "lo", "up"},
 		{tb.B, "ip", "link", "set", "lo", "up"},
 		{tb.A, "ip", "addr", "add", tb.AddrA.String() + "/24", "dev", tb.IfA},
 		{tb.B, "ip", "addr", "add", tb.AddrB.String() + "/24", "dev", tb.IfB},
 		{tb.B, "ip", "addr", "add", tb.AddrB2.String() + "/24", "dev", tb.IfB},
+		{tb.A, "ip", "addr", "add", tb.AddrA6.String() + "/64", "dev", tb.IfA, "nodad"},
+		{tb.B, "ip", "addr", "add", tb.AddrB6.String() + "/64", "dev", tb.IfB, "nodad"},
 		{tb.A, "ip", "link", "set", tb.IfA, "up"},
 		{tb.B, "ip", "link", "set", tb.IfB, "up"},
 	} {
@@ -127,6 +138,7 @@ func (tb *Testbed) Env() []string {
 		"IMON_TB_IFA=" + tb.IfA, "IMON_TB_IFB=" + tb.IfB,
 		"IMON_TB_ADDRA=" + tb.AddrA.String(), "IMON_TB_ADDRB=" + tb.AddrB.String(),
 		"IMON_TB_ADDRB2=" + tb.AddrB2.String(), "IMON_TB_PREFIX=" + tb.Prefix.String(),
+		"IMON_TB_ADDRA6=" + tb.AddrA6.String(), "IMON_TB_ADDRB6=" + tb.AddrB6.String(),
 	}
 }
 
@@ -148,6 +160,8 @@ func ChildTestbed(t testing.TB) *Testbed {
 		AddrA:  netip.MustParseAddr(get("IMON_TB_ADDRA")),
 		AddrB:  netip.MustParseAddr(get("IMON_TB_ADDRB")),
 		AddrB2: netip.MustParseAddr(get("IMON_TB_ADDRB2")),
+		AddrA6: netip.MustParseAddr(get("IMON_TB_ADDRA6")),
+		AddrB6: netip.MustParseAddr(get("IMON_TB_ADDRB6")),
 	}
 }
 
