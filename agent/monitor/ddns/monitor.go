@@ -300,7 +300,9 @@ func (m *Monitor) restore(env monitor.Env) *run {
 	}
 	restoreTrack(provider.IPv4, st.IP, st.ChangedAt, st.NoAnswerSince, st.Agreed, st.Consensus)
 	restoreTrack(provider.IPv6, st.IP6, st.ChangedAt6, st.NoAnswerSince6, st.Agreed6, st.Consensus6)
-	r.cgnat, r.cgnatAddr = st.CGNAT, st.CGNATAddress
+	if m.iface != "" { // without an interface the CGNAT flag is not known
+		r.cgnat, r.cgnatAddr = st.CGNAT, st.CGNATAddress
+	}
 	for i, p := range m.provs {
 		for _, ps := range st.Providers {
 			if ps.Name == p.spec.Raw && ps.Status != "" {

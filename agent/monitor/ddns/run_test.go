@@ -382,8 +382,10 @@ func TestRunNoAnswerOncePerStreak(t *testing.T) {
 		h.expect("ddns-ip-update 93.184.216.34 unknown")
 		n.setAll(blackhole, pA, pB, pC)
 		h.next()
-		h.expect("ddns-no-update") // carries the state: no status event
-		ev := h.j.all()[1]
+		h.expect("ddns-status") // providers failed: health, not yet a streak
+		h.next()
+		h.expect("ddns-no-update") // the second round: an outage
+		ev := h.lastEvent()
 		if ev.Msg != "%% Unable to obtain External IP Address" || len(ev.Args) != 0 || ev.Level != event.LevelWarn {
 			t.Errorf("no-update event %+v", ev)
 		}
@@ -405,6 +407,7 @@ func TestRunNoAnswerOncePerStreak(t *testing.T) {
 		}
 		// Down again: a new streak, a new report.
 		n.setAll(refused, pA, pB, pC)
+		h.next()
 		h.next()
 		h.expect("ddns-no-update")
 		h.stop()
@@ -658,9 +661,11 @@ func TestRunIPv6TrackedSeparately(t *testing.T) {
 		// IPv6 down: its own no-update, IPv4 unaffected.
 		n.set(pA6, refused)
 		h.next()
+		h.expect("ddns-status")
+		h.next()
 		h.expect("ddns-no-update")
 		var d map[string]any
-		_ = h.j.all()[2].DecodeData(&d)
+		_ = h.lastEvent().DecodeData(&d)
 		if d["family"] != "ipv6" {
 			t.Errorf("no-update data %v", d)
 		}

@@ -26,7 +26,16 @@ type Track struct {
 	NoAnswer bool
 	// NoAnswerSince is when the failure streak began.
 	NoAnswerSince time.Time
+	// NoAnswerRounds counts consecutive rounds without any valid answer,
+	// up to NoAnswerRounds.
+	NoAnswerRounds int
 }
+
+// NoAnswerRounds is how many consecutive rounds without any valid answer
+// make a failure streak (and a ddns-no-update): one lost round is a blip,
+// or imon starting before the failover monitor installed a route; the
+// second, one interval later, is an outage.
+const NoAnswerRounds = 2
 
 // Decision is what a round's consensus means for the user.
 type Decision struct {
@@ -45,12 +54,15 @@ type Decision struct {
 // many independent operators in one round is the confirmation and a new
 // address is reported at once; with 1 (a single operator configured, or the
 // quorum set to 1), a new address must be named in two consecutive rounds.
-// A round without any valid answer reports ddns-no-update once per streak;
-// a split or an answer short of the quorum neither reports nor ends a
-// streak, and never changes the address.
+// Two consecutive rounds without any valid answer (NoAnswerRounds) report
+// ddns-no-update, once per streak; a split or an answer short of the quorum
+// neither reports nor ends a streak, and never changes the address.
 func (t Track) Observe(c Consensus, quorum int, now time.Time) (Track, Decision) {
 	var d Decision
 	t.Outcome = c.Outcome
+	if c.Outcome != NoAnswer {
+		t.NoAnswerRounds = 0
+	}
 	switch c.Outcome {
 	case Accepted:
 		if t.NoAnswer {
@@ -72,10 +84,15 @@ func (t Track) Observe(c Consensus, quorum int, now time.Time) (Track, Decision)
 		return t, d
 	case NoAnswer:
 		t.Candidate = netip.Addr{}
-		if !t.NoAnswer {
+		if t.NoAnswerRounds < NoAnswerRounds {
+			t.NoAnswerRounds++
+		}
+		if t.NoAnswerRounds == 1 && !t.NoAnswer {
+			t.NoAnswerSince = now // the streak's first round
+		}
+		if !t.NoAnswer && t.NoAnswerRounds >= NoAnswerRounds {
 			d.NoUpdate = true
 			t.NoAnswer = true
-			t.NoAnswerSince = now
 		}
 		return t, d
 	default:
