@@ -18,8 +18,8 @@
 // it, so one blackholed provider does not delay a change. [Track.Observe]
 // turns the consensus into a decision: with a quorum of two or more the
 // consensus itself confirms a change; with a single operator a change needs
-// two consecutive rounds. A round in which no provider answers reports
-// ddns-no-update once per failure streak.
+// two consecutive rounds. Two consecutive rounds in which no provider
+// answers report ddns-no-update, once per failure streak.
 //
 // State lives only in the journal: every ddns event carries the full
 // [State], and [Monitor.Run] restores the confirmed address from the last
