@@ -86,7 +86,7 @@ func (b *coreBed) heal(t *testing.T) {
 	b.host.Nft(t, "table ip imtest\ndelete table ip imtest\n")
 }
 
-var durationArg = regexp.MustCompile(`^\d+:\d\d:\d\d:\d\d$`)
+var durationArg = regexp.MustCompile(`^\d+:\d+:\d+:\d+$`)
 
 // TestUpdownEndToEnd runs the real binary: the target goes offline (DNS
 // blackholed too), comes back online with the outage duration, and a ping
