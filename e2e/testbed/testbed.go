@@ -142,6 +142,9 @@ table ip imtfault {
 	b.Host.Sh(t, "sysctl", "-qw", "net.ipv4.ip_forward=1")
 	// Loose reverse-path filtering, as systemd and Raspberry Pi OS set it.
 	b.Host.Sh(t, "sysctl", "-qw", "net.ipv4.conf.all.rp_filter=2")
+	// Deleting an address promotes a secondary of the same subnet instead
+	// of deleting it too (systemd's default; DHCP renumbering relies on it).
+	b.Host.Sh(t, "sysctl", "-qw", "net.ipv4.conf.all.promote_secondaries=1")
 	b.Host.Nft(t, `table ip imtnat {
 	chain post { type nat hook postrouting priority 100; oifname { "wan0", "wan1" } masquerade; }
 }

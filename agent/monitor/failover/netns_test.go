@@ -258,6 +258,18 @@ func TestNetnsCutFailbackBothDown(t *testing.T) {
 		t.Error("LAN offline with the primary active")
 	}
 
+	// A LAN flow masqueraded to the primary's address.
+	if !testbed.Ping(t, b.LAN, testbed.LANClient, testbed.Target2, time.Second) {
+		t.Error("LAN client cannot reach Target2")
+	}
+	lanFlow := func() bool {
+		out, _ := testbed.Exec(b.Host, "conntrack", "-L", "-p", "icmp", "-s", testbed.LANClient.String(), "--reply-dst", testbed.HostWAN[0].String())
+		return strings.Contains(out, "src="+testbed.LANClient.String())
+	}
+	if !lanFlow() {
+		t.Error("no conntrack entry for the LAN flow before the switch")
+	}
+
 	// Upstream cut: the gateway still answers, the internet does not.
 	b.CutUpstream(0)
 	start := time.Now()
@@ -268,6 +280,9 @@ func TestNetnsCutFailbackBothDown(t *testing.T) {
 	}
 	if !testbed.Ping(t, b.LAN, testbed.LANClient, testbed.Target, time.Second) {
 		t.Error("LAN offline after the switch")
+	}
+	if lanFlow() {
+		t.Error("the LAN flow's conntrack entry via the failed WAN survived the switch")
 	}
 	pp := c.must(5*time.Second, event.KindFailoverPostping)
 	if len(pp.Args) != 2 || pp.Args[1] != "online" {
@@ -386,5 +401,33 @@ func TestNetnsProbesOwnWAN(t *testing.T) {
 	}
 	if res["wan0 from 192.0.2.10"] != 0 || res["wan1 from 192.0.2.2"] != 0 {
 		t.Errorf("probes on the wrong WAN: %v", res)
+	}
+}
+
+// TestNetnsAddressChange renumbers the standby (a DHCP renew): its rules
+// and probes follow the new address, and NETINFO carries it.
+func TestNetnsAddressChange(t *testing.T) {
+	b := testbed.New(t)
+	c := startChild(t, b, failoverJSON{HoldS: 3, Prefer: true}, nil)
+	c.must(10*time.Second, event.KindFailoverPrimary)
+	b.Run(b.Host, "ip", "addr", "add", "192.0.2.11/29", "dev", "wan1")
+	b.Run(b.Host, "ip", "addr", "del", "192.0.2.10/29", "dev", "wan1")
+	for start := time.Now(); ; time.Sleep(50 * time.Millisecond) {
+		r := b.Run(b.Host, "ip", "rule")
+		if strings.Contains(r, "from 192.0.2.11 lookup 202") && !strings.Contains(r, "192.0.2.10") {
+			break
+		}
+		if time.Since(start) > 5*time.Second {
+			t.Fatalf("rules not rebound:\n%s", r)
+		}
+	}
+	time.Sleep(time.Second) // the standby proves itself again through the new address
+	b.CutUpstream(0)
+	ev := c.must(5*time.Second, event.KindFailoverStandby)
+	if ev.Args[0] != "snet:Standby:wan1:192.0.2.11" {
+		t.Errorf("NETINFO %q", ev.Args[0])
+	}
+	if !testbed.Ping(t, b.LAN, testbed.LANClient, testbed.Target, time.Second) {
+		t.Error("LAN offline via the renumbered standby")
 	}
 }
