@@ -8,7 +8,6 @@ import (
 
 	"imon/agent"
 	"imon/agent/action"
-	"imon/agent/sdnotify"
 	"imon/agent/event"
 	"imon/agent/logsink"
 	"imon/agent/monitor"
@@ -18,6 +17,7 @@ import (
 	"imon/agent/monitor/updown"
 	"imon/agent/outbox"
 	"imon/agent/probe"
+	"imon/agent/sdnotify"
 	"imon/config"
 	"imon/journal"
 )
