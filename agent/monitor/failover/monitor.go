@@ -125,19 +125,21 @@ type stream struct {
 
 // runner is one Run's loop state. Only the loop goroutine touches it.
 type runner struct {
-	m       *Monitor
-	env     monitor.Env
-	log     *slog.Logger
-	mgr     *route.Manager
-	st      State
-	links   [2]route.Link
-	streams [2]stream
-	probes  chan probeMsg
-	results chan Input // answers of asynchronous effects (post-ping)
-	wg      sync.WaitGroup
-	gen     int
-	targets [2]netip.Addr // resolved probe targets (invalid = unresolved)
-	queue   []Input
+	m              *Monitor
+	env            monitor.Env
+	log            *slog.Logger
+	mgr            *route.Manager
+	st             State
+	links          [2]route.Link
+	streams        [2]stream
+	probes         chan probeMsg
+	results        chan Input // answers of asynchronous effects (post-ping)
+	wg             sync.WaitGroup
+	gen            int
+	targets        [2]netip.Addr // resolved probe targets (invalid = unresolved)
+	resolvedCh     chan resolved
+	resolveFaulted [2]bool
+	queue          []Input
 }
 
 // Run implements monitor.Monitor.
@@ -169,9 +171,10 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	}
 	r := &runner{
 		m: m, env: env, log: log,
-		mgr:     route.NewManager(k, RouteConfig(m.Cfg)),
-		probes:  make(chan probeMsg, 256),
-		results: make(chan Input, 8),
+		mgr:        route.NewManager(k, RouteConfig(m.Cfg)),
+		probes:     make(chan probeMsg, 256),
+		results:    make(chan Input, 8),
+		resolvedCh: make(chan resolved, 2),
 	}
 	now := time.Now()
 	r.st = NewState(ParamsFrom(m.Cfg), now)
@@ -223,6 +226,7 @@ func (r *runner) loop(ctx context.Context) error {
 		}
 	}
 	r.push(Adopted{Active: active, Route: routeText})
+	r.resolveTargets(ctx)
 	r.checkShadowed()
 	if err := r.drain(ctx); err != nil {
 		return err
@@ -243,7 +247,7 @@ func (r *runner) loop(ctx context.Context) error {
 		r.manageStreams(ctx)
 		next := Next(r.st, time.Now())
 		for i := range r.streams {
-			if t := r.streams[i].retry; !t.IsZero() && (next.IsZero() || t.Before(next)) {
+			if t := r.streams[i].retry; t.After(time.Now()) && (next.IsZero() || t.Before(next)) {
 				next = t
 			}
 		}
@@ -300,6 +304,8 @@ func (r *runner) loop(ctx context.Context) error {
 			r.onCommand(ev)
 		case in := <-r.results:
 			r.push(in)
+		case res := <-r.resolvedCh:
+			r.onResolved(res)
 		}
 		if err := r.drain(ctx); err != nil {
 			return err
@@ -472,12 +478,13 @@ func (r *runner) onProbe(p probeMsg) {
 // manageStreams starts, restarts or stops each WAN's probe stream so that
 // it runs exactly when the WAN has an address, with that address as source.
 func (r *runner) manageStreams(ctx context.Context) {
+	// (A failed stream waits for its retry time; see onProbe.)
 	for i := range r.streams {
 		s := &r.streams[i]
 		src := r.links[i].IPv4().Prefix.Addr()
 		want := src.IsValid() && r.links[i].AdminUp
 		running := s.cancel != nil
-		if running && (!want || s.source != src) {
+		if running && (!want || s.source != src || s.target != r.target(i)) {
 			s.cancel()
 			*s = stream{gen: -1}
 			running = false
@@ -485,7 +492,7 @@ func (r *runner) manageStreams(ctx context.Context) {
 		if running || !want || time.Now().Before(s.retry) {
 			continue
 		}
-		target := r.target(ctx, i)
+		target := r.target(i)
 		r.gen++
 		sctx, cancel := context.WithCancel(ctx)
 		*s = stream{gen: r.gen, cancel: cancel, source: src, target: target}
@@ -496,9 +503,9 @@ func (r *runner) manageStreams(ctx context.Context) {
 	}
 }
 
-// target returns WAN i's probe address: *-ping (resolved) or the gateway.
-// An unresolvable name falls back to the gateway (and is journaled).
-func (r *runner) target(ctx context.Context, i int) netip.Addr {
+// target returns WAN i's probe address: *-ping (an IP, or a name once
+// resolved) or else the gateway.
+func (r *runner) target(i int) netip.Addr {
 	w := r.st.p.WANs[i]
 	if w.Target == "" {
 		return w.GW
@@ -509,16 +516,63 @@ func (r *runner) target(ctx context.Context, i int) netip.Addr {
 	if r.targets[i].IsValid() {
 		return r.targets[i]
 	}
-	rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-	defer cancel()
-	a, err := r.m.Resolver.Resolve(rctx, w.Target)
-	if err != nil {
-		r.push(Fault{WAN: i, Msg: fmt.Sprintf("cannot resolve probe target %s (%v); probing the gateway %s until it resolves", w.Target, err, w.GW)})
-		r.streams[i].retry = time.Now().Add(30 * time.Second)
-		return w.GW
+	return w.GW
+}
+
+// resolved is the outcome of one resolution of WAN wan's probe target.
+type resolved struct {
+	wan  int
+	addr netip.Addr
+	err  error
+}
+
+// resolveTargets resolves probe target names in the background (never in
+// the loop, since DNS is often dead exactly when a WAN is): every 30 s until
+// it works, then every 10 minutes.
+func (r *runner) resolveTargets(ctx context.Context) {
+	for i, w := range r.st.p.WANs {
+		if w.Target == "" {
+			continue
+		}
+		if _, err := netip.ParseAddr(w.Target); err == nil {
+			continue
+		}
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			for {
+				rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
+				a, err := r.m.Resolver.Resolve(rctx, w.Target)
+				cancel()
+				select {
+				case r.resolvedCh <- resolved{wan: i, addr: a, err: err}:
+				case <-ctx.Done():
+					return
+				}
+				next := 10 * time.Minute
+				if err != nil {
+					next = 30 * time.Second
+				}
+				select {
+				case <-time.After(next):
+				case <-ctx.Done():
+					return
+				}
+			}
+		}()
 	}
-	r.targets[i] = a
-	return a
+}
+
+func (r *runner) onResolved(res resolved) {
+	w := r.st.p.WANs[res.wan]
+	if res.err != nil {
+		if !r.targets[res.wan].IsValid() && !r.resolveFaulted[res.wan] {
+			r.resolveFaulted[res.wan] = true
+			r.push(Fault{WAN: res.wan, Msg: fmt.Sprintf("cannot resolve probe target %s (%v); probing the gateway %s until it resolves", w.Target, res.err, w.GW)})
+		}
+		return
+	}
+	r.targets[res.wan] = res.addr
 }
 
 func (r *runner) runStream(ctx context.Context, wan, gen int, target netip.Addr, opt probe.StreamOptions) {

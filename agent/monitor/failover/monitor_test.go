@@ -84,11 +84,15 @@ type rig struct {
 }
 
 func startRig(t *testing.T, k *route.Fake, last event.Event) *rig {
+	return startRigWith(t, k, last, testConfig(), probetest.NewResolver(nil))
+}
+
+func startRigWith(t *testing.T, k *route.Fake, last event.Event, cfg config.Failover, res *probetest.Resolver) *rig {
 	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &journal{}}
 	r.net.SetUp(gw0, true)
 	r.net.SetUp(gw1, true)
 	m := &failover.Monitor{
-		Cfg: testConfig(), Kernel: k, Streamer: r.net, Pinger: r.net, Resolver: probetest.NewResolver(nil),
+		Cfg: cfg, Kernel: k, Streamer: r.net, Pinger: r.net, Resolver: res,
 		Updates: func(context.Context) <-chan route.Update { return r.upd },
 		Carrier: func(ifname string) (bool, error) {
 			l, err := k.LinkByName(ifname)
@@ -265,6 +269,46 @@ func TestRunMissingInterface(t *testing.T) {
 		wait(35 * time.Second)
 		if !strings.Contains(k.String(), "default via 192.0.2.1 dev wan0 proto 201 metric 201") {
 			t.Errorf("primary not used once it appeared:\n%s", k.String())
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRunTargetName: a *-ping host name that does not resolve yet is
+// journaled once and the gateway is probed meanwhile; once it resolves, the
+// probes go to it.
+func TestRunTargetName(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := testConfig()
+		cfg.Primary.Ping = "probe.example"
+		res := probetest.NewResolver(nil)
+		res.Fail("probe.example", nil)
+		target := netip.MustParseAddr("203.0.113.1")
+		r := startRigWith(t, newKernel(), event.Event{}, cfg, res)
+		r.net.SetUp(target, true)
+		wait(5 * time.Second)
+		var errs int
+		for _, k := range r.j.kinds() {
+			if k == failover.KindError {
+				errs++
+			}
+		}
+		if errs != 1 {
+			t.Errorf("%d error events, want 1: %v", errs, r.j.kinds())
+		}
+		if !strings.Contains(r.k.String(), "via 192.0.2.1 dev wan0 proto 201 metric 201") {
+			t.Errorf("primary not used while probing its gateway:\n%s", r.k.String())
+		}
+		res.Set("probe.example", target)
+		wait(31 * time.Second)
+		var toTarget bool
+		for _, s := range r.net.Streams() {
+			toTarget = toTarget || s.Addr == target
+		}
+		if !toTarget {
+			t.Errorf("no stream to the resolved target: %+v", r.net.Streams())
 		}
 		if err := r.stop(); err != nil {
 			t.Fatal(err)
