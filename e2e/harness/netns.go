@@ -97,24 +97,40 @@ func (n *NS) Nft(t testing.TB, ruleset string) {
 	}
 }
 
-// Do runs fn on an OS thread switched into the namespace; sockets fn opens
-// stay in the namespace and may be used from any goroutine afterwards.
+// Do runs fn on an OS thread switched into the namespace, then switches the
+// thread back; sockets fn opens stay in the namespace and may be used from
+// any goroutine afterwards.
 func (n *NS) Do(t testing.TB, fn func() error) {
 	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
-		runtime.LockOSThread() // never unlocked: the thread dies with the goroutine
+		runtime.LockOSThread()
+		orig, err := netns.Get()
+		if err != nil {
+			runtime.UnlockOSThread()
+			errc <- fmt.Errorf("current netns: %w", err)
+			return
+		}
+		defer orig.Close()
 		h, err := netns.GetFromName(n.Name)
 		if err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("netns %s: %w", n.Name, err)
 			return
 		}
 		defer h.Close()
 		if err := netns.Set(h); err != nil {
+			runtime.UnlockOSThread()
 			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
 			return
 		}
-		errc <- fn()
+		ferr := fn()
+		// Switch the thread back before it may run anything else; if that
+		// fails, keep it locked so that it dies with this goroutine.
+		if err := netns.Set(orig); err == nil {
+			runtime.UnlockOSThread()
+		}
+		errc <- ferr
 	}()
 	if err := <-errc; err != nil {
 		t.Fatal(err)
