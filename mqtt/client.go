@@ -275,6 +275,16 @@ func (c *Client) Current() *Conn {
 	return c.cur
 }
 
+func (c *Client) clearCurrent(cn *Conn) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.cur == cn {
+		c.cur = nil
+		close(c.changed)
+		c.changed = make(chan struct{})
+	}
+}
+
 func (c *Client) setCurrent(cn *Conn) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
@@ -344,15 +354,9 @@ func (c *Client) report(st Status) {
 // waits for the connection to fail (returning why) or ctx to end (clean
 // disconnect, nil).
 func (c *Client) serve(ctx context.Context, cn *Conn) error {
-	defer func() {
-		c.mu.Lock()
-		if c.cur == cn {
-			c.cur = nil
-			close(c.changed)
-			c.changed = make(chan struct{})
-		}
-		c.mu.Unlock()
-	}()
+	// The connection stops being current before its Done is closed, so
+	// that Connected never hands out a connection that is known dead.
+	defer c.clearCurrent(cn)
 	// The connection's own context: subscriptions and the birth give up
 	// when the connection fails.
 	connCtx, cancel := context.WithCancel(ctx)
@@ -380,23 +384,19 @@ func (c *Client) serve(ctx context.Context, cn *Conn) error {
 
 	select {
 	case <-cn.lost:
+		c.clearCurrent(cn)
 		<-cn.cli.Done()
 		close(cn.done)
 		return cn.lostErr()
 	case <-cn.cli.Done():
+		c.clearCurrent(cn)
 		close(cn.done)
 		return cn.lostErr()
 	case <-ctx.Done():
 	}
 	// Clean shutdown: "offline" first, because a normal DISCONNECT
 	// suppresses the will.
-	c.mu.Lock()
-	if c.cur == cn {
-		c.cur = nil
-		close(c.changed)
-		c.changed = make(chan struct{})
-	}
-	c.mu.Unlock()
+	c.clearCurrent(cn)
 	if c.cfg.StatusTopic != "" {
 		octx, ocancel := context.WithTimeout(context.WithoutCancel(ctx), offlineTimeout)
 		if err := cn.Publish(octx, Message{Topic: c.cfg.StatusTopic, Payload: []byte(StatusOffline), QoS: 1, Retain: true}); err != nil {

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
@@ -181,6 +182,22 @@ func (s ackSession) AddToSession(ctx context.Context, p session.Packet, resp cha
 	return s.State.AddToSession(ctx, p, resp)
 }
 
+// nullStore is the session's store of sent packets, keeping nothing: a
+// session lives for one connection (Clean Start, expiry 0), so a packet is
+// never retransmitted from it, and copying every message into memory
+// would only cost time. (paho's state.New takes any value with these
+// methods.)
+type nullStore struct{}
+
+func (nullStore) Put(uint16, byte, io.WriterTo) error { return nil }
+func (nullStore) Get(id uint16) (io.ReadCloser, error) {
+	return nil, fmt.Errorf("packet %d: not stored", id)
+}
+func (nullStore) Delete(uint16) error     { return nil }
+func (nullStore) Quarantine(uint16) error { return nil }
+func (nullStore) List() ([]uint16, error) { return nil, nil }
+func (nullStore) Reset() error            { return nil }
+
 // RefusedError is a broker's refusal of a connection (CONNACK reason code
 // ≥ 0x80), e.g. a wrong user name or password.
 type RefusedError struct {
@@ -221,6 +238,56 @@ func (e *DisconnectError) Error() string {
 		s += ": " + e.Detail
 	}
 	return s
+}
+
+// TLSError is a failed TLS handshake: an untrusted or mismatching
+// certificate, or a broker that does not speak TLS.
+type TLSError struct {
+	Host string
+	Err  error
+}
+
+func (e *TLSError) Error() string { return fmt.Sprintf("tls handshake with %s: %v", e.Host, e.Err) }
+
+// Unwrap returns the handshake error.
+func (e *TLSError) Unwrap() error { return e.Err }
+
+// FileError is an unreadable password-file or ca-file.
+type FileError struct {
+	What string // "password-file" or "ca-file"
+	Err  error
+}
+
+func (e *FileError) Error() string { return fmt.Sprintf("mqtt %s: %v", e.What, e.Err) }
+
+// Unwrap returns the file error.
+func (e *FileError) Unwrap() error { return e.Err }
+
+// Classify names the kind of a connection problem, for reporting a
+// change once rather than every failed attempt: "network" (unreachable,
+// dropped, timed out), "refused 0xNN" (the broker refused the connection),
+// "closed 0xNN" (the broker sent DISCONNECT), "tls", "password-file",
+// "ca-file"; "" for nil.
+func Classify(err error) string {
+	var (
+		re *RefusedError
+		de *DisconnectError
+		te *TLSError
+		fe *FileError
+	)
+	switch {
+	case err == nil:
+		return ""
+	case errors.As(err, &re):
+		return fmt.Sprintf("refused 0x%02x", re.Code)
+	case errors.As(err, &de):
+		return fmt.Sprintf("closed 0x%02x", de.Code)
+	case errors.As(err, &te):
+		return "tls"
+	case errors.As(err, &fe):
+		return fe.What
+	}
+	return "network"
 }
 
 // ReasonText is the MQTT v5 name of a reason code, in lower case.

@@ -19,6 +19,7 @@ type Proxy struct {
 	mu        sync.Mutex // guards the following
 	conns     map[net.Conn]bool
 	blackhole bool
+	refuse    bool
 	closed    bool
 	wg        sync.WaitGroup
 }
@@ -59,6 +60,14 @@ func (p *Proxy) SetBlackhole(on bool) {
 	p.blackhole = on
 }
 
+// SetRefuse makes the proxy close new connections at once (on), as if the
+// broker were down, or forward them again (off).
+func (p *Proxy) SetRefuse(on bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.refuse = on
+}
+
 // Close stops the proxy and closes its connections.
 func (p *Proxy) Close() {
 	p.mu.Lock()
@@ -81,6 +90,13 @@ func (p *Proxy) accept() {
 		c, err := p.ln.Accept()
 		if err != nil {
 			return
+		}
+		p.mu.Lock()
+		refuse := p.refuse
+		p.mu.Unlock()
+		if refuse {
+			c.Close()
+			continue
 		}
 		u, err := net.Dial("tcp", p.target)
 		if err != nil {

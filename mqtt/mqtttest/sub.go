@@ -1,6 +1,7 @@
 package mqtttest
 
 import (
+	"bufio"
 	"context"
 	"fmt"
 	"net"
@@ -43,11 +44,20 @@ var subCount atomic.Int64
 // already retained arrive first.
 func (b *Broker) Subscribe(t testing.TB, filters ...string) *Sub {
 	t.Helper()
+	return b.SubscribeQoS(t, 1, filters...)
+}
+
+// SubscribeQoS is Subscribe with the given QoS (0 spares the subscriber
+// its PUBACKs, e.g. in benchmarks of the publisher).
+func (b *Broker) SubscribeQoS(t testing.TB, qos byte, filters ...string) *Sub {
+	t.Helper()
 	s := &Sub{C: make(chan Msg, 1<<18), t: t, id: fmt.Sprintf("mqtttest-sub-%d-%d", time.Now().UnixNano(), subCount.Add(1))}
-	nc, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(b.Port))
+	tc, err := net.Dial("tcp", "127.0.0.1:"+strconv.Itoa(b.Port))
 	if err != nil {
 		t.Fatalf("subscriber dial: %v", err)
 	}
+	// Buffered reads: paho reads each packet in small pieces.
+	nc := &bufConn{Conn: tc, r: bufio.NewReaderSize(tc, 64<<10)}
 	s.cli = paho.NewClient(paho.ClientConfig{
 		ClientID: s.id,
 		Conn:     nc,
@@ -76,7 +86,7 @@ func (b *Broker) Subscribe(t testing.TB, filters ...string) *Sub {
 	t.Cleanup(func() { _ = s.cli.Disconnect(&paho.Disconnect{}) })
 	sub := &paho.Subscribe{}
 	for _, f := range filters {
-		sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: 1})
+		sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: f, QoS: qos})
 	}
 	// The sentinel topic of Sync.
 	sub.Subscriptions = append(sub.Subscriptions, paho.SubscribeOptions{Topic: "mqtttest/sync/" + s.id, QoS: 1})
@@ -85,6 +95,13 @@ func (b *Broker) Subscribe(t testing.TB, filters ...string) *Sub {
 	}
 	return s
 }
+
+type bufConn struct {
+	net.Conn
+	r *bufio.Reader
+}
+
+func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Publish publishes a message (QoS 1) from the subscriber's connection, as
 // Home Assistant or a user would.
