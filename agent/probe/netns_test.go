@@ -3,10 +3,14 @@ package probe_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"net/netip"
+	"regexp"
+	"strconv"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"testing"
 	"time"
 
@@ -430,4 +434,59 @@ func startDNS(t *testing.T) *dnsServer {
 		t.Cleanup(func() { _ = srv.Shutdown() })
 	}
 	return s
+}
+
+// BenchmarkNetnsStreamCPU reports the CPU time one stream (4 probes a
+// second, the updown pace with interval 1 and pingcount 2) costs per
+// minute, measured with getrusage in a child inside the testbed over 10 s
+// per iteration.
+func BenchmarkNetnsStreamCPU(b *testing.B) {
+	if probetest.InChild() {
+		b.Skip("child")
+	}
+	tb := probetest.NewTestbed(b)
+	var total float64
+	for range b.N {
+		out := tb.RunInNetns(b, tb.A, "TestNetnsStreamCPUChild", time.Minute)
+		m := regexp.MustCompile(`CPU_MS_PER_MIN ([0-9.]+)`).FindStringSubmatch(out)
+		if m == nil {
+			b.Fatal("no CPU figure")
+		}
+		v, _ := strconv.ParseFloat(m[1], 64)
+		total += v
+	}
+	b.ReportMetric(total/float64(b.N), "cpu-ms/min")
+}
+
+func TestNetnsStreamCPUChild(t *testing.T) {
+	if !probetest.InChild() {
+		t.Skip("run by BenchmarkNetnsStreamCPU inside a network namespace")
+	}
+	probetest.AssertNotHostNetns(t)
+	tb := probetest.ChildTestbed(t)
+	cpu := func() time.Duration {
+		var ru syscall.Rusage
+		if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+			t.Fatal(err)
+		}
+		return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	ch, err := probe.NewPinger(nil).Stream(ctx, tb.AddrB, probe.StreamOptions{Spacing: 250 * time.Millisecond, Wait: time.Second})
+	if err != nil {
+		t.Fatal(err)
+	}
+	before, start := cpu(), time.Now()
+	n := 0
+	for time.Since(start) < 10*time.Second {
+		if o := <-ch; o.OK {
+			n++
+		}
+	}
+	used := cpu() - before
+	fmt.Printf("CPU_MS_PER_MIN %.1f\n", float64(used)/1e6*6)
+	if n < 35 {
+		t.Errorf("%d replies in 10s, want ~40", n)
+	}
 }
