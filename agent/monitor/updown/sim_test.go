@@ -212,25 +212,24 @@ func TestSimDetection(t *testing.T) {
 // BenchmarkFalseOutages simulates 10 minutes of 5% random probe loss per
 // iteration with interval 1, pingcount 2, pingwait 1 and reports the false
 // updown-offline events per 10 minutes: with a DNS check that answers, over
-// a DNS path with the same 5% loss, and without a DNS check (for contrast,
-// also at 30% loss).
+// a DNS path with the same 5% loss, and without a DNS check; and the same
+// at 30% loss, where loss streaks are common.
 func BenchmarkFalseOutages(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
+		loss    float64
 		dns     bool
 		dnsFail float64
 	}{
-		{"dns-answers", true, 0},
-		{"dns-lossy-link", true, lossyDNSFail},
-		{"no-dns", false, 0},
-		{"no-dns-30pct", false, 0},
+		{"dns-answers", 0.05, true, 0},
+		{"dns-lossy-link", 0.05, true, lossyDNSFail},
+		{"no-dns", 0.05, false, 0},
+		{"dns-answers-30pct", 0.3, true, 0},
+		{"no-dns-30pct", 0.3, false, 0},
 	} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := fastConfig()
-			c.loss, c.dns, c.dnsFail, c.duration = 0.05, bc.dns, bc.dnsFail, 10*time.Minute
-			if bc.name == "no-dns-30pct" {
-				c.loss = 0.3
-			}
+			c.loss, c.dns, c.dnsFail, c.duration = bc.loss, bc.dns, bc.dnsFail, 10*time.Minute
 			rnd := rand.New(rand.NewPCG(7, 7))
 			offline, refuted := 0, 0
 			for b.Loop() {
@@ -244,31 +243,35 @@ func BenchmarkFalseOutages(b *testing.B) {
 	}
 }
 
-// BenchmarkDetectionLatency cuts the target at a random time and reports
-// how long after the cut updown-offline is journaled (simulated time), with
-// interval 1, pingcount 2, pingwait 1 and no DNS check (and, for
+// BenchmarkDetectionLatency cuts the target at random times (200 cuts per
+// iteration, so that -benchtime 1x still gives a distribution) and reports
+// how long after the cut updown-offline is journaled (simulated time),
+// with interval 1, pingcount 2, pingwait 1 and no DNS check (and, for
 // reference, with a DNS check that times out after 2 s).
 func BenchmarkDetectionLatency(b *testing.B) {
+	const cutsPerOp = 200
 	for _, bc := range []struct {
 		name string
 		dns  bool
 	}{{"no-dns", false}, {"dns-2s-timeout", true}} {
 		b.Run(bc.name, func(b *testing.B) {
 			c := fastConfig()
-			c.dns, c.duration = bc.dns, 30*time.Second
+			c.dns, c.duration = bc.dns, 20*time.Second
 			rnd := rand.New(rand.NewPCG(3, 4))
 			var lat []time.Duration
 			for b.Loop() {
-				c.cut = 10*time.Second + time.Duration(rnd.Int64N(int64(5*time.Second)))
-				for _, e := range simulate(c, rnd) {
-					if e.ev.Kind == event.KindUpdownOffline {
-						lat = append(lat, e.at.Sub(t0.Add(c.cut)))
-						break
+				for range cutsPerOp {
+					c.cut = 10*time.Second + time.Duration(rnd.Int64N(int64(5*time.Second)))
+					for _, e := range simulate(c, rnd) {
+						if e.ev.Kind == event.KindUpdownOffline {
+							lat = append(lat, e.at.Sub(t0.Add(c.cut)))
+							break
+						}
 					}
 				}
 			}
-			if len(lat) != b.N {
-				b.Fatalf("%d of %d cuts detected", len(lat), b.N)
+			if len(lat) != b.N*cutsPerOp {
+				b.Fatalf("%d of %d cuts detected", len(lat), b.N*cutsPerOp)
 			}
 			slices.Sort(lat)
 			b.ReportMetric(float64(lat[len(lat)/2])/1e6, "ms-median")
