@@ -22,6 +22,10 @@ import (
 
 const benchHold = 5 * time.Second
 
+// maxInjection is how long a fault command (ip netns exec nft/ip) may take
+// before the trial is redone.
+const maxInjection = 250 * time.Millisecond
+
 // benchTrials is the number of faults per benchmark (IMON_BENCH_TRIALS).
 func benchTrials() int {
 	if n, err := strconv.Atoi(os.Getenv("IMON_BENCH_TRIALS")); err == nil && n > 0 {
@@ -109,14 +113,28 @@ func benchSwitch(b *testing.B, fault func(*testbed.Bed)) {
 	c.must(15*time.Second, event.KindFailoverPrimary)
 	rc := newRouteClock(b, bed)
 	var sw, fb []time.Duration
+	discarded := 0
 	for b.Loop() {
-		for range benchTrials() {
+		for len(sw) < benchTrials() {
 			rc.steady(0, 1500*time.Millisecond) // also outlasts linkwatch's 1 s batching
 			start := time.Now()
 			fault(bed)
+			injected := time.Since(start)
 			at := rc.until(1, 10*time.Second)
 			if at.IsZero() {
 				b.Fatal("no switch within 10 s")
+			}
+			if injected > maxInjection && discarded < 5 {
+				// The fault command itself was slow (a busy machine: other
+				// tests' namespace teardown holds the kernel's rtnl lock):
+				// when the fault took effect is unknown, so redo the trial.
+				discarded++
+				b.Logf("trial discarded: injecting the fault took %v", injected)
+				bed.Heal()
+				if rc.until(0, benchHold+20*time.Second).IsZero() {
+					b.Fatal("no failback")
+				}
+				continue
 			}
 			sw = append(sw, at.Sub(start))
 			if os.Getenv("IMON_BENCH_DEBUG") != "" && at.Sub(start) > 1500*time.Millisecond {
@@ -127,9 +145,13 @@ func benchSwitch(b *testing.B, fault func(*testbed.Bed)) {
 			time.Sleep(time.Second)
 			healed := time.Now()
 			bed.Heal()
+			healTook := time.Since(healed)
 			at = rc.until(0, benchHold+20*time.Second)
 			if at.IsZero() {
 				b.Fatal("no failback")
+			}
+			if healTook > maxInjection {
+				b.Logf("heal took %v", healTook)
 			}
 			fb = append(fb, at.Sub(healed))
 		}
@@ -139,7 +161,7 @@ func benchSwitch(b *testing.B, fault func(*testbed.Bed)) {
 	b.ReportMetric(ms(slices.Max(sw)), "switch-ms-max")
 	b.ReportMetric(ms(median(fb)), "failback-ms-median")
 	b.ReportMetric(benchHold.Seconds(), "hold-s")
-	b.Logf("switch: %v; failback after heal: %v", sw, fb)
+	b.Logf("switch: %v; failback after heal: %v; %d trials redone", sw, fb, discarded)
 }
 
 // BenchmarkFailoverUpstreamCut: the primary ISP stops forwarding (its
