@@ -22,6 +22,7 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"sync"
 	"time"
 
@@ -124,6 +125,11 @@ type addpingDone struct {
 	res []AddpingStatus
 }
 
+type resolved struct {
+	addr netip.Addr
+	err  error
+}
+
 // Run implements monitor.Monitor. It returns nil when ctx ends, and an
 // error when the journal cannot be written or the probe stream cannot start
 // (no CAP_NET_RAW): the supervisor restarts it.
@@ -133,9 +139,11 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		logger = slog.New(slog.DiscardHandler)
 	}
 	ctx, cancel := context.WithCancel(ctx)
-	defer cancel()
-	var wg sync.WaitGroup
-	defer wg.Wait() // after cancel: helpers stop with ctx
+	var wg sync.WaitGroup // DNS checks and addping rounds
+	defer func() {
+		cancel() // first: a helper blocked in deliver gives up
+		wg.Wait()
+	}()
 
 	mach := NewMachine(m.Params())
 	var last *State
@@ -178,36 +186,38 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		return nil
 	}
 
-	target := probe.Target{Host: m.cfg.MonitorIP, Resolver: m.deps.Resolver}
 	var (
-		stream  <-chan probe.Outcome
-		stop    context.CancelFunc = func() {}
-		retry                      = time.NewTimer(0) // resolve / (re)start the stream
-		wake                       = time.NewTimer(0)
-		refresh <-chan time.Time
+		addr      netip.Addr // monitorip resolved (zero: not yet)
+		resolving bool
+		stream    <-chan probe.Outcome
+		stop      context.CancelFunc = func() {}
+		retry                        = time.NewTimer(0) // resolve / (re)start the stream
+		wake                         = time.NewTimer(0)
+		refresh   <-chan time.Time
 	)
 	defer func() { stop() }()
 	defer retry.Stop()
 	wake.Stop()
 	defer wake.Stop()
-	if !target.Literal() {
+	if !(&probe.Target{Host: m.cfg.MonitorIP}).Literal() {
 		t := time.NewTicker(probe.DefaultRefresh)
 		defer t.Stop()
 		refresh = t.C
 	}
 
-	// startStream resolves the target and starts probing it; on failure it
-	// arms retry.
+	// resolve looks monitorip up in a helper, so that a dead DNS never
+	// holds up the probe outcomes.
+	resolve := func() {
+		if resolving {
+			return
+		}
+		resolving = true
+		wg.Go(func() {
+			a, err := m.deps.Resolver.Resolve(ctx, m.cfg.MonitorIP)
+			deliver(resolved{a, err})
+		})
+	}
 	startStream := func() error {
-		now := time.Now()
-		addr, _, _, err := target.Addr(ctx, now)
-		if err != nil {
-			retry.Reset(m.cfg.DownInterval)
-			return do(mach.ResolveFailed(now, err))
-		}
-		if err := do(mach.Resolved(now, addr)); err != nil {
-			return err
-		}
 		sctx, scancel := context.WithCancel(ctx)
 		ch, err := m.deps.Streamer.Stream(sctx, addr, m.StreamOptions())
 		if err != nil {
@@ -231,7 +241,13 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		case <-ctx.Done():
 			return nil
 		case <-retry.C:
-			err = startStream()
+			if addr.IsValid() {
+				err = startStream()
+			} else {
+				resolve()
+			}
+		case <-refresh:
+			resolve()
 		case o, ok := <-stream:
 			if !ok {
 				if ctx.Err() != nil {
@@ -244,23 +260,33 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 			}
 			err = do(mach.Probe(time.Now(), o))
 		case r := <-results:
+			now := time.Now()
 			switch r := r.(type) {
 			case dnsDone:
-				err = do(mach.DNSResult(time.Now(), r.id, r.err))
+				err = do(mach.DNSResult(now, r.id, r.err))
 			case addpingDone:
-				err = do(mach.AddpingResult(time.Now(), r.id, r.res))
+				err = do(mach.AddpingResult(now, r.id, r.res))
+			case resolved:
+				resolving = false
+				switch {
+				case r.err != nil && addr.IsValid():
+					logger.Debug("refreshing the target address failed, keeping it", "target", m.cfg.MonitorIP, "addr", addr, "err", r.err)
+				case r.err != nil:
+					retry.Reset(m.cfg.DownInterval)
+					err = do(mach.ResolveFailed(now, r.err))
+				default:
+					if err = do(mach.Resolved(now, r.addr)); err != nil || (r.addr == addr && stream != nil) {
+						break
+					}
+					if addr.IsValid() {
+						logger.Info("target address changed", "target", m.cfg.MonitorIP, "old", addr, "addr", r.addr)
+					}
+					addr = r.addr
+					err = startStream()
+				}
 			}
 		case <-wake.C:
 			err = do(mach.Tick(time.Now()))
-		case <-refresh:
-			addr, changed, rerr, _ := target.Addr(ctx, time.Now())
-			if rerr != nil {
-				logger.Debug("refreshing the target address failed, keeping it", "target", m.cfg.MonitorIP, "addr", addr, "err", rerr)
-			}
-			if changed {
-				logger.Info("target address changed", "target", m.cfg.MonitorIP, "addr", addr)
-				err = startStream()
-			}
 		}
 		if err != nil {
 			return err

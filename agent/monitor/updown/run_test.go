@@ -27,15 +27,16 @@ var (
 
 // journal is a fake Env.Emit that records events with their time.
 type journal struct {
-	mu  sync.Mutex
-	evs []event.Event
-	err error
+	mu       sync.Mutex
+	evs      []event.Event
+	err      error
+	failKind string // fail only events of this kind (with err)
 }
 
 func (j *journal) emit(_ context.Context, ev event.Event) (event.Event, error) {
 	j.mu.Lock()
 	defer j.mu.Unlock()
-	if j.err != nil {
+	if j.err != nil && (j.failKind == "" || j.failKind == ev.Kind) {
 		return event.Event{}, j.err
 	}
 	ev.Seq = uint64(len(j.evs) + 1)
@@ -257,6 +258,43 @@ func TestRunResolveFailure(t *testing.T) {
 	})
 }
 
+func TestRunNameRefresh(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := fastCfg()
+		cfg.MonitorIP = "host.example"
+		f := start(t, cfg, event.Event{}, func(f *fixture) { f.res.Set("host.example", target) })
+		// Just before the 5-minute refresh the DNS dies (slow lookups) and
+		// the target with it: the refresh must not hold up the detection.
+		time.Sleep(5*time.Minute - 100*time.Millisecond)
+		f.res.SetDelay(3 * time.Second)
+		f.res.Fail("host.example", nil)
+		cut := time.Now()
+		f.net.SetUp(target, false)
+		time.Sleep(5 * time.Second)
+		evs := f.j.events()
+		if len(evs) != 2 || evs[1].Kind != event.KindUpdownOffline {
+			t.Fatalf("events %v", f.j.kinds())
+		}
+		if d := evs[1].Time.Sub(cut); d > 1500*time.Millisecond {
+			t.Errorf("offline %v after the cut: held up by the refresh", d)
+		}
+		// The name moves to another (live) address: probing follows it at
+		// the next refresh.
+		f.res.SetDelay(0)
+		f.res.Set("host.example", router)
+		time.Sleep(5 * time.Minute)
+		streams := f.net.Streams()
+		if len(streams) != 2 || streams[1].Addr != router {
+			t.Fatalf("streams %+v", streams)
+		}
+		evs = f.j.events()
+		if len(evs) != 3 || evs[2].Kind != event.KindUpdownOnline {
+			t.Fatalf("events %v", f.j.kinds())
+		}
+		f.finish(t)
+	})
+}
+
 func TestRunRestoresOutage(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		since := time.Now().Add(-time.Hour)
@@ -289,6 +327,27 @@ func TestRunErrors(t *testing.T) {
 		f = start(t, fastCfg(), event.Event{}, func(f *fixture) { f.j.err = errors.New("disk full") })
 		if err := <-f.done; err == nil || !strings.Contains(err.Error(), "disk full") {
 			t.Errorf("journal failure: Run returned %v", err)
+		}
+		f.stop()
+	})
+}
+
+// A journal failure while an addping round is still running: Run must
+// return the error and stop its helpers (synctest fails on a goroutine
+// left blocked).
+func TestRunJournalFailureWithHelpersInFlight(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cfg := fastCfg()
+		cfg.AddPing = []string{"192.0.2.99"} // a black hole: every round takes 1.1s
+		f := start(t, cfg, event.Event{}, func(f *fixture) {
+			f.j.err, f.j.failKind = errors.New("disk full"), event.KindUpdownOffline
+		})
+		time.Sleep(3*time.Second + 100*time.Millisecond)
+		f.net.SetUp(target, false)
+		time.Sleep(1500 * time.Millisecond) // offline decided, its addping round running
+		f.net.SetUp(target, true)           // online decided, a second round starts
+		if err := <-f.done; err == nil || !strings.Contains(err.Error(), "disk full") {
+			t.Errorf("Run returned %v", err)
 		}
 		f.stop()
 	})

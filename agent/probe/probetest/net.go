@@ -275,6 +275,7 @@ type Resolver struct {
 	hosts map[string]netip.Addr
 	errs  map[string]error
 	calls []string
+	delay time.Duration
 }
 
 var _ probe.Resolver = (*Resolver)(nil)
@@ -307,6 +308,13 @@ func (r *Resolver) Fail(host string, err error) {
 	r.errs[host] = err
 }
 
+// SetDelay makes every later lookup of a name take d (a slow or dead DNS).
+func (r *Resolver) SetDelay(d time.Duration) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.delay = d
+}
+
 // Calls returns the looked-up names (IP literals excluded).
 func (r *Resolver) Calls() []string {
 	r.mu.Lock()
@@ -320,11 +328,14 @@ func (r *Resolver) Resolve(ctx context.Context, host string) (netip.Addr, error)
 		return a, nil
 	}
 	r.mu.Lock()
-	defer r.mu.Unlock()
 	r.calls = append(r.calls, host)
-	if err := ctx.Err(); err != nil {
+	delay := r.delay
+	r.mu.Unlock()
+	if err := sleepUntil(ctx, time.Now().Add(delay)); err != nil {
 		return netip.Addr{}, fmt.Errorf("resolve %q: %w", host, err)
 	}
+	r.mu.Lock()
+	defer r.mu.Unlock()
 	if a, ok := r.hosts[host]; ok {
 		return a, nil
 	}
