@@ -197,10 +197,16 @@ func (s *stream) run(cancel context.CancelFunc, cur *generation) {
 	genTimer := time.NewTimer(time.Until(cur.start.Add(time.Duration(s.perGen) * s.opt.Spacing)))
 	defer genTimer.Stop()
 
+	dropping := false // logged once per overflow episode
 	emit := func(o Outcome) {
 		if len(queue) >= maxOutQueue {
 			queue = queue[1:]
-			s.icmp.logger.Warn("probe stream consumer too slow, dropping outcome", "addr", s.addr)
+			if !dropping {
+				dropping = true
+				s.icmp.logger.Warn("probe stream consumer too slow, dropping the oldest outcomes", "addr", s.addr)
+			}
+		} else if len(queue) < maxOutQueue/2 {
+			dropping = false
 		}
 		queue = append(queue, o)
 	}
