@@ -28,9 +28,10 @@ test: build
 test-short:
 	$(GO) test -short -count=1 ./...
 
-# Benchmarks: the figures of the README table.
+# Benchmarks: the figures of the README table, printed as one table (raw
+# output in bench.out; IMON_FULL=1 for the long variants). Run as root.
 bench: build
-	IMON_BIN=$(CURDIR)/bin/$(BINARY) $(GO) test -run '^$$' -bench . -benchtime 1x -timeout 60m ./...
+	GO=$(GO) IMON_BIN=$(CURDIR)/bin/$(BINARY) IMON_FULL=$(IMON_FULL) sh deploy/bench.sh
 
 demo: build
 	DEMO_DIR=$(DEMO_DIR) IMON=$(CURDIR)/bin/$(BINARY) MQTT=$(MQTT) DEMO_SECONDS=$(DEMO_SECONDS) sh deploy/demo/demo.sh
