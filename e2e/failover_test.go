@@ -76,6 +76,33 @@ func TestFailoverEndToEnd(t *testing.T) {
 		t.Error("LAN offline with the primary active")
 	}
 
+	t.Run("status", func(t *testing.T) {
+		out, err := harness.Command(t, "", "status", "--config", cfg, "--json").Output()
+		if err != nil {
+			t.Fatalf("imon status: %v", err)
+		}
+		var st struct {
+			Monitors map[string]struct {
+				State struct {
+					Active string `json:"active"`
+					Mode   string `json:"mode"`
+					WANs   []struct {
+						Ifname string  `json:"ifname"`
+						GW     string  `json:"gw"`
+						Up     bool    `json:"up"`
+						RTTms  float64 `json:"rtt_ms"`
+					} `json:"wans"`
+				} `json:"state"`
+			} `json:"monitors"`
+		}
+		if err := json.Unmarshal(out, &st); err != nil {
+			t.Fatalf("status JSON: %v\n%s", err, out)
+		}
+		fo := st.Monitors["failover"].State
+		if fo.Active != "primary" || fo.Mode != "auto" || len(fo.WANs) != 2 || fo.WANs[1].Ifname != "wan1" || fo.WANs[1].GW != "192.0.2.9" {
+			t.Errorf("failover status %+v\n%s", fo, out)
+		}
+	})
 	t.Run("upstream cut", func(t *testing.T) {
 		b.CutUpstream(0)
 		start := time.Now()
