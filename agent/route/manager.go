@@ -49,6 +49,7 @@ type Problem struct {
 	Reason string
 }
 
+// Error returns the reason.
 func (p *Problem) Error() string { return p.Reason }
 
 // ErrNoRoute is matched (errors.Is) by Problems.

@@ -296,5 +296,8 @@ func mapErr(err error) error {
 // kernelError is a kernel error that also matches a package sentinel.
 type kernelError struct{ err, sentinel error }
 
-func (e kernelError) Error() string   { return e.err.Error() }
+// Error returns the kernel's message.
+func (e kernelError) Error() string { return e.err.Error() }
+
+// Unwrap exposes both the errno and the sentinel to errors.Is.
 func (e kernelError) Unwrap() []error { return []error{e.err, e.sentinel} }

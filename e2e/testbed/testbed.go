@@ -66,7 +66,7 @@ var (
 	LANClient = netip.MustParseAddr("198.18.0.2")
 )
 
-// WAN interface names in the host namespace.
+// WANIf are the WAN interface names in the host namespace.
 var WANIf = [2]string{"wan0", "wan1"}
 
 // ispPeer is the ISP router's interface facing the host.
