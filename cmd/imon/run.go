@@ -9,7 +9,6 @@ import (
 	"os/signal"
 	"strings"
 	"syscall"
-	"time"
 
 	"imon/agent"
 	"imon/agent/event"
@@ -80,19 +79,13 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 			"version": versionString(), "command_line": argv, "config": cfg.Path,
 			"monitors": w.names, "pid": os.Getpid(),
 		},
+		StartEvents:      startEvents(cfg, j),
 		Ready:            w.ready,
 		Alive:            w.alive,
 		WatchdogInterval: w.watchdog,
 		Stopping:         w.stopping,
 	})
 	w.agent = ag
-	if aside := j.Recovered(); aside != "" {
-		if _, err := ag.Emit(ctx, event.New(event.MonitorAgent, event.KindJournalRecovered,
-			fmt.Sprintf("Journal %s was corrupt: moved aside to %s, started a new journal", cfg.Journal.Path, aside),
-			map[string]any{"path": cfg.Journal.Path, "aside": aside}).WithLevel(event.LevelError)); err != nil {
-			return err
-		}
-	}
 
 	ctl := &agent.Control{
 		Path:   cfg.Journal.Socket,
@@ -124,5 +117,14 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 	return runErr
 }
 
-// drainTimeout bounds the consumers' catch-up at stop.
-const drainTimeout = 5 * time.Second
+// startEvents are journaled right after agent-start: journal-recovered when
+// Open moved a corrupt journal aside.
+func startEvents(cfg *config.Config, j *journal.Journal) []event.Event {
+	aside := j.Recovered()
+	if aside == "" {
+		return nil
+	}
+	return []event.Event{event.New(event.MonitorAgent, event.KindJournalRecovered,
+		fmt.Sprintf("Journal %s was corrupt: moved aside to %s, started a new journal", cfg.Journal.Path, aside),
+		map[string]any{"path": cfg.Journal.Path, "aside": aside}).WithLevel(event.LevelError)}
+}
