@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"strings"
 	"time"
 
 	"imon/agent"
@@ -89,7 +90,10 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 			log.Warn("sd_notify", "state", what, "err", err)
 		}
 	}
-	w.ready = func() { logNotify("READY", sdnotify.Ready()) }
+	w.ready = func() {
+		logNotify("STATUS", sdnotify.Status(fmt.Sprintf("monitoring: %s", strings.Join(w.names, ", "))))
+		logNotify("READY", sdnotify.Ready())
+	}
 	w.stopping = func() { logNotify("STOPPING", sdnotify.Stopping()) }
 	if iv, err := sdnotify.WatchdogInterval(); err == nil && iv > 0 {
 		w.watchdog = iv / 2
