@@ -20,6 +20,7 @@ import (
 
 	"imon/agent/event"
 	"imon/agent/monitor"
+	"imon/journal"
 )
 
 // Journal is what the agent needs of the event journal (*journal.Journal).
@@ -58,6 +59,9 @@ type Options struct {
 	// StartData is journaled with the agent-start event (version, command
 	// line, config file).
 	StartData any
+	// StartEvents are journaled right after agent-start, before any
+	// monitor starts (e.g. journal-recovered).
+	StartEvents []event.Event
 	// Ready is called once the journal is open, the start event journaled and
 	// every monitor started (systemd READY=1). May be nil.
 	Ready func()
@@ -82,6 +86,8 @@ type Agent struct {
 
 	mu      sync.Mutex // guards the following
 	running map[string]bool
+
+	full fullEpisode // appends failing for lack of space (see Emit)
 }
 
 // New returns an agent for opt.
@@ -99,14 +105,34 @@ func New(opt Options) *Agent {
 }
 
 // Emit journals ev for the agent's instance and returns it as stored.
+//
+// When the journal has no space (the error wraps journal.ErrNoSpace: a full
+// disk, or the file at its size limit), Emit does not fail: monitoring and
+// failover must go on. It returns ev unjournaled (Seq 0) with a nil error,
+// logs the condition once per episode, and counts what was not journaled;
+// the first successful append after it journals a KindJournalFull event per
+// affected monitor. Other errors are returned.
 func (a *Agent) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
+	return a.emit(ctx, ev, true)
+}
+
+// emit is Emit; with tolerateFull false a full journal is an error too (a
+// manual command must not be acknowledged when nothing will act on it).
+func (a *Agent) emit(ctx context.Context, ev event.Event, tolerateFull bool) (event.Event, error) {
 	ev.Instance = a.opt.Instance
 	if len(ev.Data) == 0 {
 		ev.Data = event.MustJSON(nil)
 	}
 	out, err := a.opt.Journal.Append(ctx, ev)
 	if err != nil {
+		if tolerateFull && errors.Is(err, journal.ErrNoSpace) {
+			a.noSpace(ev, err)
+			return ev, nil
+		}
 		return ev, fmt.Errorf("journal %s/%s event: %w", ev.Monitor, ev.Kind, err)
+	}
+	if a.full.open.Load() {
+		a.endFull(ctx)
 	}
 	return out[0], nil
 }
@@ -169,6 +195,11 @@ func (a *Agent) Run(ctx context.Context) error {
 	if _, err := a.Emit(ctx, event.New(event.MonitorAgent, event.KindAgentStart,
 		fmt.Sprintf("Starting imon %s", a.opt.Version), a.opt.StartData)); err != nil {
 		return err
+	}
+	for _, ev := range a.opt.StartEvents {
+		if _, err := a.Emit(ctx, ev); err != nil {
+			return err
+		}
 	}
 
 	consCtx, stopConsumers := context.WithCancel(context.WithoutCancel(ctx))

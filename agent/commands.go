@@ -35,15 +35,15 @@ func (a *Agent) FailoverCommand(ctx context.Context, mode, source string, failov
 		if len(shown) > 64 {
 			shown = shown[:64]
 		}
-		ev, err := a.Emit(ctx, event.New(event.MonitorAgent, event.KindCommandRejected,
+		ev, err := a.emit(ctx, event.New(event.MonitorAgent, event.KindCommandRejected,
 			fmt.Sprintf("Rejected failover command %s from %s: %s", strconv.Quote(shown), source, reason),
-			map[string]any{"source": source, "reason": reason, "payload": shown}).WithLevel(event.LevelWarn))
+			map[string]any{"source": source, "reason": reason, "payload": shown}).WithLevel(event.LevelWarn), false)
 		if err != nil {
 			return ev, err
 		}
 		return ev, fmt.Errorf("%w: %s", ErrCommandRejected, reason)
 	}
-	return a.Emit(ctx, event.New(event.MonitorAgent, event.KindFailoverCommand,
+	return a.emit(ctx, event.New(event.MonitorAgent, event.KindFailoverCommand,
 		fmt.Sprintf("Manual failover command %s from %s", mode, source),
-		map[string]any{"mode": mode, "source": source}))
+		map[string]any{"mode": mode, "source": source}), false)
 }
