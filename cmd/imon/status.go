@@ -6,7 +6,9 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,13 +21,17 @@ import (
 // Status is what `imon status` prints: the agent and each enabled monitor's
 // state as journaled (the latest event that carries a State).
 type Status struct {
-	Instance string                   `json:"instance"`
-	Agent    string                   `json:"agent"` // "running" or "not running"
-	Version  string                   `json:"version,omitempty"`
-	PID      int                      `json:"pid,omitempty"`
-	Journal  journalStatus            `json:"journal"`
-	Monitors map[string]MonitorStatus `json:"monitors"`
-	MQTT     json.RawMessage          `json:"mqtt,omitempty"`
+	Instance string `json:"instance"`
+	Agent    string `json:"agent"` // "running" or "not running"
+	Version  string `json:"version,omitempty"`
+	PID      int    `json:"pid,omitempty"`
+	// Goroutines and RSSBytes are the running agent's goroutine count and
+	// resident memory (VmRSS), for leak checks; absent when no agent runs.
+	Goroutines int                      `json:"goroutines,omitempty"`
+	RSSBytes   int64                    `json:"rss_bytes,omitempty"`
+	Journal    journalStatus            `json:"journal"`
+	Monitors   map[string]MonitorStatus `json:"monitors"`
+	MQTT       json.RawMessage          `json:"mqtt,omitempty"`
 }
 
 type journalStatus struct {
@@ -59,6 +65,7 @@ func buildStatus(cfg *config.Config, j statusJournal, names []string, running bo
 	}
 	if running {
 		st.Agent, st.Version, st.PID = "running", versionString(), os.Getpid()
+		st.Goroutines, st.RSSBytes = runtime.NumGoroutine(), selfRSS()
 	}
 	for _, n := range names {
 		ms := MonitorStatus{State: json.RawMessage("null")}
@@ -71,6 +78,26 @@ func buildStatus(cfg *config.Config, j statusJournal, names []string, running bo
 		st.MQTT = ev.State
 	}
 	return st
+}
+
+// selfRSS returns this process's resident set size (VmRSS of
+// /proc/self/status) in bytes, 0 when it cannot be read.
+func selfRSS() int64 {
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		return 0
+	}
+	for line := range strings.Lines(string(b)) {
+		if rest, ok := strings.CutPrefix(line, "VmRSS:"); ok {
+			f := strings.Fields(rest) // "1234 kB"
+			if len(f) == 2 && f[1] == "kB" {
+				if kb, err := strconv.ParseInt(f[0], 10, 64); err == nil {
+					return kb << 10
+				}
+			}
+		}
+	}
+	return 0
 }
 
 func cmdStatus(args []string) error {
