@@ -62,7 +62,8 @@ type pending struct {
 //     rechecked every DownInterval while the pings keep failing); no answer
 //     declares it. Without the check it is declared at once.
 //   - A declared outage starts at the last reply before it (or at the start
-//     of this run if no reply was seen). While down, the DNS check is
+//     of this run if no reply was seen), but no earlier than the target was
+//     last declared up (via DNS, the pings may have kept failing). While down, the DNS check is
 //     repeated every DownInterval; an answer ends the outage (via "dns"),
 //     like the original.
 //   - The first determination without a restored state is an updown-status
@@ -263,6 +264,12 @@ func (m *Machine) goDown(now time.Time) Output {
 	since := m.lastReply
 	if since.IsZero() {
 		since = m.origin
+	}
+	// An outage starts no earlier than the target was last declared up: a
+	// DNS answer ends an outage while the pings may keep failing, and the
+	// next outage must not be dated back to the reply before the last one.
+	if m.st.Status == StatusUp && m.st.Since.After(since) {
+		since = m.st.Since.Time
 	}
 	prev := m.st.Status
 	m.st.Status, m.st.Up, m.st.Since = StatusDown, false, At(since)

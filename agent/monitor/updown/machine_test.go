@@ -244,6 +244,18 @@ func TestMachine(t *testing.T) {
 			want: []want{{kind: KindStatus}, offline, withData(online("0:0:0:7"), map[string]any{"via": "dns", "duration_s": 7.5})},
 			dns:  3,
 		},
+		"online via dns while the pings keep failing: the next outage starts then": {
+			p: withDNS,
+			steps: []step{{at: 20, reply: 1}, {at: 1250, lost: 2}, {at: 1500, lost: 3}, {at: 3500, dnsFail: true},
+				{at: 4500, tick: true}, {at: 4520, dnsOK: true},
+				{at: 4750, lost: 4}, {at: 5000, lost: 5}, {at: 5520, tick: true}, {at: 5540, dnsFail: true},
+				{at: 6000, reply: 6}},
+			want: []want{{kind: KindStatus}, withData(offline, map[string]any{"since": ts(20)}),
+				withData(online("0:0:0:4"), map[string]any{"via": "dns", "duration_s": 4.5}),
+				withData(offline, map[string]any{"since": ts(4520)}),
+				withData(online("0:0:0:1"), map[string]any{"via": "ping", "duration_s": 1.48})},
+			dns: 3,
+		},
 		"restored outage keeps its start": {
 			p:     base,
 			last:  &State{Target: ip, Status: StatusDown, Since: At(t0.Add(-time.Hour)), Outages: 4, LastOutageStart: At(t0.Add(-time.Hour))},
