@@ -431,3 +431,25 @@ func TestNetnsAddressChange(t *testing.T) {
 		t.Error("LAN offline via the renumbered standby")
 	}
 }
+
+// TestNetnsReassert: something else deletes imon's default route, or a
+// rule: imon puts them back.
+func TestNetnsReassert(t *testing.T) {
+	b := testbed.New(t)
+	c := startChild(t, b, failoverJSON{HoldS: 3, Prefer: true}, nil)
+	c.must(10*time.Second, event.KindFailoverPrimary)
+	b.Run(b.Host, "ip", "route", "del", "default", "proto", "201")
+	b.Run(b.Host, "ip", "rule", "del", "pref", "10104")
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		d, r := b.DefaultRoute(), b.Run(b.Host, "ip", "rule")
+		if strings.Contains(d, "dev wan0 proto 201 metric 201") && strings.Contains(r, "10104:\tfrom 192.0.2.10 lookup 202") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("not re-asserted: default %q\n%s", d, r)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	c.none(time.Second, event.KindFailoverPrimary, event.KindFailoverStandby)
+}
