@@ -3,6 +3,7 @@ package route_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"net"
 	"strings"
@@ -254,5 +255,56 @@ func TestKernelConntrack(t *testing.T) {
 	}
 	if n, err := m.FlushConntrack(testbed.HostWAN[1]); err != nil || n != 0 {
 		t.Errorf("standby flush deleted %d, %v", n, err)
+	}
+}
+
+// TestKernelWatchResync overflows a subscription (the kernel drops messages
+// with ENOBUFS and netlink closes the channel, nl#477): Watch resubscribes
+// and says so with a Resync update, and keeps reporting changes.
+func TestKernelWatchResync(t *testing.T) {
+	b := testbed.New(t)
+	restore := route.SetWatchReceiveBuffer(4096)
+	defer restore()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := route.Watch(ctx, testbed.Handle(t, b.Host), slog.New(slog.DiscardHandler))
+	time.Sleep(100 * time.Millisecond)
+	// A burst of route changes while nobody reads.
+	script := "for i in $(seq 1 12); do for j in $(seq 1 250); do echo route add 198.18.$i.$j/32 via 192.0.2.1; done; done"
+	b.Run(b.Host, "sh", "-c", script+" | ip -batch -")
+	deadline := time.After(10 * time.Second)
+	for {
+		select {
+		case u, ok := <-ch:
+			if !ok {
+				t.Fatal("watch channel closed")
+			}
+			if u.Kind == route.Resync {
+				// Still alive after the resubscription (which may itself be
+				// followed by another one while the backlog drains).
+				// (A route that exists already makes no notification: use a
+				// new one each time.)
+				for n := 1; ; n++ {
+					marker := fmt.Sprintf("198.18.99.%d/32", n)
+					b.Run(b.Host, "ip", "route", "add", marker, "via", "192.0.2.1")
+					tick := time.After(300 * time.Millisecond)
+				wait:
+					for {
+						select {
+						case u := <-ch:
+							if u.Kind == route.RouteChanged && u.Route.Dst.String() == marker {
+								return
+							}
+						case <-tick:
+							break wait
+						case <-deadline:
+							t.Fatal("no update after the resync")
+						}
+					}
+				}
+			}
+		case <-deadline:
+			t.Fatal("no Resync after an overflow")
+		}
 	}
 }

@@ -44,9 +44,12 @@ type Update struct {
 
 const (
 	watchBuffer    = 512
-	watchRcvBuf    = 1 << 20
 	maxWatchBackof = 5 * time.Second
 )
+
+// watchRcvBuf is the netlink socket receive buffer of a subscription (a
+// variable so that a test can provoke ENOBUFS).
+var watchRcvBuf = 1 << 20
 
 // Watch streams link, IPv4 address and IPv4 route changes of network
 // namespace ns (netns.None() = the caller's) until ctx ends; the channel is
