@@ -22,6 +22,7 @@ type Request struct {
 	Cmd    string `json:"cmd"`              // "status", "journal" or "failover"
 	From   uint64 `json:"from,omitempty"`   // journal: first seq (0 = the oldest kept)
 	Follow bool   `json:"follow,omitempty"` // journal: keep streaming new events
+	Since  string `json:"since,omitempty"`  // journal: RFC 3339 time; events at or after it
 	Mode   string `json:"mode,omitempty"`   // failover: primary|standby|auto
 }
 
@@ -136,6 +137,22 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 		}()
 		end := c.J.LastSeq()
 		from := max(req.From, 1)
+		if req.Since != "" {
+			t, err := time.Parse(time.RFC3339Nano, req.Since)
+			if err != nil {
+				reply(Reply{Error: fmt.Sprintf("bad since %q: %v", req.Since, err)})
+				return
+			}
+			seq, err := c.J.SeqAt(t)
+			if err != nil {
+				reply(Reply{Error: err.Error()})
+				return
+			}
+			from = max(from, seq)
+		}
+		if !req.Follow && from > end { // nothing to replay: do not wait for new events
+			return
+		}
 		follow(ctx, c.J, from, func(ev event.Event) bool {
 			if !req.Follow && ev.Seq > end {
 				return false
@@ -146,7 +163,10 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 			if !req.Follow && ev.Seq == end {
 				return false
 			}
-			if c.J.LastSeq() == ev.Seq { // caught up: flush for followers
+			// Caught up: flush for followers. ">=": Read can return an
+			// event a moment before LastSeq counts it (the journal
+			// updates it after the commit).
+			if ev.Seq >= c.J.LastSeq() {
 				if err := w.Flush(); err != nil {
 					return false
 				}
@@ -172,7 +192,9 @@ func Dial(ctx context.Context, path string, req Request) (net.Conn, error) {
 	b, _ := json.Marshal(req)
 	if _, err := conn.Write(append(b, '\n')); err != nil {
 		conn.Close()
-		return nil, fmt.Errorf("control socket %s: %w", path, err)
+		// The agent closed its socket between accept and our request
+		// (it is stopping).
+		return nil, fmt.Errorf("%w on %s: %v", ErrNoAgent, path, err)
 	}
 	return conn, nil
 }
