@@ -6,7 +6,7 @@
 #
 # Runs as root for the network-namespace benchmarks (as a user they are
 # skipped and their rows say "not measured"). Benchmarks run one package at
-# a time (-p 1): two at once would measure each other. About 15 minutes;
+# a time (-p 1): two at once would measure each other. About 12 minutes;
 # IMON_FULL=1 runs the long variants (10 min of random loss for updown,
 # 5 min resource samples), about 35 minutes.
 #
@@ -46,7 +46,6 @@ run "all packages, -benchtime 1x" -bench . -benchtime 1x -timeout 60m ./...
 # Latency medians need more samples than one op gives (the run with the
 # most iterations wins in the table).
 run "MQTT append → receive, 200 samples" -bench '^BenchmarkAppendToReceive$' -benchtime 200x -timeout 10m ./agent/outbox/
-run "updown detection in a netns (package), 7 cuts" -bench '^BenchmarkNetnsDetection$' -benchtime 7x -timeout 10m ./agent/monitor/updown/
 
 echo >&2
 "$GO" run ./e2e/benchtable "$OUT" || status=1
