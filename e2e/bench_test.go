@@ -522,7 +522,7 @@ func benchResources(b *testing.B, pid int, warm, d time.Duration) {
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for b.Loop() {
-		for end := t0.Add(d); time.Now().Before(end); {
+		for end := time.Now().Add(d); time.Now().Before(end); {
 			<-tick.C
 			rss = append(rss, benchMemKiB(b, pid, "VmRSS")/1024)
 		}
