@@ -42,16 +42,15 @@ func (c *commonFlags) path() string {
 }
 
 // load loads and validates the selected config; --instance overrides the
-// file's instance name.
+// file's instance name. Like config.Load it returns the config along with
+// its problems when the file is valid JSON (imon check runs the host
+// checks on it too).
 func (c *commonFlags) load() (*config.Config, error) {
 	cfg, err := config.Load(c.path())
-	if err != nil {
-		return nil, err
-	}
-	if c.instance != "" && cfg.Global.Instance != c.instance {
+	if cfg != nil && c.instance != "" && cfg.Global.Instance != c.instance {
 		cfg.SetInstance(c.instance)
 	}
-	return cfg, nil
+	return cfg, err
 }
 
 // loadForClient loads the config to find the journal and the control socket

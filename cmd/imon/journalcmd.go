@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"net"
 	"os"
 	"os/signal"
 	"strings"
@@ -143,7 +144,7 @@ func replay(ctx context.Context, cfg *config.Config, since time.Time, follow boo
 			return err
 		}
 		last, err := readFile(cfg, since, next, print)
-		if err != nil && !errors.Is(err, journal.ErrLocked) {
+		if err != nil && !errors.Is(err, journal.ErrLocked) && !(follow && errors.Is(err, errNoJournal)) {
 			return err
 		}
 		if last > 0 {
@@ -189,15 +190,22 @@ func streamFrom(ctx context.Context, conn io.Reader, out *bufio.Writer, follow b
 	if ctx.Err() != nil {
 		return last, nil
 	}
+	if err := sc.Err(); follow && errors.As(err, new(*net.OpError)) {
+		return last, nil // the agent went away mid-stream (stopping): follow on
+	}
 	return last, sc.Err()
 }
+
+// errNoJournal: neither an agent nor a journal file exists (yet); --follow
+// waits for them.
+var errNoJournal = errors.New("there is no journal yet")
 
 // readFile prints events from the journal file (no agent running).
 func readFile(cfg *config.Config, since time.Time, from uint64, print func(event.Event) error) (uint64, error) {
 	j, err := journal.Open(cfg.Journal.Path, journal.Options{ReadOnly: true})
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("no agent answers on %s and there is no journal at %s yet", cfg.Journal.Socket, cfg.Journal.Path)
+			return 0, fmt.Errorf("no agent answers on %s and %w at %s", cfg.Journal.Socket, errNoJournal, cfg.Journal.Path)
 		}
 		return 0, err
 	}

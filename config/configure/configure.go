@@ -57,7 +57,8 @@ type Options struct {
 // and writes the configuration file when the user confirms. It returns
 // ErrAborted when in ends early and ctx's error when ctx ends; in both
 // cases nothing is written. Answering "n" to the write question returns nil
-// without writing.
+// without writing; input that ends at the service question, after the
+// file was written, is a no.
 //
 // Run reads in from a goroutine so that ctx can interrupt a read; when Run
 // returns early that goroutine ends at the next line or end of in.

@@ -102,8 +102,13 @@ func (s *session) run() error {
 		return nil
 	}
 	start, err := s.yesNo(fmt.Sprintf("Enable and start imon@%s now? [y/N] ", a.instance), false)
-	if err != nil || !start {
-		return err
+	switch {
+	case errors.Is(err, ErrAborted):
+		return nil // the input ended after the file was written: a no
+	case err != nil: // interrupted: the file is written all the same
+		return fmt.Errorf("wrote '%s', then interrupted before enabling imon@%s", path, a.instance)
+	case !start:
+		return nil
 	}
 	if err := s.opt.OfferService(a.instance); err != nil {
 		return fmt.Errorf("enabling imon@%s: %w", a.instance, err)
