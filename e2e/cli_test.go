@@ -746,3 +746,77 @@ func TestCLILogLines(t *testing.T) {
 		t.Errorf("log lines lack %q (in this order: %q); got:\n%s", want[i], want, out)
 	}
 }
+
+// TestCLIMonitorsLoopback: updown and ping on 127.0.0.1 (ICMP: root),
+// seen through imon status, imon journal --monitor/--kind and the log.
+func TestCLIMonitorsLoopback(t *testing.T) {
+	harness.RequireRoot(t)
+	dir := t.TempDir()
+	const inst = "lo"
+	cfg := writeConfig(t, dir, inst, `"datefmt": "%d/%m/%Y %H.%M.%S"`, `"updown": {"enable": true, "interval": 1, "pingcount": 1, "pingwait": 1, "monitorip": "127.0.0.1"},
+  "ping": {"enable": true, "interval": 1, "pingcount": 2, "pingwait": 1, "monitorip": "127.0.0.1"}`)
+	a := harness.Start(t, "", cfg)
+	w := harness.Watch(t, cfg)
+	up := w.WaitFor(20*time.Second, "updown state", func(ev event.Event) bool {
+		return ev.Monitor == event.MonitorUpdown && len(ev.State) > 0
+	})
+	w.WaitFor(20*time.Second, "ping-result", harness.Kind(event.KindPingResult))
+	w.Next(20*time.Second, "a second ping-result", harness.Kind(event.KindPingResult))
+
+	st, text := status(t, cfg)
+	var us struct {
+		Up     bool   `json:"up"`
+		Target string `json:"target"`
+	}
+	var um struct {
+		Seq   uint64          `json:"seq"`
+		State json.RawMessage `json:"state"`
+	}
+	if err := json.Unmarshal(st.Monitors["updown"], &um); err != nil || json.Unmarshal(um.State, &us) != nil || !us.Up || us.Target != "127.0.0.1" || um.Seq < up.Seq {
+		t.Errorf("status updown = %s (%v)", st.Monitors["updown"], err)
+	}
+	var pm struct {
+		Kind string `json:"kind"`
+	}
+	if err := json.Unmarshal(st.Monitors["ping"], &pm); err != nil || pm.Kind != event.KindPingResult {
+		t.Errorf("status ping = %s (%v)", st.Monitors["ping"], err)
+	}
+	if st.Agent != "running" || len(st.Monitors) != 2 {
+		t.Errorf("status = %+v", st)
+	}
+	if !strings.Contains(text, "updown: Monitored IP 127.0.0.1 online") || !strings.Contains(text, "ping: Ping Result: IP:127.0.0.1 State:True") {
+		t.Errorf("status:\n%s", text)
+	}
+
+	for _, f := range []struct{ flag, value, field string }{
+		{"--monitor", "updown", "monitor"}, {"--monitor", "ping", "monitor"}, {"--kind", event.KindPingResult, "kind"},
+	} {
+		evs := journalJSON(t, cfg, f.flag, f.value)
+		if len(evs) == 0 {
+			t.Errorf("%s %s: nothing", f.flag, f.value)
+		}
+		for _, ev := range evs {
+			if got := map[string]string{"monitor": ev.Monitor, "kind": ev.Kind}[f.field]; got != f.value {
+				t.Errorf("%s %s printed #%d %s %s", f.flag, f.value, ev.Seq, ev.Monitor, ev.Kind)
+			}
+		}
+	}
+
+	if err := a.Stop(); err != nil {
+		t.Fatalf("agent exit: %v", err)
+	}
+	// Without an action script, ping results are logged, as in the
+	// original; every line has the original's shape.
+	out := a.Output()
+	re := regexp.MustCompile(`^\d\d/\d\d/\d{4} \d\d\.\d\d\.\d\d imon \[lo(-[a-z]+)?\] .+$`)
+	for _, l := range strings.Split(strings.TrimSuffix(out, "\n"), "\n") {
+		if !re.MatchString(l) {
+			t.Errorf("log line %q does not match %s", l, re)
+		}
+	}
+	for _, want := range []string{"imon [lo-updown] Monitored IP 127.0.0.1 online", "imon [lo-ping] Ping Result: IP:127.0.0.1 State:True "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lacks %q:\n%s", want, out)
+		}
+	}
+}
