@@ -43,6 +43,7 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"imon/agent/event"
@@ -397,17 +398,17 @@ func (o *Outbox) serve(ctx context.Context, cn *mqtt.Conn) error {
 		case <-ctx.Done():
 		}
 	}()
-	window := min(max(int(cn.ReceiveMaximum()), 1), maxWindow)
-	inflight := make(chan pending, window)
+	w := newWindow(min(max(int(cn.ReceiveMaximum()), 1), maxWindow))
+	inflight := make(chan pending, w.size)
 
 	var wg sync.WaitGroup
 	wg.Go(func() {
-		if err := o.send(ctx, cn, inflight); err != nil {
+		if err := o.send(ctx, cn, w, inflight); err != nil {
 			cancel(err)
 		}
 	})
 	wg.Go(func() { o.publishRetained(ctx, cn) })
-	if err := o.acks(ctx, inflight); err != nil {
+	if err := o.acks(ctx, w, inflight); err != nil {
 		cancel(err)
 	}
 	wg.Wait()
@@ -417,10 +418,41 @@ func (o *Outbox) serve(ctx context.Context, cn *mqtt.Conn) error {
 	return errors.New("publishing stopped") // not reached: a round ends by an error or ctx
 }
 
+// window counts the events in flight: at most size, refilled one by one
+// as acknowledgements come back. (Refilling in bursts, after half of the
+// window was acknowledged, would batch better, but it stalls against
+// brokers with Nagle's algorithm on, Mosquitto's default: the broker holds
+// back its further PUBACKs until our delayed TCP ACK, 40 ms later, while
+// we send nothing that could carry it.)
+type window struct {
+	size int
+	n    atomic.Int64
+	free chan struct{} // cap 1: a slot was freed
+}
+
+func newWindow(size int) *window { return &window{size: size, free: make(chan struct{}, 1)} }
+
+// wait blocks while the window is full; false when ctx ended.
+func (w *window) wait(ctx context.Context) bool {
+	for int(w.n.Load()) >= w.size {
+		select {
+		case <-w.free:
+		case <-ctx.Done():
+			return false
+		}
+	}
+	return true
+}
+
+// done records an acknowledgement.
+func (w *window) done() {
+	w.n.Add(-1)
+	signal(w.free)
+}
+
 // send reads the journal from the cursor on and sends each event, in
-// order, handing its Ack to inflight (which blocks when the window is
-// full). It closes inflight when it returns.
-func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, inflight chan<- pending) error {
+// order, handing its Ack to inflight. It closes inflight when it returns.
+func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, w *window, inflight chan<- pending) error {
 	defer close(inflight)
 	next := o.j.Cursor(CursorName) + 1
 	var buf []event.Event
@@ -454,6 +486,9 @@ func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, inflight chan<- pendin
 		if err != nil {
 			return fmt.Errorf("encoding event %d: %w", ev.Seq, err)
 		}
+		if !w.wait(ctx) {
+			return nil
+		}
 		a, err := cn.Send(ctx, mqtt.Message{
 			Topic:   o.eventTopic,
 			Payload: payload,
@@ -465,6 +500,7 @@ func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, inflight chan<- pendin
 			}
 			return fmt.Errorf("sending event %d: %w", ev.Seq, err)
 		}
+		w.n.Add(1)
 		select {
 		case inflight <- pending{seq: ev.Seq, ack: a}:
 		case <-ctx.Done():
@@ -479,7 +515,7 @@ func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, inflight chan<- pendin
 
 // acks waits for the acknowledgements in send order and advances the
 // cursor over each; it returns at the first failure.
-func (o *Outbox) acks(ctx context.Context, inflight <-chan pending) error {
+func (o *Outbox) acks(ctx context.Context, w *window, inflight <-chan pending) error {
 	for {
 		var p pending
 		var ok bool
@@ -498,6 +534,7 @@ func (o *Outbox) acks(ctx context.Context, inflight <-chan pending) error {
 			return fmt.Errorf("event %d: %w", p.seq, err)
 		}
 		o.j.SetCursor(CursorName, p.seq)
+		w.done()
 	}
 }
 

@@ -106,6 +106,7 @@ func Start(t testing.TB, opt Options) *Broker {
 		"log_type warning",
 		"log_type notice",
 		"log_type information",
+		"log_type subscribe",
 		"connection_messages true",
 		// Tests subscribe with QoS 1 and may fall behind a burst: never
 		// drop their messages.
@@ -162,6 +163,30 @@ func (b *Broker) TLSURL() string { return "mqtts://localhost:" + strconv.Itoa(b.
 
 // Dir is the broker's directory (configuration, certificates).
 func (b *Broker) Dir() string { return b.dir }
+
+// CPUTime returns the CPU time the running mosquitto has used (user and
+// system, from /proc), for benchmarks that report the broker's share.
+func (b *Broker) CPUTime() time.Duration {
+	b.mu.Lock()
+	cmd := b.cmd
+	b.mu.Unlock()
+	if cmd == nil {
+		return 0
+	}
+	stat, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	// Fields after the command name (which is in parentheses): utime and
+	// stime are the 12th and 13th of them, in clock ticks (100 Hz).
+	f := strings.Fields(string(stat[bytes.LastIndexByte(stat, ')')+1:]))
+	if len(f) < 13 {
+		return 0
+	}
+	u, _ := strconv.ParseInt(f[11], 10, 64)
+	st, _ := strconv.ParseInt(f[12], 10, 64)
+	return time.Duration(u+st) * 10 * time.Millisecond
+}
 
 // Log returns what mosquitto logged so far.
 func (b *Broker) Log() string {
