@@ -74,6 +74,10 @@ type Options struct {
 	// DrainTimeout bounds how long consumers may take to catch up at stop
 	// (default 5 s).
 	DrainTimeout time.Duration
+	// JournalFullSettle is how long appends must succeed without a failure
+	// for lack of space before a full-journal episode is over (see Emit;
+	// default DefaultJournalFullSettle).
+	JournalFullSettle time.Duration
 	// RestartBackoff is the first delay before a failed monitor is restarted
 	// (default 1 s, doubling up to 1 min).
 	RestartBackoff time.Duration
@@ -98,6 +102,9 @@ func New(opt Options) *Agent {
 	if opt.DrainTimeout == 0 {
 		opt.DrainTimeout = 5 * time.Second
 	}
+	if opt.JournalFullSettle == 0 {
+		opt.JournalFullSettle = DefaultJournalFullSettle
+	}
 	if opt.RestartBackoff == 0 {
 		opt.RestartBackoff = time.Second
 	}
@@ -110,8 +117,9 @@ func New(opt Options) *Agent {
 // disk, or the file at its size limit), Emit does not fail: monitoring and
 // failover must go on. It returns ev unjournaled (Seq 0) with a nil error,
 // logs the condition once per episode, and counts what was not journaled;
-// the first successful append after it journals a KindJournalFull event per
-// affected monitor. Other errors are returned.
+// once appends have succeeded for Options.JournalFullSettle, a
+// KindJournalFull event per affected monitor is journaled. Other errors are
+// returned.
 func (a *Agent) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
 	return a.emit(ctx, ev, true)
 }

@@ -17,20 +17,27 @@ import (
 // KindJournalFull is journaled when the journal accepts appends again after
 // a full disk (or a file at its size limit): one event per monitor whose
 // events could not be journaled meanwhile, with Monitor set to that monitor,
-// level warn, data {since, until, dropped, kinds, error} (kinds: dropped
-// events by kind) and, as State, the monitor's latest state among them, so
+// level warn, data {since, until, dropped, kinds, error} (until: the last
+// append that failed; kinds: dropped events by kind) and, as State, the monitor's latest state among them, so
 // that `imon status` and the retained MQTT state are current again. It is
 // not an action-script command.
 const KindJournalFull = "journal-full"
 
+// DefaultJournalFullSettle is the default of Options.JournalFullSettle.
+const DefaultJournalFullSettle = 10 * time.Second
+
 // fullEpisode tracks one period during which appends failed for lack of
 // space: monitors keep running (Emit reports success for their events, see
-// Agent.Emit), and what they emitted is counted here.
+// Agent.Emit), and what they emitted is counted here. On a nearly full disk
+// some commits still fit in pages bbolt freed, so single appends succeed
+// now and then: the episode ends only once appends have succeeded for
+// Options.JournalFullSettle without a failure.
 type fullEpisode struct {
-	mu    sync.Mutex // guards the fields below
-	since time.Time
-	err   string
-	byMon map[string]*dropped
+	mu       sync.Mutex // guards the fields below
+	since    time.Time
+	lastFail time.Time
+	err      string
+	byMon    map[string]*dropped
 
 	open atomic.Bool // an episode is open: the next successful append ends it
 }
@@ -48,8 +55,10 @@ func (a *Agent) noSpace(ev event.Event, err error) {
 	f := &a.full
 	f.mu.Lock()
 	defer f.mu.Unlock()
+	now := time.Now().UTC()
+	f.lastFail = now
 	if f.byMon == nil {
-		f.since, f.err, f.byMon = time.Now().UTC(), err.Error(), map[string]*dropped{}
+		f.since, f.err, f.byMon = now, err.Error(), map[string]*dropped{}
 		f.open.Store(true)
 		a.log.Error("journal full: events are not journaled until space returns; monitoring continues", "err", err)
 	}
@@ -65,17 +74,18 @@ func (a *Agent) noSpace(ev event.Event, err error) {
 	}
 }
 
-// endFull runs after a successful append while an episode is open: it
-// journals the episode's journal-full events and closes it. When that
-// append fails, the episode stays open and the next success tries again.
+// endFull runs after a successful append while an episode is open: once
+// appends have succeeded for the settle time, it journals the episode's
+// journal-full events and closes it. When that append fails, the episode
+// stays open and a later success tries again.
 func (a *Agent) endFull(ctx context.Context) {
 	f := &a.full
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if f.byMon == nil {
+	until := time.Now().UTC()
+	if f.byMon == nil || until.Sub(f.lastFail) < a.opt.JournalFullSettle {
 		return
 	}
-	until := time.Now().UTC()
 	total := 0
 	var evs []event.Event
 	for _, mon := range slices.Sorted(maps.Keys(f.byMon)) {
@@ -87,9 +97,9 @@ func (a *Agent) endFull(ctx context.Context) {
 		}
 		ev := event.New(mon, KindJournalFull,
 			fmt.Sprintf("Journal was full for %s: %d %s events were not journaled (%s)",
-				until.Sub(f.since).Round(time.Millisecond), d.count, mon, strings.Join(kinds, ", ")),
+				f.lastFail.Sub(f.since).Round(time.Millisecond), d.count, mon, strings.Join(kinds, ", ")),
 			map[string]any{
-				"since": f.since.Format(event.TimeFormat), "until": until.Format(event.TimeFormat),
+				"since": f.since.Format(event.TimeFormat), "until": f.lastFail.Format(event.TimeFormat),
 				"dropped": d.count, "kinds": d.kinds, "error": f.err,
 			}).WithLevel(event.LevelWarn)
 		if len(d.state) > 0 {
@@ -99,7 +109,8 @@ func (a *Agent) endFull(ctx context.Context) {
 		evs = append(evs, ev)
 	}
 	if _, err := a.opt.Journal.Append(ctx, evs...); err != nil {
-		a.log.Warn("journal writable again, but journaling the full-journal report failed; retrying with the next event", "err", err)
+		f.lastFail = until
+		a.log.Debug("journaling the full-journal report failed; retrying later", "err", err)
 		return
 	}
 	a.log.Warn("journal writable again", "since", f.since.Format(event.TimeFormat), "not_journaled", total)

@@ -11,6 +11,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"testing"
+	"time"
 
 	"imon/agent"
 	"imon/agent/event"
@@ -57,7 +58,8 @@ func (s *syncBuffer) String() string {
 func TestEmitJournalFull(t *testing.T) {
 	j := &fullJournal{Journal: journaltest.Open(t)}
 	var logs syncBuffer
-	a := agent.New(agent.Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil))})
+	a := agent.New(agent.Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		JournalFullSettle: time.Nanosecond})
 	ctx := context.Background()
 	emit := func(mon, kind string, state any) event.Event {
 		t.Helper()
@@ -135,5 +137,36 @@ func TestEmitJournalFull(t *testing.T) {
 	// The episode is closed: the next event is journaled alone.
 	if ev := emit("updown", event.KindUpdownOffline, nil); ev.Seq != 5 {
 		t.Errorf("next event seq %d, want 5", ev.Seq)
+	}
+}
+
+// TestEmitJournalFullIntermittent: on a nearly full disk some appends
+// succeed between failures; until appends have succeeded for the settle
+// time it is one episode: logged once, no report yet, and the events that
+// fit are journaled normally.
+func TestEmitJournalFullIntermittent(t *testing.T) {
+	j := &fullJournal{Journal: journaltest.Open(t)}
+	var logs syncBuffer
+	a := agent.New(agent.Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+		JournalFullSettle: time.Hour})
+	ctx := context.Background()
+	for i := range 10 {
+		j.full.Store(i%2 == 0)
+		ev, err := a.Emit(ctx, event.New("ping", event.KindPingResult, "r", nil))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if (ev.Seq != 0) == (i%2 == 0) {
+			t.Errorf("append %d: seq %d", i, ev.Seq)
+		}
+	}
+	if j.LastSeq() != 5 {
+		t.Errorf("journal at seq %d, want the 5 appends that fit", j.LastSeq())
+	}
+	if n := strings.Count(logs.String(), "journal full"); n != 1 {
+		t.Errorf("journal full logged %d times, want once:\n%s", n, logs.String())
+	}
+	if strings.Contains(logs.String(), "writable again") {
+		t.Errorf("episode ended before the settle time:\n%s", logs.String())
 	}
 }
