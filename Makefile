@@ -62,3 +62,4 @@ clean:
 	rm -rf bin dist
 
 -include deploy/deploy.mk
+-include deploy/faults.mk
