@@ -4,14 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"sync"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 	"github.com/eclipse/paho.golang/paho"
 	"github.com/eclipse/paho.golang/paho/session"
-	"github.com/eclipse/paho.golang/paho/session/state"
 )
 
 // Conn is one established connection to the broker. It is valid until Done
@@ -165,38 +163,8 @@ func (a *Ack) finish(cp packets.ControlPacket) error {
 }
 
 // ackKey is the context key under which Conn.Send passes the channel for
-// the PUBACK to ackSession.
+// the PUBACK to connSession.
 type ackKey struct{}
-
-// ackSession is paho's in-memory session state, except that a publish whose
-// context carries an ackKey channel gets its acknowledgement there.
-type ackSession struct {
-	*state.State
-}
-
-// AddToSession implements session.SessionManager.
-func (s ackSession) AddToSession(ctx context.Context, p session.Packet, resp chan<- packets.ControlPacket) error {
-	if ch, ok := ctx.Value(ackKey{}).(chan packets.ControlPacket); ok {
-		resp = ch
-	}
-	return s.State.AddToSession(ctx, p, resp)
-}
-
-// nullStore is the session's store of sent packets, keeping nothing: a
-// session lives for one connection (Clean Start, expiry 0), so a packet is
-// never retransmitted from it, and copying every message into memory
-// would only cost time. (paho's state.New takes any value with these
-// methods.)
-type nullStore struct{}
-
-func (nullStore) Put(uint16, byte, io.WriterTo) error { return nil }
-func (nullStore) Get(id uint16) (io.ReadCloser, error) {
-	return nil, fmt.Errorf("packet %d: not stored", id)
-}
-func (nullStore) Delete(uint16) error     { return nil }
-func (nullStore) Quarantine(uint16) error { return nil }
-func (nullStore) List() ([]uint16, error) { return nil, nil }
-func (nullStore) Reset() error            { return nil }
 
 // RefusedError is a broker's refusal of a connection (CONNACK reason code
 // ≥ 0x80), e.g. a wrong user name or password.

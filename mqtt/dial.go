@@ -16,8 +16,6 @@ import (
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
-	"github.com/eclipse/paho.golang/paho/session/state"
-	"github.com/eclipse/paho.golang/paho/store/memory"
 )
 
 // ParseServer checks a broker URL and fills in the default port: mqtt:// and
@@ -93,7 +91,7 @@ func (c *Client) connect(ctx context.Context) (*Conn, error) {
 		ClientID: c.cfg.ClientID,
 		Conn:     nc,
 		// A fresh session per connection: see the package doc.
-		Session:           ackSession{State: state.New(nullStore{}, memory.New())},
+		Session:           newConnSession(),
 		PacketTimeout:     c.cfg.PacketTimeout,
 		OnPublishReceived: []func(paho.PublishReceived) (bool, error){c.onPublish},
 		OnClientError:     func(err error) { cn.setLost(err) },

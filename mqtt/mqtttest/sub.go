@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -98,9 +99,14 @@ func (b *Broker) SubscribeQoS(t testing.TB, qos byte, filters ...string) *Sub {
 	return s
 }
 
+// bufConn reads through a buffer. Its Lock/Unlock, which paho's
+// ControlPacket.WriteTo takes around the pieces of a packet, keep packets
+// of concurrent writers (a PUBACK and a PUBLISH) from interleaving, which
+// a *net.TCPConn's writev did by itself.
 type bufConn struct {
 	net.Conn
 	r *bufio.Reader
+	sync.Mutex
 }
 
 func (c *bufConn) Read(p []byte) (int, error) { return c.r.Read(p) }
