@@ -210,15 +210,16 @@ func readPassword(path string) ([]byte, error) {
 // each length byte, then the rest), which unbuffered cost three system
 // calls per PUBACK. Only paho's receive goroutine reads.
 //
-// Writes: Write appends to a buffer that one flusher goroutine writes out
-// as soon as it can, so the packets written while a write is in progress
-// leave together: a window of QoS 1 messages costs a few system calls, not
-// one each, and nothing waits for a timer. Write errors are reported by
-// the next Write (and close the connection, which ends paho's reads).
-// The Lock/Unlock pair is what paho's ControlPacket.WriteTo takes around
-// the pieces of one packet, so packets of concurrent writers never
-// interleave; the flusher being the only writer of the underlying
-// connection also makes a tls.Conn safe.
+// Writes: paho writes every packet in pieces between Lock and Unlock (its
+// ControlPacket.WriteTo takes the lock of a writer that is a sync.Locker),
+// so the pieces of concurrent writers never interleave. Write only appends
+// to a buffer; Unlock sends it, from the goroutine that wrote the packet,
+// unless another one is already in a write system call: that one sends
+// what was added meanwhile before it returns. So a packet leaves in one
+// write, the packets of a busy connection leave together, and nothing
+// waits for a timer or hands off to another goroutine. A write error is
+// kept, returned by every later Write, and closes the connection, which
+// ends paho's reads. Writes outside Lock/Unlock are not supported.
 type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
@@ -227,11 +228,10 @@ type bufferedConn struct {
 
 	mu      sync.Mutex // guards the following
 	buf     []byte
+	spare   []byte
+	writing bool // a goroutine is sending buf
 	err     error
 	closing bool
-
-	kick    chan struct{} // cap 1: data or closing
-	flushed chan struct{} // closed when the flusher has exited
 }
 
 // flushTimeout bounds how long Close waits for buffered data (a
@@ -239,14 +239,7 @@ type bufferedConn struct {
 const flushTimeout = time.Second
 
 func newBufferedConn(c net.Conn) net.Conn {
-	bc := &bufferedConn{
-		Conn:    c,
-		r:       bufio.NewReaderSize(c, 16<<10),
-		kick:    make(chan struct{}, 1),
-		flushed: make(chan struct{}),
-	}
-	go bc.flush()
-	return bc
+	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}
 }
 
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
@@ -254,69 +247,55 @@ func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 // Lock implements sync.Locker for paho's packet writes.
 func (c *bufferedConn) Lock() { c.packet.Lock() }
 
-// Unlock implements sync.Locker.
-func (c *bufferedConn) Unlock() { c.packet.Unlock() }
+// Unlock implements sync.Locker: the packet is complete, send it.
+func (c *bufferedConn) Unlock() {
+	c.packet.Unlock()
+	c.send()
+}
 
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
+	defer c.mu.Unlock()
 	switch {
 	case c.err != nil:
-		err := c.err
-		c.mu.Unlock()
-		return 0, err
+		return 0, c.err
 	case c.closing:
-		c.mu.Unlock()
 		return 0, net.ErrClosed
 	}
 	c.buf = append(c.buf, p...)
-	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
 	return len(p), nil
 }
 
-// flush is the connection's only writer. It exits on a write error or
-// once closing with nothing left to write.
-func (c *bufferedConn) flush() {
-	defer close(c.flushed)
-	var spare []byte
-	for {
-		c.mu.Lock()
-		for len(c.buf) == 0 && !c.closing {
-			c.mu.Unlock()
-			<-c.kick
-			c.mu.Lock()
-		}
-		if len(c.buf) == 0 {
-			c.mu.Unlock()
-			return
-		}
-		b := c.buf
-		c.buf = spare[:0]
+// send writes the buffer out, unless another goroutine is doing so.
+func (c *bufferedConn) send() {
+	c.mu.Lock()
+	if c.writing {
 		c.mu.Unlock()
-		if _, err := c.Conn.Write(b); err != nil {
-			c.mu.Lock()
-			c.err = err
-			c.mu.Unlock()
-			c.Conn.Close() // the reader sees it: the connection is lost
-			return
-		}
-		spare = b
+		return
 	}
+	c.writing = true
+	for len(c.buf) > 0 && c.err == nil {
+		b := c.buf
+		c.buf = c.spare[:0]
+		c.mu.Unlock()
+		_, err := c.Conn.Write(b)
+		c.mu.Lock()
+		c.spare = b
+		if err != nil {
+			c.err = err
+			c.Conn.Close() // the reader sees it: the connection is lost
+		}
+	}
+	c.writing = false
+	c.mu.Unlock()
 }
 
-// Close writes what is buffered (at most flushTimeout), then closes.
+// Close sends what is buffered (at most flushTimeout), then closes.
 func (c *bufferedConn) Close() error {
 	c.mu.Lock()
 	c.closing = true
 	c.mu.Unlock()
-	select {
-	case c.kick <- struct{}{}:
-	default:
-	}
 	_ = c.Conn.SetWriteDeadline(time.Now().Add(flushTimeout))
-	<-c.flushed
+	c.send()
 	return c.Conn.Close()
 }
