@@ -4,9 +4,9 @@ package homeassistant
 // verbatim as BASE/<monitor>/state) that the discovery templates read. The
 // mapping from a monitor's state to Home Assistant lives in discovery
 // (value_template), so this is the one place that must follow the monitors'
-// State structs: agent/monitor/updown.State, agent/monitor/ping (its
-// State), agent/monitor/ddns.State and agent/monitor/failover.Snapshot.
-// TestFieldsMatchMonitors checks the ones whose structs exist.
+// State structs: agent/monitor/updown.State, agent/monitor/ping.State,
+// agent/monitor/ddns.State and agent/monitor/failover.Snapshot;
+// TestFieldsMatchMonitors checks that they do.
 const (
 	// updown.State
 	UpdownStatus              = "status"                 // "up", "down" or "unknown"

@@ -7,6 +7,7 @@ import (
 
 	"imon/agent/monitor/ddns"
 	"imon/agent/monitor/failover"
+	"imon/agent/monitor/ping"
 	"imon/agent/monitor/updown"
 	"imon/homeassistant"
 )
@@ -25,8 +26,7 @@ func jsonFields(v any) map[string]bool {
 }
 
 // TestFieldsMatchMonitors: the state fields the discovery templates read
-// exist in the monitors' State structs. (The ping monitor's State is
-// checked once it exists.)
+// exist in the monitors' State structs.
 func TestFieldsMatchMonitors(t *testing.T) {
 	for _, tc := range []struct {
 		name   string
@@ -35,6 +35,8 @@ func TestFieldsMatchMonitors(t *testing.T) {
 	}{
 		{"updown.State", updown.State{}, []string{homeassistant.UpdownStatus, homeassistant.UpdownSince, homeassistant.UpdownOutages,
 			homeassistant.UpdownLastOutageStart, homeassistant.UpdownLastOutageDurationS}},
+		{"ping.State", ping.State{}, []string{homeassistant.PingMinMS, homeassistant.PingAvgMS, homeassistant.PingMaxMS,
+			homeassistant.PingJitterMS, homeassistant.PingLoss}},
 		{"ddns.State", ddns.State{}, []string{homeassistant.DDNSIP, homeassistant.DDNSIP6, homeassistant.DDNSChangedAt, homeassistant.DDNSCGNAT}},
 		{"failover.Snapshot", failover.Snapshot{}, []string{homeassistant.FailoverActive, homeassistant.FailoverMode, homeassistant.FailoverWANs}},
 		{"failover.WANSnapshot", failover.WANSnapshot{}, []string{homeassistant.FailoverWANRole, homeassistant.FailoverWANStatus}},

@@ -17,17 +17,18 @@ import (
 
 // BenchmarkBacklogDrain measures how fast a backlog of 100,000 journaled
 // events (the real bbolt journal) is published at QoS 1 to a local
-// Mosquitto (Receive Maximum 20) and acknowledged: "subscriber" while
-// mosquitto_sub (a separate process, as Home Assistant would be) receives
-// all of them, "alone" without subscribers. Target: ≥ 25,000 msg/s.
-// Besides the rate it reports the CPU time per message of this process
-// and of the broker, which on a shared machine say more than the rate.
+// Mosquitto (Receive Maximum 20) and acknowledged, while mosquitto_sub (a
+// separate process, as Home Assistant would be) receives all of them.
+// Target: ≥ 25,000 msg/s. Besides the rate it reports the CPU time per
+// message of this process and of the broker, which on a shared machine say
+// more than the rate.
 //
 //	go test -run '^$' -bench BacklogDrain -benchtime 3x ./agent/outbox/
-func BenchmarkBacklogDrain(b *testing.B) {
-	b.Run("subscriber", func(b *testing.B) { benchDrain(b, true) })
-	b.Run("alone", func(b *testing.B) { benchDrain(b, false) })
-}
+func BenchmarkBacklogDrain(b *testing.B) { benchDrain(b, true) }
+
+// BenchmarkBacklogDrainAlone is BenchmarkBacklogDrain without a
+// subscriber: the broker only acknowledges (PUBACK 0x10).
+func BenchmarkBacklogDrainAlone(b *testing.B) { benchDrain(b, false) }
 
 func benchDrain(b *testing.B, subscriber bool) {
 	const backlog = 100_000

@@ -45,14 +45,11 @@ func TestEventsInOrder(t *testing.T) {
 }
 
 // TestBrokerOutage: the broker is killed and stays down (20 s by default,
-// -outage) while events keep being journaled; after the restart the
+// -outage 2s for a quick run) while events keep being journaled; after the restart the
 // subscriber sees every seq, in order, without a gap, and the retained
 // state is back although the broker lost everything.
 func TestBrokerOutage(t *testing.T) {
 	d := *outage
-	if testing.Short() {
-		d = 2 * time.Second
-	}
 	b := mqtttest.Start(t, mqtttest.Options{})
 	// The outbox reaches the broker through a proxy that stays closed
 	// until the new subscriber is in place.

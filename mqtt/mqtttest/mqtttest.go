@@ -4,8 +4,9 @@
 // optional password authentication and a TLS listener whose CA and
 // certificates are generated at run time (no secrets in the repository).
 //
-// Tests skip when mosquitto is not installed, except when the environment
-// variable CI is "true": then a missing broker fails the test.
+// Tests skip in -short mode, and when mosquitto is not installed, except
+// when the environment variable CI is "true": then a missing broker fails
+// the test.
 package mqtttest
 
 import (
@@ -67,10 +68,14 @@ type Broker struct {
 // Binary is the mosquitto executable the tests run.
 const Binary = "/usr/sbin/mosquitto"
 
-// Require skips the test when mosquitto (and mosquitto_passwd) are
-// missing, or fails it when CI=true.
+// Require skips the test in -short mode (unit tests only, no broker) and
+// when mosquitto (and mosquitto_passwd) are missing, or fails it then when
+// CI=true.
 func Require(t testing.TB) {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("needs a mosquitto broker: not in -short mode")
+	}
 	missing := ""
 	if _, err := os.Stat(Binary); err != nil {
 		missing = Binary
