@@ -97,7 +97,7 @@ func TestParseVerbose(t *testing.T) {
 		{"BenchmarkTestbedConfirm", "ms-median-confirm", "not measured (FAIL: median 62ms above the 50 ms target)", "✗"},
 		{"BenchmarkConfirmOneBlackholed", "ms-max-confirm", "40 ms", "✓"},
 		{"BenchmarkAppendToReceive", "ms-median", "2.50 ms", "✓"}, // the 200x run wins
-		{"BenchmarkBacklogDrain", "msg/s", "31,000 msg/s", "✓"}, // found as the sub-benchmark
+		{"BenchmarkBacklogDrain", "msg/s", "31,000 msg/s", "✓"},   // found as the sub-benchmark
 		{"BenchmarkBacklogDrainAlone", "msg/s", "not measured", ""},
 	} {
 		c := cellOf(t, res, tc.bench, tc.unit)
