@@ -200,12 +200,15 @@ func follow(ctx context.Context, j Journal, from uint64, fn func(event.Event) bo
 // consumers and the monitors, and on cancellation stops the monitors,
 // journals agent-stop, lets the consumers drain and returns.
 func (a *Agent) Run(ctx context.Context) error {
-	if _, err := a.Emit(ctx, event.New(event.MonitorAgent, event.KindAgentStart,
+	// A stop signal that arrives during startup is a clean stop: the start
+	// events are journaled regardless, then the agent stops at once.
+	startCtx := context.WithoutCancel(ctx)
+	if _, err := a.Emit(startCtx, event.New(event.MonitorAgent, event.KindAgentStart,
 		fmt.Sprintf("Starting imon %s", a.opt.Version), a.opt.StartData)); err != nil {
 		return err
 	}
 	for _, ev := range a.opt.StartEvents {
-		if _, err := a.Emit(ctx, ev); err != nil {
+		if _, err := a.Emit(startCtx, ev); err != nil {
 			return err
 		}
 	}

@@ -166,3 +166,22 @@ func TestFailoverCommand(t *testing.T) {
 		}
 	}
 }
+
+// TestStopDuringStartup: a stop requested before Run journaled agent-start
+// is a clean stop: agent-start and agent-stop are journaled, no error.
+func TestStopDuringStartup(t *testing.T) {
+	j := journaltest.Open(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	cancel()
+	a := agent.New(agent.Options{Instance: "t", Journal: j})
+	if err := a.Run(ctx); err != nil {
+		t.Fatalf("Run with a cancelled context: %v, want a clean stop", err)
+	}
+	evs, err := j.Read(1, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 2 || evs[0].Kind != event.KindAgentStart || evs[1].Kind != event.KindAgentStop {
+		t.Fatalf("journal = %v, want agent-start, agent-stop", evs)
+	}
+}
