@@ -3,6 +3,7 @@ package mqtt_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"os"
 	"path/filepath"
@@ -422,6 +423,26 @@ func TestNewChecksConfig(t *testing.T) {
 	} {
 		if _, err := mqtt.New(tc.cfg); err == nil || !strings.Contains(err.Error(), tc.want) {
 			t.Errorf("New(%+v) = %v, want error with %q", tc.cfg, err, tc.want)
+		}
+	}
+}
+
+func TestClassify(t *testing.T) {
+	wrapped := func(err error) error { return fmt.Errorf("attempt: %w", err) }
+	for _, tc := range []struct {
+		err  error
+		want string
+	}{
+		{nil, ""},
+		{errors.New("connect: dial tcp 127.0.0.1:1: connect: connection refused"), "network"},
+		{wrapped(&mqtt.RefusedError{Code: 0x87}), "refused 0x87"},
+		{&mqtt.DisconnectError{Code: 0x8E}, "closed 0x8e"},
+		{&mqtt.TLSError{Host: "h:8883", Err: errors.New("x509: certificate signed by unknown authority")}, "tls"},
+		{&mqtt.FileError{What: "password-file", Err: os.ErrNotExist}, "password-file"},
+		{wrapped(&mqtt.FileError{What: "ca-file", Err: os.ErrPermission}), "ca-file"},
+	} {
+		if got := mqtt.Classify(tc.err); got != tc.want {
+			t.Errorf("Classify(%v) = %q, want %q", tc.err, got, tc.want)
 		}
 	}
 }

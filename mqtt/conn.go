@@ -147,6 +147,25 @@ func (a *Ack) Wait(ctx context.Context) error {
 	}
 }
 
+// Ready reports, without blocking, whether the outcome is known, and if so
+// the error Wait returns.
+func (a *Ack) Ready() (bool, error) {
+	if a.finished {
+		return true, a.err
+	}
+	select {
+	case cp := <-a.resp:
+		return true, a.finish(cp)
+	default:
+	}
+	select {
+	case <-a.done:
+		return true, a.Wait(context.Background()) // prefers an answer that came just before the end
+	default:
+		return false, nil
+	}
+}
+
 func (a *Ack) finish(cp packets.ControlPacket) error {
 	a.finished = true
 	switch p := cp.Content.(type) {

@@ -34,6 +34,7 @@ func benchDrain(b *testing.B, subscriber bool) {
 	const backlog = 100_000
 	br := mqtttest.Start(b, mqtttest.Options{})
 	var total, cpu, bcpu time.Duration
+	var allocs uint64
 	for i := 0; i < b.N; i++ {
 		b.StopTimer()
 		j := journaltest.Open(b)
@@ -47,6 +48,8 @@ func benchDrain(b *testing.B, subscriber bool) {
 		runtime.GC()
 		debug.FreeOSMemory()
 		b.StartTimer()
+		var ms0 runtime.MemStats
+		runtime.ReadMemStats(&ms0)
 		start, cpu0, bcpu0 := time.Now(), processCPU(), br.CPUTime()
 		r := run(b, mqttConfig(br.URL()), config.HomeAssistant{}, allMonitors, j)
 		if subscriber {
@@ -58,6 +61,9 @@ func benchDrain(b *testing.B, subscriber bool) {
 		total += time.Since(start)
 		cpu += processCPU() - cpu0
 		bcpu += br.CPUTime() - bcpu0
+		var ms1 runtime.MemStats
+		runtime.ReadMemStats(&ms1)
+		allocs += ms1.Mallocs - ms0.Mallocs
 		b.StopTimer()
 		r.stop()
 	}
@@ -65,6 +71,7 @@ func benchDrain(b *testing.B, subscriber bool) {
 	b.ReportMetric(n/total.Seconds(), "msg/s")
 	b.ReportMetric(float64(cpu.Microseconds())/n, "cpu-µs/msg")
 	b.ReportMetric(float64(bcpu.Microseconds())/n, "broker-cpu-µs/msg")
+	b.ReportMetric(float64(allocs)/n, "allocs/msg")
 	b.ReportMetric(0, "ns/op")
 }
 

@@ -3,7 +3,6 @@ package outbox_test
 import (
 	"context"
 	"encoding/json"
-	"fmt"
 	"log/slog"
 	"strconv"
 	"testing"
@@ -201,11 +200,4 @@ func waitEvents(t testing.TB, j *journal.Journal, kind string, n int, timeout ti
 			t.Fatalf("%d %s events after %s, want %d", len(evs), kind, timeout, n)
 		}
 	}
-}
-
-func must[T any](v T, err error) T {
-	if err != nil {
-		panic(fmt.Sprintf("must: %v", err))
-	}
-	return v
 }

@@ -43,7 +43,6 @@ import (
 	"regexp"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"imon/agent/event"
@@ -385,9 +384,8 @@ type pending struct {
 	ack *mqtt.Ack
 }
 
-// serve publishes on one connection until it fails: a sender goroutine
-// reads the journal and sends, this goroutine takes the acks in order and
-// advances the cursor, a third publishes the retained topics.
+// serve publishes on one connection until it fails: this goroutine pumps
+// the journal to the broker (pump), another publishes the retained topics.
 func (o *Outbox) serve(ctx context.Context, cn *mqtt.Conn) error {
 	ctx, cancel := context.WithCancelCause(ctx)
 	defer cancel(nil)
@@ -398,17 +396,9 @@ func (o *Outbox) serve(ctx context.Context, cn *mqtt.Conn) error {
 		case <-ctx.Done():
 		}
 	}()
-	w := newWindow(min(max(int(cn.ReceiveMaximum()), 1), maxWindow))
-	inflight := make(chan pending, w.size)
-
 	var wg sync.WaitGroup
-	wg.Go(func() {
-		if err := o.send(ctx, cn, w, inflight); err != nil {
-			cancel(err)
-		}
-	})
 	wg.Go(func() { o.publishRetained(ctx, cn) })
-	if err := o.acks(ctx, w, inflight); err != nil {
+	if err := o.pump(ctx, cn); err != nil {
 		cancel(err)
 	}
 	wg.Wait()
@@ -418,60 +408,73 @@ func (o *Outbox) serve(ctx context.Context, cn *mqtt.Conn) error {
 	return errors.New("publishing stopped") // not reached: a round ends by an error or ctx
 }
 
-// window counts the events in flight: at most size, refilled one by one
-// as acknowledgements come back. (Refilling in bursts, after half of the
-// window was acknowledged, would batch better, but it stalls against
-// brokers with Nagle's algorithm on, Mosquitto's default: the broker holds
-// back its further PUBACKs until our delayed TCP ACK, 40 ms later, while
-// we send nothing that could carry it.)
-type window struct {
-	size int
-	n    atomic.Int64
-	free chan struct{} // cap 1: a slot was freed
-}
-
-func newWindow(size int) *window { return &window{size: size, free: make(chan struct{}, 1)} }
-
-// wait blocks while the window is full; false when ctx ended.
-func (w *window) wait(ctx context.Context) bool {
-	for int(w.n.Load()) >= w.size {
-		select {
-		case <-w.free:
-		case <-ctx.Done():
-			return false
-		}
-	}
-	return true
-}
-
-// done records an acknowledgement.
-func (w *window) done() {
-	w.n.Add(-1)
-	signal(w.free)
-}
-
-// send reads the journal from the cursor on and sends each event, in
-// order, handing its Ack to inflight. It closes inflight when it returns.
-func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, w *window, inflight chan<- pending) error {
-	defer close(inflight)
+// pump reads the journal from the cursor on and sends each event, in
+// order, keeping up to the window's size of them in flight; it advances the
+// cursor over the acknowledged prefix as the PUBACKs come back. The window
+// is refilled one message per acknowledgement: refilling in bursts (after
+// half of it was acknowledged) would batch better, but it stalls against
+// brokers with Nagle's algorithm on, Mosquitto's default, which hold back
+// their next PUBACKs until our TCP ACK, delayed 40 ms while we send
+// nothing that could carry it. One goroutine does it all, so an
+// acknowledgement costs one wake-up, not a hand-over between goroutines.
+// It returns nil when ctx ends, else why the round failed.
+func (o *Outbox) pump(ctx context.Context, cn *mqtt.Conn) error {
+	size := min(max(int(cn.ReceiveMaximum()), 1), maxWindow)
+	window := make([]pending, 0, size) // in send order
 	next := o.j.Cursor(CursorName) + 1
 	var buf []event.Event
+
+	// acked pops the acknowledged head of the window; with wait it blocks
+	// for the head's answer.
+	acked := func(wait bool) error {
+		n := 0
+		for n < len(window) {
+			p := window[n]
+			if ok, err := p.ack.Ready(); !ok {
+				if !wait || n > 0 {
+					break
+				}
+				if err := p.ack.Wait(ctx); err != nil {
+					return fmt.Errorf("event %d: %w", p.seq, err)
+				}
+			} else if err != nil {
+				return fmt.Errorf("event %d: %w", p.seq, err)
+			}
+			n++
+		}
+		if n > 0 {
+			o.j.SetCursor(CursorName, window[n-1].seq)
+			window = window[:copy(window, window[n:])]
+		}
+		return nil
+	}
+
 	for {
+		if err := acked(len(window) == size); err != nil {
+			return o.roundErr(ctx, err)
+		}
+		if len(window) == size {
+			continue
+		}
 		if len(buf) == 0 {
 			evs, err := o.j.Read(next, readBatch)
 			if err != nil {
 				return fmt.Errorf("reading the journal from %d: %w", next, err)
 			}
 			if len(evs) == 0 {
-				// Caught up. (If retention deleted events past next,
+				// Caught up: collect the acks still due, then wait for the
+				// journal. (If retention deleted events past next,
 				// LastSeq is beyond it: skip them.)
+				if len(window) > 0 {
+					if err := acked(true); err != nil {
+						return o.roundErr(ctx, err)
+					}
+					continue
+				}
 				last := o.j.LastSeq()
 				next = max(next, last+1)
 				if err := o.j.Wait(ctx, last); err != nil {
-					if ctx.Err() != nil {
-						return nil
-					}
-					return fmt.Errorf("waiting for the journal: %w", err)
+					return o.roundErr(ctx, fmt.Errorf("waiting for the journal: %w", err))
 				}
 				continue
 			}
@@ -486,26 +489,15 @@ func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, w *window, inflight ch
 		if err != nil {
 			return fmt.Errorf("encoding event %d: %w", ev.Seq, err)
 		}
-		if !w.wait(ctx) {
-			return nil
-		}
 		a, err := cn.Send(ctx, mqtt.Message{
 			Topic:   o.eventTopic,
 			Payload: payload,
 			User:    []mqtt.UserProperty{{Key: "seq", Value: strconv.FormatUint(ev.Seq, 10)}},
 		})
 		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("sending event %d: %w", ev.Seq, err)
+			return o.roundErr(ctx, fmt.Errorf("sending event %d: %w", ev.Seq, err))
 		}
-		w.n.Add(1)
-		select {
-		case inflight <- pending{seq: ev.Seq, ack: a}:
-		case <-ctx.Done():
-			return nil
-		}
+		window = append(window, pending{seq: ev.Seq, ack: a})
 		next = ev.Seq + 1
 		if len(ev.State) > 0 && o.enabled[ev.Monitor] {
 			signal(o.dirty)
@@ -513,29 +505,12 @@ func (o *Outbox) send(ctx context.Context, cn *mqtt.Conn, w *window, inflight ch
 	}
 }
 
-// acks waits for the acknowledgements in send order and advances the
-// cursor over each; it returns at the first failure.
-func (o *Outbox) acks(ctx context.Context, w *window, inflight <-chan pending) error {
-	for {
-		var p pending
-		var ok bool
-		select {
-		case p, ok = <-inflight:
-			if !ok {
-				return nil
-			}
-		case <-ctx.Done():
-			return nil
-		}
-		if err := p.ack.Wait(ctx); err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("event %d: %w", p.seq, err)
-		}
-		o.j.SetCursor(CursorName, p.seq)
-		w.done()
+// roundErr is nil when ctx ended (the round is over anyway), else err.
+func (o *Outbox) roundErr(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return nil
 	}
+	return err
 }
 
 // enabledStateMonitors lists the enabled monitors whose state is
