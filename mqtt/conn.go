@@ -193,6 +193,7 @@ type RefusedError struct {
 	Detail string
 }
 
+// Error says that and why the broker refused the connection.
 func (e *RefusedError) Error() string {
 	s := fmt.Sprintf("broker refused the connection: %s (reason code 0x%02x)", ReasonText(e.Code), e.Code)
 	if e.Detail != "" {
@@ -208,6 +209,7 @@ type PublishError struct {
 	Code  byte
 }
 
+// Error says which message the broker refused and why.
 func (e *PublishError) Error() string {
 	return fmt.Sprintf("broker refused the message to %s: %s (reason code 0x%02x)", e.Topic, ReasonText(e.Code), e.Code)
 }
@@ -219,6 +221,7 @@ type DisconnectError struct {
 	Detail string
 }
 
+// Error says why the broker closed the connection.
 func (e *DisconnectError) Error() string {
 	s := fmt.Sprintf("broker closed the connection: %s (reason code 0x%02x)", ReasonText(e.Code), e.Code)
 	if e.Detail != "" {
@@ -234,6 +237,7 @@ type TLSError struct {
 	Err  error
 }
 
+// Error names the host and the handshake error.
 func (e *TLSError) Error() string { return fmt.Sprintf("tls handshake with %s: %v", e.Host, e.Err) }
 
 // Unwrap returns the handshake error.
@@ -245,6 +249,7 @@ type FileError struct {
 	Err  error
 }
 
+// Error names the file setting and the error.
 func (e *FileError) Error() string { return fmt.Sprintf("mqtt %s: %v", e.What, e.Err) }
 
 // Unwrap returns the file error.

@@ -242,6 +242,7 @@ func newBufferedConn(c net.Conn) net.Conn {
 	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}
 }
 
+// Read reads through the buffer.
 func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
 
 // Lock implements sync.Locker for paho's packet writes.
@@ -253,6 +254,7 @@ func (c *bufferedConn) Unlock() {
 	c.send()
 }
 
+// Write appends to the buffer; Unlock sends it.
 func (c *bufferedConn) Write(p []byte) (int, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()

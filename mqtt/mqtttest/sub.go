@@ -178,13 +178,14 @@ func (b *Broker) Retained(t testing.TB, filter string) map[string][]byte {
 }
 
 // Count runs mosquitto_sub (a separate process, as a real subscriber
-// would be) subscribed to topic at QoS 1 (at QoS 0 Mosquitto drops messages for a subscriber that falls behind) until it has received n
+// would be) subscribed to topic at QoS 1 (at QoS 0 Mosquitto may drop
+// messages for a subscriber that falls behind) until it has received n
 // messages; the returned channel gets its exit status. Count returns once
 // the broker has logged the subscription.
 func (b *Broker) Count(t testing.TB, topic string, n int) <-chan error {
 	t.Helper()
 	id := fmt.Sprintf("mqtttest-count-%d", subCount.Add(1))
-	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(b.Port), "-i", id, "-q", "0", "-t", topic, "-C", strconv.Itoa(n)}
+	args := []string{"-h", "127.0.0.1", "-p", strconv.Itoa(b.Port), "-i", id, "-q", "1", "-t", topic, "-C", strconv.Itoa(n)}
 	if len(b.opt.Users) > 0 {
 		args = append(args, "-u", probeUser, "-P", probePassword)
 	}
@@ -196,7 +197,7 @@ func (b *Broker) Count(t testing.TB, topic string, n int) <-chan error {
 	go func() { done <- cmd.Wait() }()
 	t.Cleanup(func() { _ = cmd.Process.Kill() })
 	deadline := time.Now().Add(10 * time.Second)
-	for !strings.Contains(b.Log(), id+" 0 "+topic) {
+	for !strings.Contains(b.Log(), id+" 1 "+topic) {
 		if time.Now().After(deadline) {
 			t.Fatalf("mosquitto_sub did not subscribe:\n%s", b.Log())
 		}
