@@ -463,6 +463,45 @@ func TestConfigureAbort(t *testing.T) {
 	}
 
 	// SIGINT while a question waits for its answer.
+	stderr, code := sigintAt(t, env, path, strings.Join(answers[:5], "\n")+"\n", "Ping count (pingcount) [2]: ")
+	if code != 1 || !strings.Contains(stderr, "not written") {
+		t.Errorf("configure after SIGINT: exit %d, stderr %q; want exit 1 and 'not written'", code, stderr)
+	}
+	noFile(t, dir, path, keep...)
+
+	// Input ends at "Enable and start imon@demo now? [y/N]", after the file
+	// was written: that is a no, and a success.
+	all := pipedAnswers(append(steps, step{"Write", "y"}))
+	r := runIn(t, harness.Binary(t), env, strings.NewReader(all), "configure", "--config", path)
+	wantExit(t, r, 0, "configure with input ending at the service question")
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("file not written: %v", err)
+	}
+	if strings.Contains(r.stderr+r.stdout, "not written") {
+		t.Errorf("configure says 'not written' after writing the file:\n%s", r)
+	}
+	if err := os.Remove(path); err != nil {
+		t.Fatal(err)
+	}
+
+	// SIGINT at the service question: the file is written, and said so.
+	stderr, code = sigintAt(t, env, path, all, "Enable and start imon@demo now? [y/N] ")
+	if want := "wrote '" + path + "', then interrupted before enabling imon@demo"; code != 1 || !strings.Contains(stderr, want) {
+		t.Errorf("configure after SIGINT at the service question: exit %d, stderr %q; want exit 1 and %q", code, stderr, want)
+	}
+	if _, err := os.Stat(path); err != nil {
+		t.Errorf("file not written: %v", err)
+	}
+	if _, err := os.Stat(sysLog); !os.IsNotExist(err) {
+		t.Errorf("systemctl was called")
+	}
+}
+
+// sigintAt runs imon configure --config path with answers on a pipe that
+// stays open, sends SIGINT once prompt is shown, and returns its stderr
+// and exit code.
+func sigintAt(t *testing.T, env []string, path, answers, prompt string) (string, int) {
+	t.Helper()
 	cmd := exec.Command(harness.Binary(t), "configure", "--config", path)
 	cmd.Env = env
 	stdin, err := cmd.StdinPipe()
@@ -479,36 +518,18 @@ func TestConfigureAbort(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer stdin.Close()
-	if _, err := io.WriteString(stdin, strings.Join(answers[:5], "\n")+"\n"); err != nil {
+	if _, err := io.WriteString(stdin, answers); err != nil {
 		t.Fatal(err)
 	}
-	waitFor(t, bufio.NewReader(stdout), "Ping count (pingcount) [2]: ")
+	waitFor(t, bufio.NewReader(stdout), prompt)
 	if err := cmd.Process.Signal(syscall.SIGINT); err != nil {
 		t.Fatal(err)
 	}
 	go io.Copy(io.Discard, stdout) //nolint:errcheck // drain until exit
-	if err := waitExit(cmd, 10*time.Second); err == nil || cmd.ProcessState.ExitCode() != 1 {
-		t.Errorf("configure after SIGINT: %v (exit %d), want exit 1; stderr %q", err, cmd.ProcessState.ExitCode(), stderr.String())
+	if err := waitExit(cmd, 10*time.Second); err != nil && cmd.ProcessState.ExitCode() < 0 {
+		t.Fatalf("configure after SIGINT: %v", err)
 	}
-	if !strings.Contains(stderr.String(), "not written") {
-		t.Errorf("configure after SIGINT: stderr %q, want it to say nothing was written", stderr.String())
-	}
-	noFile(t, dir, path, keep...)
-
-	// Input ends at "Enable and start imon@demo now? [y/N]", after the file
-	// was written: that is a no, and a success.
-	all := pipedAnswers(append(steps, step{"Write", "y"}))
-	r := runIn(t, harness.Binary(t), env, strings.NewReader(all), "configure", "--config", path)
-	wantExit(t, r, 0, "configure with input ending at the service question")
-	if _, err := os.Stat(path); err != nil {
-		t.Errorf("file not written: %v", err)
-	}
-	if strings.Contains(r.stderr+r.stdout, "not written") {
-		t.Errorf("configure says 'not written' after writing the file:\n%s", r)
-	}
-	if _, err := os.Stat(sysLog); !os.IsNotExist(err) {
-		t.Errorf("systemctl was called")
-	}
+	return stderr.String(), cmd.ProcessState.ExitCode()
 }
 
 // waitFor reads r until s was read.
@@ -797,7 +818,13 @@ func TestConfigurePTY(t *testing.T) {
 			p.play(readmeSteps(script)[:13])
 			p.expect("Name/IP address of DNS server (dnsserver): ")
 			p.send(tc.typed)
-			p.expect("not written")
+			if tc.name == "ctrl-d" {
+				// (^C makes the terminal flush its output queue, which
+				// may swallow what the program printed right after the
+				// signal: the message is checked on a pipe in
+				// TestConfigureAbort.)
+				p.expect("not written")
+			}
 			if code := p.exitCode(); code != 1 {
 				t.Errorf("exit %d after %s, want 1", code, tc.name)
 			}
@@ -812,7 +839,6 @@ func TestConfigurePTY(t *testing.T) {
 		p.play(append(readmeSteps(script), step{"Write configuration file '" + path + "'? [Y/n] ", ""}))
 		p.expect("Enable and start imon@demo now? [y/N] ")
 		p.send("\x03")
-		p.expect("wrote '" + path + "', then interrupted before enabling imon@demo")
 		if code := p.exitCode(); code != 1 {
 			t.Errorf("exit %d, want 1", code)
 		}
