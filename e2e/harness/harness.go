@@ -41,16 +41,38 @@ func Binary(t testing.TB) string {
 		}
 		_, file, _, _ := runtime.Caller(0)
 		root := filepath.Join(filepath.Dir(file), "..", "..")
-		dir, err := os.MkdirTemp("", "imon-e2e-bin-")
+		// One folder per user, reused: a build goes to a temporary name and
+		// is renamed into place, so concurrent test processes never see a
+		// half-written binary and nothing accumulates in /tmp.
+		dir := filepath.Join(os.TempDir(), fmt.Sprintf("imon-e2e-bin-%d", os.Getuid()))
+		if err := os.MkdirAll(dir, 0o700); err != nil {
+			buildErr = err
+			return
+		}
+		// Binaries of earlier test processes that ended long ago.
+		if old, _ := filepath.Glob(filepath.Join(dir, "imon-*")); len(old) > 0 {
+			for _, p := range old {
+				if fi, err := os.Stat(p); err == nil && time.Since(fi.ModTime()) > 6*time.Hour {
+					_ = os.Remove(p)
+				}
+			}
+		}
+		tmp, err := os.CreateTemp(dir, "imon-*.tmp")
 		if err != nil {
 			buildErr = err
 			return
 		}
-		binPath = filepath.Join(dir, "imon")
-		cmd := exec.Command("go", "build", "-o", binPath, "./cmd/imon")
+		tmp.Close()
+		defer os.Remove(tmp.Name())
+		cmd := exec.Command("go", "build", "-o", tmp.Name(), "./cmd/imon")
 		cmd.Dir = root
 		if out, err := cmd.CombinedOutput(); err != nil {
 			buildErr = fmt.Errorf("go build ./cmd/imon: %v\n%s", err, out)
+			return
+		}
+		binPath = filepath.Join(dir, fmt.Sprintf("imon-%d", os.Getpid()))
+		if err := os.Rename(tmp.Name(), binPath); err != nil {
+			buildErr = err
 		}
 	})
 	if buildErr != nil {
