@@ -296,22 +296,7 @@ func (w *Watcher) WaitFor(timeout time.Duration, what string, match func(event.E
 			return ev
 		}
 	}
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	for {
-		select {
-		case ev, ok := <-w.ch:
-			if !ok {
-				w.t.Fatalf("journal stream ended while waiting for %s", what)
-			}
-			w.seen = append(w.seen, ev)
-			if match(ev) {
-				return ev
-			}
-		case <-deadline.C:
-			w.t.Fatalf("no %s within %s; events seen:\n%s", what, timeout, Summary(w.seen))
-		}
-	}
+	return w.Next(timeout, what, match)
 }
 
 // Next returns the next event after those seen that matches, within timeout.
