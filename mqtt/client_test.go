@@ -446,3 +446,36 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+// TestCorkBeyondQuota: a corked burst longer than the broker's Receive
+// Maximum does not deadlock: the Send that waits for the quota sends the
+// held messages first. All arrive in order.
+func TestCorkBeyondQuota(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{})
+	sub := b.Subscribe(t, "t/cork")
+	c, _ := start(t, mqtt.Config{Server: b.URL()})
+	cn := waitConn(t, c)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	n := 3*int(cn.ReceiveMaximum()) + 5
+	acks := make([]*mqtt.Ack, 0, n)
+	cn.Cork()
+	for i := range n {
+		a, err := cn.Send(ctx, mqtt.Message{Topic: "t/cork", Payload: []byte(strconv.Itoa(i))})
+		if err != nil {
+			t.Fatalf("send %d while corked: %v", i, err)
+		}
+		acks = append(acks, a)
+	}
+	cn.Uncork()
+	for i, a := range acks {
+		if err := a.Wait(ctx); err != nil {
+			t.Fatalf("ack %d: %v", i, err)
+		}
+	}
+	for i := range n {
+		if m := sub.Next(10 * time.Second); string(m.Payload) != strconv.Itoa(i) {
+			t.Fatalf("message %d: %q", i, m.Payload)
+		}
+	}
+}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"sync"
 	"time"
 
@@ -16,6 +17,7 @@ import (
 // is closed; then Client.Connected returns the next one.
 type Conn struct {
 	cli           *paho.Client
+	nc            net.Conn // the connection paho writes to
 	recvMax       uint16
 	packetTimeout time.Duration
 
@@ -76,6 +78,23 @@ func (cn *Conn) Send(ctx context.Context, m Message) (*Ack, error) {
 		return nil, ErrConnectionLost
 	}
 	return nil, fmt.Errorf("publish to %s: %w", m.Topic, err)
+}
+
+// Cork holds the messages sent from now on until Uncork, so that a burst
+// leaves in one write; a Send that has to wait for the send quota sends
+// them first. Other goroutines' packets wait too: keep corks short and
+// never block between Cork and Uncork except in Send.
+func (cn *Conn) Cork() {
+	if bc, ok := cn.nc.(*bufferedConn); ok {
+		bc.cork()
+	}
+}
+
+// Uncork sends what Cork held back.
+func (cn *Conn) Uncork() {
+	if bc, ok := cn.nc.(*bufferedConn); ok {
+		bc.uncork()
+	}
 }
 
 // Publish publishes m and, for QoS 1 and 2, waits for the broker's

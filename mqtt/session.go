@@ -84,7 +84,7 @@ func (s *connSession) AddToSession(ctx context.Context, p session.Packet, resp c
 		resp = ch
 	}
 	s.mu.Lock()
-	quota, down := s.quota, s.down
+	quota, down, conn := s.quota, s.down, s.conn
 	up := s.conn != nil
 	s.mu.Unlock()
 	if !up {
@@ -93,7 +93,11 @@ func (s *connSession) AddToSession(ctx context.Context, p session.Packet, resp c
 	publish := p.Type() == packets.PUBLISH
 	if publish && !quota.TryAcquire(1) {
 		// The quota is used up: wait for a PUBACK, giving up when the
-		// connection is lost or ctx ends.
+		// connection is lost or ctx ends. What a cork holds back must
+		// leave first, or the PUBACK would never come.
+		if f, ok := conn.(interface{ flush() }); ok {
+			f.flush()
+		}
 		actx, cancel := context.WithCancel(ctx)
 		go func() {
 			select {

@@ -480,9 +480,23 @@ func (o *Outbox) pump(ctx context.Context, cn *mqtt.Conn) error {
 			}
 			buf = evs
 		}
-		ev := buf[0]
-		buf = buf[1:]
-		if ev.Seq < next {
+		// A burst: as many events as the window has room for, held by a
+		// cork so that they leave in one write.
+		cn.Cork()
+		err := o.sendBurst(ctx, cn, &buf, &window, size, &next)
+		cn.Uncork()
+		if err != nil {
+			return o.roundErr(ctx, err)
+		}
+	}
+}
+
+// sendBurst sends events from buf while the window has room.
+func (o *Outbox) sendBurst(ctx context.Context, cn *mqtt.Conn, buf *[]event.Event, window *[]pending, size int, next *uint64) error {
+	for len(*buf) > 0 && len(*window) < size {
+		ev := (*buf)[0]
+		*buf = (*buf)[1:]
+		if ev.Seq < *next {
 			continue
 		}
 		payload, err := ev.MarshalJSON()
@@ -495,14 +509,15 @@ func (o *Outbox) pump(ctx context.Context, cn *mqtt.Conn) error {
 			User:    []mqtt.UserProperty{{Key: "seq", Value: strconv.FormatUint(ev.Seq, 10)}},
 		})
 		if err != nil {
-			return o.roundErr(ctx, fmt.Errorf("sending event %d: %w", ev.Seq, err))
+			return fmt.Errorf("sending event %d: %w", ev.Seq, err)
 		}
-		window = append(window, pending{seq: ev.Seq, ack: a})
-		next = ev.Seq + 1
+		*window = append(*window, pending{seq: ev.Seq, ack: a})
+		*next = ev.Seq + 1
 		if len(ev.State) > 0 && o.enabled[ev.Monitor] {
 			signal(o.dirty)
 		}
 	}
+	return nil
 }
 
 // roundErr is nil when ctx ended (the round is over anyway), else err.
