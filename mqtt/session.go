@@ -8,7 +8,6 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 	paholog "github.com/eclipse/paho.golang/paho/log"
 	"github.com/eclipse/paho.golang/paho/session"
-	"golang.org/x/sync/semaphore"
 )
 
 // connSession is the MQTT session state of one connection, in place of
@@ -29,7 +28,7 @@ type connSession struct {
 	conn    io.Writer  // nil before CONNACK and after the connection was lost
 	lost    bool
 	down    chan struct{} // closed when the connection is lost
-	quota   *semaphore.Weighted
+	quota   chan struct{} // one element per PUBLISH in flight; cap = Receive Maximum
 	pending map[uint16]request
 	lastID  uint16
 	qos2In  map[uint16]bool // inbound QoS 2 publishes answered with PUBREC
@@ -56,7 +55,7 @@ func (s *connSession) ConAckReceived(conn io.Writer, _ *packets.Connect, ca *pac
 		recvMax = int64(*ca.Properties.ReceiveMaximum)
 	}
 	s.conn = conn
-	s.quota = semaphore.NewWeighted(recvMax)
+	s.quota = make(chan struct{}, recvMax)
 	return nil
 }
 
@@ -91,7 +90,7 @@ func (s *connSession) AddToSession(ctx context.Context, p session.Packet, resp c
 		return session.ErrNoConnection
 	}
 	publish := p.Type() == packets.PUBLISH
-	if publish && !quota.TryAcquire(1) {
+	if publish && !tryAcquire(quota) {
 		// The quota is used up: wait for a PUBACK, giving up when the
 		// connection is lost or ctx ends. What a cork holds back must
 		// leave first, or the PUBACK would never come.
@@ -106,7 +105,12 @@ func (s *connSession) AddToSession(ctx context.Context, p session.Packet, resp c
 			case <-actx.Done():
 			}
 		}()
-		err := quota.Acquire(actx, 1)
+		var err error
+		select {
+		case quota <- struct{}{}:
+		case <-actx.Done():
+			err = actx.Err()
+		}
 		cancel()
 		if err != nil {
 			if ctx.Err() != nil {
@@ -119,7 +123,7 @@ func (s *connSession) AddToSession(ctx context.Context, p session.Packet, resp c
 	defer s.mu.Unlock()
 	if s.conn == nil {
 		if publish {
-			quota.Release(1)
+			release(quota)
 		}
 		return session.ErrNoConnection
 	}
@@ -137,7 +141,7 @@ func (s *connSession) AddToSession(ctx context.Context, p session.Packet, resp c
 		}
 	}
 	if publish {
-		quota.Release(1)
+		release(quota)
 	}
 	return session.ErrPacketIdentifiersExhausted
 }
@@ -155,9 +159,27 @@ func (s *connSession) end(id uint16, recv *packets.ControlPacket) {
 		return // an answer to a request of no concern (or after the loss)
 	}
 	if r.typ == packets.PUBLISH {
-		quota.Release(1)
+		release(quota)
 	}
 	deliver(r.resp, *recv)
+}
+
+// tryAcquire takes a slot of the send quota if one is free.
+func tryAcquire(quota chan struct{}) bool {
+	select {
+	case quota <- struct{}{}:
+		return true
+	default:
+		return false
+	}
+}
+
+// release frees a slot of the send quota.
+func release(quota chan struct{}) {
+	select {
+	case <-quota:
+	default:
+	}
 }
 
 // deliver sends the answer without blocking: every resp channel is
