@@ -295,7 +295,7 @@ func fltCount(evs []event.Event, kind string) int {
 //	fail     print a line and exit 3
 //	hang     sleep (until killed by the action timeout); marker is the
 //	         sleep's argument, to find leftovers
-//	flood    write 50 MB to stdout, then exit 0
+//	flood    write 20 MB to stdout, then exit 0
 //	delete   delete the script itself, then exit 0
 func fltScript(t *testing.T, dir string) (script, log, mode, marker string) {
 	t.Helper()
@@ -314,7 +314,7 @@ m=$(head -n1 %[2]s 2>/dev/null)
 case "$m" in
 fail) echo "failing on purpose"; exit 3 ;;
 hang) exec sleep %[3]s ;;
-flood) head -c 50000000 /dev/zero | tr '\0' x; echo; exit 0 ;;
+flood) head -c 20000000 /dev/zero | tr '\0' x; echo; exit 0 ;;
 delete) rm -f "$0"; exit 0 ;;
 esac
 exit 0

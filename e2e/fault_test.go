@@ -362,7 +362,7 @@ func TestFaultActionScript(t *testing.T) {
 	ns := harness.NewNS(t, "action")
 	dir := fltDir(t)
 	script, calls, mode, marker := fltScript(t, dir)
-	cfg := writeFltConfig(t, dir, "actfault", fmt.Sprintf(`"action": %q, "action-timeout": 1`, script),
+	cfg := writeFltConfig(t, dir, "actfault", fmt.Sprintf(`"action": %q, "action-timeout": 2`, script),
 		`"ping": {"enable": true, "interval": 0.25, "pingcount": 1, "pingwait": 0.5, "monitorip": "127.0.0.1"}`)
 	a := fltStart(t, ns.Name, cfg)
 	w := fltWatch(t, cfg)
@@ -382,23 +382,29 @@ func TestFaultActionScript(t *testing.T) {
 		Output    string  `json:"output"`
 		DurationS float64 `json:"duration_s"`
 	}
-	// fault sets a once-mode and returns the action-failed event of the
-	// run that misbehaved, or (want == "") checks that none comes.
-	fault := func(m string, want func(f failed) bool) (failed, uint64) {
+	// failure waits for the next action-failed event, which must be for
+	// an event at or after seq from (the run recorded last before a mode
+	// was set may still read it) and satisfy want.
+	failure := func(what string, from uint64, want func(f failed) bool) (failed, uint64) {
 		t.Helper()
-		from := lastCall()
-		fltSetMode(t, mode, m)
-		ev := w.Next(15*time.Second, "action-failed ("+m+")", harness.Kind(event.KindActionFailed))
+		ev := w.Next(15*time.Second, "action-failed ("+what+")", harness.Kind(event.KindActionFailed))
 		var f failed
 		if err := json.Unmarshal(ev.Data, &f); err != nil {
 			t.Fatal(err)
 		}
-		// The run recorded last before the mode was set may still read it.
 		if f.Seq < from || !want(f) {
-			t.Errorf("%s: action-failed %s", m, ev.Data)
+			t.Errorf("%s: action-failed %s", what, ev.Data)
 		}
-		t.Logf("%s: %s", m, ev.Msg)
+		t.Logf("%s: %s", what, ev.Msg)
 		return f, ev.Seq
+	}
+	// fault sets a once-mode and returns the action-failed event of the
+	// run that misbehaved.
+	fault := func(m string, want func(f failed) bool) (failed, uint64) {
+		t.Helper()
+		from := lastCall()
+		fltSetMode(t, mode, m)
+		return failure(m, from, want)
 	}
 	// delivered waits for a run of an event journaled after seq.
 	delivered := func(what string, seq uint64) {
@@ -418,9 +424,9 @@ func TestFaultActionScript(t *testing.T) {
 	{
 		pings := fltCount(w.Seen(), event.KindPingResult)
 		f, seq := fault("hang", func(f failed) bool {
-			return strings.Contains(f.Reason, "timed out") && f.DurationS >= 1 && f.DurationS < 5
+			return strings.Contains(f.Reason, "timed out") && f.DurationS >= 2 && f.DurationS < 6
 		})
-		if n := fltCount(w.Seen(), event.KindPingResult) - pings; n < 3 {
+		if n := fltCount(w.Seen(), event.KindPingResult) - pings; n < 4 {
 			t.Errorf("only %d ping results journaled while the script hung for %.1f s", n, f.DurationS)
 		}
 		if left := fltProcsWith(marker); len(left) > 0 {
@@ -436,7 +442,8 @@ func TestFaultActionScript(t *testing.T) {
 		fltWaitUntil(t, 20*time.Second, "the flood to be logged as truncated", func() bool {
 			return strings.Contains(a.Output(), "action output truncated")
 		})
-		for _, ev := range w.Seen() {
+		delivered("the flood", lastCall())
+		for _, ev := range fltJournal(t, cfg) {
 			if ev.Kind == event.KindActionFailed && ev.Seq > from {
 				t.Errorf("flood that exited 0 reported as failed: %s", ev.Msg)
 			}
@@ -449,14 +456,19 @@ func TestFaultActionScript(t *testing.T) {
 		st := fltMustStatus(t, cfg)
 		t.Logf("agent after the flood: RSS %s, %d goroutines", fltMB(st.RSSBytes), st.Goroutines)
 		if st.RSSBytes > 64<<20 {
-			t.Errorf("agent RSS %s after a 50 MB flood: the output is buffered, not cut", fltMB(st.RSSBytes))
+			t.Errorf("agent RSS %s after a 20 MB flood: the output is buffered, not cut", fltMB(st.RSSBytes))
 		}
-		delivered("the flood", lastCall())
 	}
 
 	// The script is deleted while running.
 	{
-		_, seq := fault("delete", func(f failed) bool {
+		from := lastCall()
+		fltSetMode(t, mode, "delete")
+		fltWaitUntil(t, 10*time.Second, "the script to delete itself", func() bool {
+			_, err := os.Stat(script)
+			return os.IsNotExist(err)
+		})
+		_, seq := failure("deleted", from, func(f failed) bool {
 			return strings.Contains(f.Reason, "no such file")
 		})
 		harness.WriteFile(t, dir, "action.sh", fltScriptText(calls, mode, marker), 0o755)
