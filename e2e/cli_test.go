@@ -692,6 +692,61 @@ func TestCLIAgent(t *testing.T) {
 	}
 }
 
+// TestCLIClientWithBrokenConfig: the action script was deleted (or the
+// file got a typo) after the agent ran. The agent refuses such a file, but
+// journal and status, the commands one reads to find out what happened,
+// still work: they warn on stderr, name the problem and go on.
+func TestCLIClientWithBrokenConfig(t *testing.T) {
+	dir := t.TempDir()
+	const inst = "broken"
+	script := harness.WriteFile(t, dir, "imon-action", "#!/bin/sh\n", 0o755)
+	cfg := writeConfig(t, dir, inst, fmt.Sprintf("%q: %q", "action", script), "")
+	a := startAgent(t, "run", "--nosyslog", "--config", cfg)
+	w := harness.Watch(t, cfg)
+	w.WaitFor(20*time.Second, "agent-start", harness.Kind(event.KindAgentStart))
+
+	if err := os.Remove(script); err != nil {
+		t.Fatal(err)
+	}
+	check := func(t *testing.T, running bool) {
+		r := imon(t, "journal", "--config", cfg, "--json")
+		wantExit(t, r, 0, "imon journal with the action script gone")
+		if evs := parseEvents(t, r.stdout); len(evs) == 0 || evs[0].Kind != event.KindAgentStart {
+			t.Errorf("journal: %v", kinds(evs))
+		}
+		for _, want := range []string{"warning", cfg, "global.action", script, "imon check"} {
+			if !strings.Contains(r.stderr, want) {
+				t.Errorf("journal stderr = %q, want it to name %q", r.stderr, want)
+			}
+		}
+		r = imon(t, "status", "--config", cfg, "--json")
+		wantExit(t, r, 0, "imon status with the action script gone")
+		var st cliStatus
+		if err := json.Unmarshal([]byte(r.stdout), &st); err != nil {
+			t.Fatalf("status --json: %v\n%s", err, r.stdout)
+		}
+		if (st.Agent == "running") != running || st.Instance != inst {
+			t.Errorf("status = %+v, want running=%v", st, running)
+		}
+		if !strings.Contains(r.stderr, "global.action") {
+			t.Errorf("status stderr = %q, want the problem", r.stderr)
+		}
+		// check and run still refuse it.
+		r = imon(t, "check", "--config", cfg)
+		wantExit(t, r, 1, "imon check with the action script gone")
+	}
+	t.Run("agent running", func(t *testing.T) { check(t, true) })
+	if code, err := a.stop(); err != nil || code != 0 {
+		t.Fatalf("agent stop: exit %d, %v", code, err)
+	}
+	t.Run("agent stopped", func(t *testing.T) { check(t, false) })
+	r := imon(t, "run", "--nosyslog", "--config", cfg)
+	wantExit(t, r, 1, "imon run with the action script gone")
+	if !strings.Contains(r.stderr, "global.action") {
+		t.Errorf("run stderr = %q, want the problem", r.stderr)
+	}
+}
+
 // logLine is the --nosyslog line shape with datefmt "%d/%m/%Y %H.%M.%S".
 var logLine = regexp.MustCompile(`^(\d\d/\d\d/\d{4} \d\d\.\d\d\.\d\d) imon \[logtest(-[a-z]+)?\] (.*)$`)
 

@@ -1,8 +1,11 @@
 package main
 
 import (
+	"errors"
 	"flag"
+	"fmt"
 	"io"
+	"os"
 
 	"imon/config"
 )
@@ -54,7 +57,25 @@ func (c *commonFlags) load() (*config.Config, error) {
 }
 
 // loadForClient loads the config to find the journal and the control socket
-// (journal, status, failover).
+// (journal, status, failover). Unlike the agent it does not refuse a file
+// with problems when the file still decodes: a deleted action script or a
+// typo made while the agent runs must not hide the journal and the status,
+// which are what one reads to find out what went wrong. The problems are
+// printed to stderr as a warning, with the hint to run imon check.
 func (c *commonFlags) loadForClient() (*config.Config, error) {
-	return c.load()
+	return c.loadTolerant(os.Stderr)
+}
+
+func (c *commonFlags) loadTolerant(warn io.Writer) (*config.Config, error) {
+	cfg, err := c.load()
+	var ps config.Problems
+	if cfg == nil || err == nil || !errors.As(err, &ps) {
+		return cfg, err
+	}
+	for _, p := range ps {
+		fmt.Fprintf(warn, "imon: warning: %s\n", p.Error())
+	}
+	fmt.Fprintf(warn, "imon: warning: %s has %d problem(s) (the agent would refuse it; see imon check); going on with its journal and socket\n",
+		c.path(), len(ps))
+	return cfg, nil
 }
