@@ -853,3 +853,63 @@ func BenchmarkManualFailover(b *testing.B) {
 	}
 	b.Logf("command → route (ms): cli %v, mqtt %v", cli, viaMQTT)
 }
+
+// BenchmarkCPUFloor measures what imon's CPU figure is made of, without
+// imon: e2e/cpufloor run in the updown benchmarks' host namespace as (1)
+// one bare pro-bing pinger sending 4 requests/s to the target (what
+// updown's probe stream does at interval 1, pingcount 2) and (2) a Go
+// ticker firing 25 times a second (about the wakeups of pro-bing's receive
+// loop). CPU over half the resource sampling time after 5 s; reported, no
+// target: it is the floor under BenchmarkResourcesUpdownPing's CPU.
+func BenchmarkCPUFloor(b *testing.B) {
+	bed := benchNewUpdownBed(b)
+	bin := filepath.Join(bed.dir, "cpufloor")
+	build := exec.Command("go", "build", "-o", bin, "./cpufloor")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("go build ./cpufloor: %v\n%s", err, out)
+	}
+	_, d := benchResourceTimes()
+	d /= 2
+	measure := func(args ...string) float64 {
+		cmd := exec.Command("ip", append([]string{"netns", "exec", bed.host.Name, bin}, args...)...)
+		var out cliBuffer
+		cmd.Stdout, cmd.Stderr = &out, &out
+		if err := cmd.Start(); err != nil {
+			b.Fatal(err)
+		}
+		defer func() {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}()
+		// ip netns exec execs the program: the pid is cpufloor's.
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+			if err == nil && strings.TrimSpace(string(comm)) == "cpufloor" {
+				break
+			}
+			if time.Now().After(deadline) {
+				b.Fatalf("cpufloor %q did not start: %s", args, out.String())
+			}
+			time.Sleep(10 * time.Millisecond)
+		}
+		time.Sleep(5 * time.Second) // warm-up, as in benchResources
+		hz := benchClockTick()
+		t0, c0 := time.Now(), benchCPUTicks(b, cmd.Process.Pid)
+		time.Sleep(d)
+		cpu := (benchCPUTicks(b, cmd.Process.Pid) - c0) / hz / time.Since(t0).Seconds() * 100
+		if s := out.String(); s != "" {
+			b.Errorf("cpufloor %q said: %s", args, s)
+		}
+		return cpu
+	}
+	var probing, ticker float64
+	for b.Loop() {
+		probing = measure("-mode", "pro-bing", "-addr", benchTgtIP)
+		ticker = measure("-mode", "ticker")
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(probing, "cpu-%-pro-bing")
+	b.ReportMetric(ticker, "cpu-%-ticker-25hz")
+	b.ReportMetric(d.Seconds(), "sampled-s")
+}
