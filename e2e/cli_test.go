@@ -747,6 +747,58 @@ func TestCLIClientWithBrokenConfig(t *testing.T) {
 	}
 }
 
+// TestCLIFollowInterrupt: Ctrl-C (SIGINT) or SIGTERM ends `imon journal
+// --follow` at once, with exit 0, whether it streams from a running agent
+// (blocked in a read on the control socket) or polls the file.
+func TestCLIFollowInterrupt(t *testing.T) {
+	dir := t.TempDir()
+	cfg := writeConfig(t, dir, "followint", "", "")
+	a := startAgent(t, "run", "--nosyslog", "--config", cfg)
+	harness.Watch(t, cfg).WaitFor(20*time.Second, "agent-start", harness.Kind(event.KindAgentStart))
+
+	interrupt := func(t *testing.T, sig syscall.Signal) {
+		cmd := exec.Command(harness.Binary(t), "journal", "--follow", "--config", cfg)
+		stdout, err := cmd.StdoutPipe()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var stderr cliBuffer
+		cmd.Stderr = &stderr
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		sc := bufio.NewScanner(stdout)
+		if !sc.Scan() || !strings.Contains(sc.Text(), "agent-start") {
+			t.Fatalf("first line %q, want agent-start (stderr %q)", sc.Text(), stderr.String())
+		}
+		if err := cmd.Process.Signal(sig); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() {
+			for sc.Scan() {
+			}
+			done <- cmd.Wait()
+		}()
+		select {
+		case err := <-done:
+			if err != nil {
+				t.Errorf("after %v: %v, want exit 0 (stderr %q)", sig, err, stderr.String())
+			}
+		case <-time.After(10 * time.Second):
+			_ = cmd.Process.Kill()
+			<-done
+			t.Fatalf("imon journal --follow still running 10 s after %v", sig)
+		}
+	}
+	t.Run("agent running, SIGINT", func(t *testing.T) { interrupt(t, syscall.SIGINT) })
+	t.Run("agent running, SIGTERM", func(t *testing.T) { interrupt(t, syscall.SIGTERM) })
+	if code, err := a.stop(); err != nil || code != 0 {
+		t.Fatalf("agent stop: exit %d, %v", code, err)
+	}
+	t.Run("no agent, SIGINT", func(t *testing.T) { interrupt(t, syscall.SIGINT) })
+}
+
 // logLine is the --nosyslog line shape with datefmt "%d/%m/%Y %H.%M.%S".
 var logLine = regexp.MustCompile(`^(\d\d/\d\d/\d{4} \d\d\.\d\d\.\d\d) imon \[logtest(-[a-z]+)?\] (.*)$`)
 

@@ -130,7 +130,11 @@ func replay(ctx context.Context, cfg *config.Config, since time.Time, follow boo
 		req.From = next
 		conn, err := agent.Dial(ctx, cfg.Journal.Socket, req)
 		if err == nil {
+			// The scanner blocks in a read on the socket: closing the
+			// connection is what makes Ctrl-C (ctx) end it.
+			stop := context.AfterFunc(ctx, func() { conn.Close() })
 			n, err := streamFrom(ctx, conn, out, follow, print)
+			stop()
 			conn.Close()
 			if n > 0 {
 				next = n + 1
