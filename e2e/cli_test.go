@@ -233,6 +233,25 @@ func TestCLICheck(t *testing.T) {
 		}
 	})
 
+	t.Run("help, and flags after arguments", func(t *testing.T) {
+		for _, args := range [][]string{{"--help"}, {"-h"}, {"check", "-h"}, {"journal", "--help"}, {"help"}} {
+			r := imon(t, args...)
+			if r.code != 0 || !strings.HasPrefix(r.stdout, "usage: imon") || r.stderr != "" {
+				t.Errorf("imon %q: want exit 0 with the usage on stdout, got %s", args, r)
+			}
+		}
+		cfg := writeConfig(t, dir, "after", "", "")
+		// Flags after the positional argument are flags: this fails for
+		// want of an agent (exit 1, naming the socket), not as a usage error.
+		r := imon(t, "failover", "standby", "--config", cfg)
+		wantExit(t, r, 1, "imon failover standby --config CFG")
+		if !strings.Contains(r.stderr, filepath.Join(dir, "after.sock")) {
+			t.Errorf("stderr = %q, want it to name the socket", r.stderr)
+		}
+		r = imon(t, "version", "--instance", "after")
+		wantExit(t, r, 0, "imon version --instance after")
+	})
+
 	t.Run("usage errors", func(t *testing.T) {
 		cfg := writeConfig(t, dir, "usage", "", "")
 		for _, args := range [][]string{
@@ -244,6 +263,12 @@ func TestCLICheck(t *testing.T) {
 			{"failover", "--config", cfg},
 			{"version", "extra"},
 			{"--nosuchflag"},
+			// --instance names files: the rule of global.instance.
+			{"check", "--instance", "a/b"},
+			{"status", "--config", cfg, "--instance", "../../tmp/x"},
+			{"failover", "--config", cfg, "--instance", "-x", "auto"},
+			// After "--" everything is positional.
+			{"failover", "--", "standby", "--config", cfg},
 		} {
 			r := imon(t, args...)
 			if r.code != 2 || !strings.Contains(r.stderr, "usage: imon") {

@@ -19,14 +19,48 @@ type commonFlags struct {
 func newFlagSet(name string, c *commonFlags) *flag.FlagSet {
 	fs := flag.NewFlagSet("imon "+name, flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
-	fs.StringVar(&c.instance, "instance", "", "instance `NAME` (default main; config /etc/default/imon-NAME)")
+	fs.Func("instance", "instance `NAME` (default main; config /etc/default/imon-NAME)", func(s string) error {
+		// The name makes paths (/etc/default/imon-NAME, the journal, the
+		// socket): the same rule as global.instance, so that it cannot
+		// escape their folders.
+		if err := config.CheckInstance(s); err != nil {
+			return err
+		}
+		c.instance = s
+		return nil
+	})
 	fs.StringVar(&c.config, "config", "", "config file `PATH` (default /etc/default/imon-INSTANCE)")
 	return fs
 }
 
-// parse parses args and turns flag errors into usage errors.
+// errHelp is -h/--help: the usage on stdout, exit 0.
+var errHelp = errors.New("help requested")
+
+// parse parses args and turns flag errors into usage errors. Flags may
+// come after the positional arguments too (imon failover standby
+// --instance wan), as users write them; "--" ends the flags.
 func parse(fs *flag.FlagSet, args []string) error {
-	if err := fs.Parse(args); err != nil {
+	var pos []string
+	for {
+		if err := fs.Parse(args); err != nil {
+			if errors.Is(err, flag.ErrHelp) {
+				return errHelp
+			}
+			return usagef("%v", err)
+		}
+		rest := fs.Args()
+		if len(rest) == 0 {
+			break
+		}
+		if n := len(args) - len(rest); n > 0 && args[n-1] == "--" {
+			pos = append(pos, rest...) // all after "--" is positional
+			break
+		}
+		pos = append(pos, rest[0])
+		args = rest[1:]
+	}
+	// Leave the positional arguments in fs.Args().
+	if err := fs.Parse(append([]string{"--"}, pos...)); err != nil {
 		return usagef("%v", err)
 	}
 	return nil

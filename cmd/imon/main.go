@@ -74,6 +74,10 @@ func realMain(argv []string) int {
 		return exitUsage
 	}
 	if err := cmd(args); err != nil {
+		if errors.Is(err, errHelp) {
+			fmt.Print(usage)
+			return exitOK
+		}
 		var ue usageError
 		if errors.As(err, &ue) {
 			fmt.Fprintf(os.Stderr, "imon %s: %v\n%s", name, err, usage)
@@ -126,7 +130,14 @@ func versionString() string {
 }
 
 func cmdVersion(args []string) error {
-	if len(args) > 0 {
+	// --instance and --config are accepted, as by every command, and
+	// change nothing.
+	var c commonFlags
+	fs := newFlagSet("version", &c)
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	if fs.NArg() > 0 {
 		return usagef("version takes no arguments")
 	}
 	fmt.Println(versionString())
