@@ -197,6 +197,17 @@ func defaultConfig() *Config {
 	}
 }
 
+// InstanceFromPath returns NAME when path's file name is imon-NAME and NAME
+// is a valid instance name: the instance of a file without
+// global.instance.
+func InstanceFromPath(path string) (string, bool) {
+	name, ok := strings.CutPrefix(filepath.Base(path), ConfigFilePrefix)
+	if !ok || CheckInstance(name) != nil {
+		return "", false
+	}
+	return name, true
+}
+
 // isSet reports whether the file gave section.key a value.
 func (c *Config) isSet(section, key string) bool { return c.set[section+"."+key] }
 
@@ -205,8 +216,7 @@ func (c *Config) isSet(section, key string) bool { return c.set[section+"."+key]
 func (c *Config) derive() {
 	if !c.isSet(SectionGlobal, "instance") {
 		c.Global.Instance = DefaultInstance
-		base := filepath.Base(c.Path)
-		if name, ok := strings.CutPrefix(base, ConfigFilePrefix); ok && CheckInstance(name) == nil {
+		if name, ok := InstanceFromPath(c.Path); ok {
 			c.Global.Instance = name
 		}
 	}

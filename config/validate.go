@@ -2,8 +2,10 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"time"
 	"unicode/utf8"
 )
@@ -97,6 +99,11 @@ func (v *validator) probe(s string, p *Probe) {
 func (v *validator) ddns() {
 	d := &v.c.DDNS
 	const s = SectionDDNS
+	// The defaults are set before decoding: an empty list is the user's
+	// [] (or [""]), which must not quietly mean the default operators.
+	if len(d.Providers) == 0 {
+		v.add(s, "providers", "is empty: ddns needs at least one provider (remove the key for the default list)")
+	}
 	for _, p := range d.Providers {
 		_, err := ParseProvider(p)
 		v.check(s, "providers", err)
@@ -165,12 +172,18 @@ func (v *validator) failover() {
 		}
 		if gw := w.wan.GW; gw.IsValid() && (gw.IsUnspecified() || gw.IsMulticast() || gw.IsLoopback()) {
 			v.add(s, p+"-gw", "%s is not a usable gateway address", gw)
+		} else if gw.IsValid() && !gw.Unmap().Is4() {
+			v.add(s, p+"-gw", "%s is an IPv6 address: failover routes IPv4 only (IPv6 is left to router advertisements)", gw)
 		}
-		if w.wan.Ping != "" {
-			v.check(s, p+"-ping", CheckTarget(w.wan.Ping))
-		}
-		if w.wan.PostPing != "" {
-			v.check(s, p+"-postping", CheckTarget(w.wan.PostPing))
+		for _, t := range []struct{ key, val string }{{p + "-ping", w.wan.Ping}, {p + "-postping", w.wan.PostPing}} {
+			if t.val == "" {
+				continue
+			}
+			if err := CheckTarget(t.val); err != nil {
+				v.check(s, t.key, err)
+			} else if a, err := netip.ParseAddr(strings.Trim(t.val, "[]")); err == nil && !a.Unmap().Is4() {
+				v.add(s, t.key, "%s is an IPv6 address: failover probes each WAN over IPv4 only", a)
+			}
 		}
 	}
 	if f.Enable && f.Primary.If != "" && f.Primary.If == f.Standby.If {

@@ -18,6 +18,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"imon/config"
 	"imon/e2e/harness"
 )
 
@@ -41,7 +42,7 @@ const readmeNote = "Note to add to config file: one line of info. Or not"
 //
 // The last two prompts, "Write configuration file" and "Enable and start",
 // are left to the caller.
-func readmeSteps(script string) []step {
+func readmeSteps(script, path string) []step {
 	probe := []step{
 		{"Interval between checks (interval) [10]: ", ""},
 		{"Ping count (pingcount) [2]: ", ""},
@@ -49,7 +50,9 @@ func readmeSteps(script string) []step {
 	}
 	var s []step
 	add := func(steps ...step) { s = append(s, steps...) }
-	add(step{"Instance name [main]: ", "demo"},
+	// The default instance is the file's imon-NAME.
+	inst, _ := config.InstanceFromPath(path)
+	add(step{"Instance name [" + inst + "]: ", "demo"},
 		step{"Note to add to config file: ", readmeNote},
 		step{"Full path to action script (action): ", script},
 		step{"* Enable the 'ddns' monitor? [y/N]: ", "y"})
@@ -259,7 +262,7 @@ func TestConfigurePiped(t *testing.T) {
 	env, sysLog := configureEnv(t, dir)
 	script := harness.WriteFile(t, dir, "imon-action", "#!/bin/sh\n", 0o755)
 	path := filepath.Join(dir, "imon-demo")
-	steps := append(readmeSteps(script), step{"Write configuration file '" + path + "'? [Y/n] ", "y"})
+	steps := append(readmeSteps(script, path), step{"Write configuration file '" + path + "'? [Y/n] ", "y"})
 	before := time.Now()
 	// No answer for "Enable and start imon@demo now? [y/N]": the input
 	// ends there, which means no.
@@ -297,7 +300,7 @@ func TestConfigureNetns(t *testing.T) {
 	harness.Link(t, router, "enxa0cec80380a9", "192.168.62.2/24", isp, "p1", "192.168.62.1/24")
 
 	var steps []step
-	for _, s := range readmeSteps(script) {
+	for _, s := range readmeSteps(script, path) {
 		switch {
 		case s.isMessage():
 			continue // no complaint about the interfaces here
@@ -340,7 +343,7 @@ func TestConfigureBadAnswers(t *testing.T) {
 	notExec := harness.WriteFile(t, dir, "not-executable", "#!/bin/sh\n", 0o644)
 	path := filepath.Join(dir, "imon-bad")
 	const (
-		instQ   = "Instance name [main]: "
+		instQ   = "Instance name [bad]: "
 		actionQ = "Full path to action script (action): "
 		enableQ = "* Enable the 'ddns' monitor? [y/N]: "
 		ivalQ   = "Interval between checks (interval) [10]: "
@@ -451,7 +454,7 @@ func TestConfigureAbort(t *testing.T) {
 	script := harness.WriteFile(t, dir, "imon-action", "#!/bin/sh\n", 0o755)
 	keep := []string{"fakebin", "imon-action"}
 	path := filepath.Join(dir, "imon-demo")
-	steps := readmeSteps(script)
+	steps := readmeSteps(script, path)
 	answers := strings.Split(strings.TrimSuffix(pipedAnswers(steps), "\n"), "\n")
 
 	for _, n := range []int{0, 1, 11, len(answers)} { // len: EOF at "Write configuration file"
@@ -587,7 +590,7 @@ func TestConfigureSymlink(t *testing.T) {
 	}
 	path := filepath.Join(dir, "imon-short")
 	steps := []step{
-		{"Instance name [main]: ", "short"},
+		{"Instance name [short]: ", "short"},
 		{"Note to add to config file: ", ""},
 		{"Full path to action script (action): ", ""},
 		{"* Enable the 'ddns' monitor? [y/N]: ", ""},
@@ -788,7 +791,7 @@ func TestConfigurePTY(t *testing.T) {
 		path := filepath.Join(dir, "imon-demo")
 		before := time.Now()
 		p := startPTY(t, env, harness.Binary(t), "configure", "--config", path)
-		p.play(append(readmeSteps(script),
+		p.play(append(readmeSteps(script, path),
 			step{"Write configuration file '" + path + "'? [Y/n] ", "Y"},
 			step{"Wrote '" + path + "'", ""},
 			step{"Enable and start imon@demo now? [y/N] ", ""}))
@@ -815,7 +818,7 @@ func TestConfigurePTY(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			path := filepath.Join(dir, "imon-"+tc.name)
 			p := startPTY(t, env, harness.Binary(t), "configure", "--config", path)
-			p.play(readmeSteps(script)[:13])
+			p.play(readmeSteps(script, path)[:13])
 			p.expect("Name/IP address of DNS server (dnsserver): ")
 			p.send(tc.typed)
 			if tc.name == "ctrl-d" {
@@ -836,7 +839,7 @@ func TestConfigurePTY(t *testing.T) {
 	t.Run("ctrl-c after writing", func(t *testing.T) {
 		path := filepath.Join(dir, "imon-late")
 		p := startPTY(t, env, harness.Binary(t), "configure", "--config", path)
-		p.play(append(readmeSteps(script), step{"Write configuration file '" + path + "'? [Y/n] ", ""}))
+		p.play(append(readmeSteps(script, path), step{"Write configuration file '" + path + "'? [Y/n] ", ""}))
 		p.expect("Enable and start imon@demo now? [y/N] ")
 		p.send("\x03")
 		if code := p.exitCode(); code != 1 {

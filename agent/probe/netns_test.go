@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"regexp"
 	"strconv"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -353,6 +354,9 @@ func TestNetnsChild(t *testing.T) {
 		start := time.Now()
 		if _, err := r.Resolve(ctx, "nx.test"); err == nil {
 			t.Error("nx.test resolved")
+		} else if msg := err.Error(); !strings.HasPrefix(msg, "lookup nx.test") || strings.Count(msg, "nx.test") != 1 {
+			// Logged after "Cannot resolve ... nx.test: ": the name once.
+			t.Errorf("nx.test error %q, want the resolver's own \"lookup nx.test ...\"", msg)
 		}
 		if el := time.Since(start); el > slack {
 			t.Errorf("NXDOMAIN took %v, want at once", el)

@@ -64,6 +64,10 @@ func (r *NetResolver) Resolve(ctx context.Context, host string) (netip.Addr, err
 	}
 	addrs, err := res.LookupNetIP(ctx, network, h)
 	if err != nil {
+		var de *net.DNSError
+		if errors.As(err, &de) && de.Name != "" {
+			return netip.Addr{}, err // "lookup NAME on SERVER: no such host"
+		}
 		return netip.Addr{}, fmt.Errorf("resolve %q: %w", host, err)
 	}
 	if a, ok := pickAddr(addrs); ok {

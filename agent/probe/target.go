@@ -3,7 +3,6 @@ package probe
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net/netip"
 	"strings"
 	"time"
@@ -60,7 +59,7 @@ func (t *Target) Addr(ctx context.Context, now time.Time) (addr netip.Addr, chan
 			t.at = now // retry after another Refresh, not at every call
 			return t.addr, false, rerr, nil
 		}
-		return netip.Addr{}, false, nil, fmt.Errorf("target %s: %w", t.Host, rerr)
+		return netip.Addr{}, false, nil, rerr // it names the host
 	}
 	changed = t.addr.IsValid() && a != t.addr
 	t.addr, t.at = a, now

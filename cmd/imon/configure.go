@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"syscall"
 
+	"imon/config"
 	"imon/config/configure"
 )
 
@@ -21,11 +22,17 @@ func cmdConfigure(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	// The default instance name: --instance, else the file's imon-NAME
+	// (as the agent derives it), else main.
+	inst := c.instance
+	if name, ok := config.InstanceFromPath(c.config); inst == "" && c.config != "" && ok {
+		inst = name
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	err := configure.Run(ctx, os.Stdin, os.Stdout, configure.Options{
 		Path:         c.config,
-		Instance:     c.instance,
+		Instance:     inst,
 		OfferService: offerService,
 	})
 	if errors.Is(err, configure.ErrAborted) || errors.Is(err, context.Canceled) {

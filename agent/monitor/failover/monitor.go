@@ -166,7 +166,11 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 			m.Pinger = icmp
 		}
 		if m.Resolver == nil {
-			m.Resolver = probe.NewResolver(log)
+			// The WANs are routed and probed over IPv4 only: a name
+			// resolves to its A record.
+			res := probe.NewResolver(log)
+			res.Network = "ip4"
+			m.Resolver = res
 		}
 	}
 	r := &runner{
