@@ -259,6 +259,7 @@ func TestCLICheck(t *testing.T) {
 			{"check", "--config"},
 			{"check", "--config", cfg, "extra"},
 			{"journal", "--config", cfg, "--since", "yesterday"},
+			{"journal", "--config", cfg, "--monitor", "PING"},
 			{"failover", "--config", cfg, "sideways"},
 			{"failover", "--config", cfg},
 			{"version", "extra"},

@@ -10,6 +10,7 @@ import (
 	"net"
 	"os"
 	"os/signal"
+	"slices"
 	"strings"
 	"syscall"
 	"time"
@@ -80,6 +81,9 @@ func cmdJournal(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unexpected argument %q", fs.Arg(0))
 	}
+	if *mon != "" && !slices.Contains(knownMonitors, *mon) {
+		return usagef("--monitor %q: want one of %s", *mon, strings.Join(knownMonitors, ", "))
+	}
 	f := journalFilter{monitor: *mon, kind: *kind}
 	var err error
 	if f.since, err = parseSince(*since, time.Now()); err != nil {
@@ -116,6 +120,10 @@ func cmdJournal(args []string) error {
 func formatEvent(ev event.Event) string {
 	return fmt.Sprintf("%s #%d %s %s %s", ev.Time.Local().Format("2006-01-02 15:04:05.000"), ev.Seq, ev.Monitor, ev.Kind, agent.LogText(ev))
 }
+
+// knownMonitors are the values of an event's monitor field.
+var knownMonitors = []string{event.MonitorUpdown, event.MonitorPing, event.MonitorDDNS, event.MonitorFailover,
+	event.MonitorAgent, event.MonitorMQTT, event.MonitorAction}
 
 // replay prints the journal through the running agent's control socket, or
 // straight from the file when no agent runs. With follow it keeps going,
