@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
 	"net"
 	"os"
@@ -54,7 +55,17 @@ func (c *Control) Listen() (net.Listener, error) {
 		conn.Close()
 		return nil, fmt.Errorf("control socket %s: another imon agent is running on it", c.Path)
 	}
-	_ = os.Remove(c.Path)
+	// Only a stale socket is removed: anything else at the path (the
+	// journal, the config, a user's file named by mistake) is kept and the
+	// start refused.
+	if fi, err := os.Lstat(c.Path); err == nil {
+		if fi.Mode().Type() != fs.ModeSocket {
+			return nil, fmt.Errorf("control socket %s (journal.socket): the path is %s, not a socket: refusing to replace it; choose another path, or remove the file", c.Path, describeFile(fi))
+		}
+		if err := os.Remove(c.Path); err != nil {
+			return nil, fmt.Errorf("control socket: removing the stale socket: %w", err)
+		}
+	}
 	ln, err := net.Listen("unix", c.Path)
 	if err != nil {
 		return nil, fmt.Errorf("control socket: %w", err)
@@ -214,4 +225,18 @@ func Call(ctx context.Context, path string, req Request) (Reply, error) {
 		return Reply{}, fmt.Errorf("control socket %s: read reply: %w", path, err)
 	}
 	return r, nil
+}
+
+// describeFile names what kind of file fi is, for messages.
+func describeFile(fi fs.FileInfo) string {
+	switch t := fi.Mode().Type(); {
+	case t == 0:
+		return "a regular file"
+	case t&fs.ModeDir != 0:
+		return "a directory"
+	case t&fs.ModeSymlink != 0:
+		return "a symbolic link"
+	default:
+		return "a special file (" + t.String() + ")"
+	}
 }

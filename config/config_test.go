@@ -341,6 +341,8 @@ func TestInvalidFiles(t *testing.T) {
 		"gw-not-ip":                f + `: failover.primary-gw: "router.lan" is not an IP address`,
 		"failover-ipv6": f + `: failover.primary-gw: fd00::1 is an IPv6 address: failover routes IPv4 only (IPv6 is left to router advertisements)` + "\n" +
 			f + `: failover.standby-ping: 2001:db8::1 is an IPv6 address: failover probes each WAN over IPv4 only`,
+		"journal-overwrites": f + `: journal.path: /usr/local/bin/imon-action is global.action: it would be overwritten` + "\n" +
+			f + `: journal.socket: /etc/default/imon-x is the config file itself: it would be overwritten`,
 		"providers-empty":            f + `: ddns.providers: is empty: ddns needs at least one provider (remove the key for the default list)`,
 		"homeassistant-without-mqtt": f + `: homeassistant.enable: needs mqtt (set mqtt.enable to true)`,
 		"instance-name":              f + `: global.instance: instance name "my instance" holds ' ': use letters, digits, '.', '_' and '-'`,

@@ -242,6 +242,34 @@ func (v *validator) journal() {
 	} else if len(j.Socket) > maxSocketPath {
 		v.add(s, "socket", "is longer than %d bytes, the limit of a unix socket path", maxSocketPath)
 	}
+	// The journal file and the socket replace what is at their paths: they
+	// must not name a file of the configuration.
+	cfgPath := v.c.Path
+	if abs, err := filepath.Abs(cfgPath); err == nil && cfgPath != "" {
+		cfgPath = abs
+	}
+	others := []struct{ what, path string }{
+		{"the config file itself", cfgPath},
+		{"global.action", v.c.Global.Action},
+		{"mqtt.password-file", v.c.MQTT.PasswordFile},
+		{"mqtt.ca-file", v.c.MQTT.CAFile},
+	}
+	same := func(a, b string) bool {
+		return a != "" && b != "" && filepath.IsAbs(b) && filepath.Clean(a) == filepath.Clean(b)
+	}
+	for _, key := range []struct{ name, path string }{{"path", j.Path}, {"socket", j.Socket}} {
+		if !filepath.IsAbs(key.path) {
+			continue
+		}
+		for _, o := range others {
+			if same(key.path, o.path) {
+				v.add(s, key.name, "%s is %s: it would be overwritten", key.path, o.what)
+			}
+		}
+	}
+	if filepath.IsAbs(j.Path) && same(j.Path, j.Socket) {
+		v.add(s, "socket", "is the same file as journal.path (%s)", j.Path)
+	}
 	v.positive(s, "max-age", j.MaxAge)
 	if j.MaxBytes < MinJournalMaxBytes {
 		v.add(s, "max-bytes", "must be at least %d (1 MiB), got %d", MinJournalMaxBytes, j.MaxBytes)

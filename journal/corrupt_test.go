@@ -66,6 +66,41 @@ func rewriteBolt(t *testing.T, path string, fn func(tx *bolt.Tx) error) {
 	}
 }
 
+// TestTextFileNotMovedAside: journal.path naming a text file (the config,
+// the action script) by mistake: Open refuses, names the file, and leaves
+// it where it is; nothing is moved aside.
+func TestTextFileNotMovedAside(t *testing.T) {
+	for name, content := range map[string]string{
+		"config": "{\n  \"global\": {\"instance\": \"main\"},\n  \"journal\": {\"path\": \"/etc/default/imon-main\"}\n}\n",
+		"script": "#!/bin/sh\necho \"$@\" >> /var/log/imon-action.log\n",
+		"utf-8":  "naïve café — ünïcode\n",
+	} {
+		t.Run(name, func(t *testing.T) {
+			dir := t.TempDir()
+			path := filepath.Join(dir, "imon-main")
+			if err := os.WriteFile(path, []byte(content), 0o600); err != nil {
+				t.Fatal(err)
+			}
+			for _, ro := range []bool{false, true} {
+				j, err := journal.Open(path, journal.Options{ReadOnly: ro})
+				if err == nil {
+					j.Close()
+					t.Fatalf("Open(ReadOnly %v) of a text file succeeded", ro)
+				}
+				if msg := err.Error(); !strings.Contains(msg, path) || !strings.Contains(msg, "holds text") || !strings.Contains(msg, "journal.path") {
+					t.Errorf("Open(ReadOnly %v): %q, want the path, that it is text, and the key", ro, msg)
+				}
+			}
+			if b, err := os.ReadFile(path); err != nil || string(b) != content {
+				t.Errorf("file now %q (%v), want it untouched", b, err)
+			}
+			if m, _ := filepath.Glob(path + ".corrupt-*"); len(m) > 0 {
+				t.Errorf("moved aside as %v", m)
+			}
+		})
+	}
+}
+
 func TestCorruptFileMovedAside(t *testing.T) {
 	garbage := func(n int) []byte {
 		b := make([]byte, n)

@@ -13,6 +13,7 @@ import (
 	"runtime/debug"
 	"syscall"
 	"time"
+	"unicode/utf8"
 
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
@@ -223,9 +224,43 @@ func (j *Journal) precheck() (reason string, err error) {
 		return "", fmt.Errorf("journal %s: read meta pages: %w", j.path, err)
 	}
 	if reason != "" {
+		if what := textStart(f); what != "" {
+			// A text file (the config, the action script, a note) is no
+			// damaged journal: journal.path names the wrong file. Moving
+			// it aside would take it from its owner.
+			return "", fmt.Errorf("journal %s: the file holds text (%s), not a journal: left as it is; check journal.path", j.path, what)
+		}
 		return reason, j.corrupt(reason)
 	}
 	return "", nil
+}
+
+// textStart returns the start of f quoted when its first 4 KiB are text
+// (UTF-8 without NUL bytes; a bbolt file has NULs in its first page), else
+// "".
+func textStart(f *os.File) string {
+	b := make([]byte, 4096)
+	n, err := f.ReadAt(b, 0)
+	if n == 0 || (err != nil && err != io.EOF) {
+		return ""
+	}
+	b = b[:n]
+	if bytes.IndexByte(b, 0) >= 0 {
+		return ""
+	}
+	if n == len(b) { // cut at a line end: a rune may straddle the 4 KiB
+		if i := bytes.LastIndexByte(b, '\n'); i > 0 {
+			b = b[:i]
+		}
+	}
+	if !utf8.Valid(b) {
+		return ""
+	}
+	first, _, _ := bytes.Cut(b, []byte("\n"))
+	if len(first) > 40 {
+		first = append(first[:40:40], "..."...)
+	}
+	return fmt.Sprintf("%q", first)
 }
 
 // bbolt's on-disk meta page (bbolt internal/common/meta.go, page.go): a
