@@ -270,6 +270,8 @@ func TestCLICheck(t *testing.T) {
 			{"failover", "--config", cfg, "--instance", "-x", "auto"},
 			// After "--" everything is positional.
 			{"failover", "--", "standby", "--config", cfg},
+			{"check", "--config", ""},
+			{"bogus"},
 		} {
 			r := imon(t, args...)
 			if r.code != 2 || !strings.Contains(r.stderr, "usage: imon") {

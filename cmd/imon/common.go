@@ -29,7 +29,13 @@ func newFlagSet(name string, c *commonFlags) *flag.FlagSet {
 		c.instance = s
 		return nil
 	})
-	fs.StringVar(&c.config, "config", "", "config file `PATH` (default /etc/default/imon-INSTANCE)")
+	fs.Func("config", "config file `PATH` (default /etc/default/imon-INSTANCE)", func(s string) error {
+		if s == "" {
+			return errors.New("empty path")
+		}
+		c.config = s
+		return nil
+	})
 	return fs
 }
 

@@ -25,7 +25,7 @@ func cmdRun(args []string) error {
 		return err
 	}
 	if fs.NArg() > 0 {
-		return usagef("unexpected argument %q", fs.Arg(0))
+		return usagef("unknown command %q (commands: run, configure, check, journal, status, failover, version, help)", fs.Arg(0))
 	}
 	cfg, err := c.load()
 	if err != nil {

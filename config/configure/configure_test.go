@@ -520,3 +520,49 @@ func TestCancelWritesNothing(t *testing.T) {
 		t.Errorf("dir holds %d entries", len(entries))
 	}
 }
+
+// TestReplaceKeepsBackup: configure over an existing file says so before
+// the write question, and keeps the old file as FILE.bak.
+func TestReplaceKeepsBackup(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	answers := readmeAnswers(t, writeScript(t, dir))
+	path := filepath.Join(dir, "imon-demo")
+	old := "{\"global\": {\"instance\": \"demo\"}, \"journal\": {\"socket\": \"/run/imon/x.sock\"}}\n"
+	if err := os.WriteFile(path, []byte(old), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	out, err := run(t, answers, configure.Options{Path: path, Now: now, LookupIface: fakeIfaces})
+	if err != nil {
+		t.Fatalf("Run: %v\n%s", err, out)
+	}
+	warn := "% '" + path + "' exists: it will be replaced, and kept as '" + path + ".bak'"
+	if i, j := strings.Index(out, warn), strings.Index(out, "Write configuration file"); i < 0 || j < i {
+		t.Errorf("no %q before the write question in:\n%s", warn, out)
+	}
+	if !strings.Contains(out, "The previous file is kept as '"+path+".bak'") {
+		t.Errorf("not told where the previous file is:\n%s", out)
+	}
+	if b, err := os.ReadFile(path + ".bak"); err != nil || string(b) != old {
+		t.Errorf("backup = %q, %v; want the old file", b, err)
+	}
+	if b, err := os.ReadFile(path); err != nil || string(b) == old {
+		t.Errorf("the file was not replaced (%v)", err)
+	}
+}
+
+// TestUnwritableTargetBeforeQuestions: a --config that cannot be written
+// (a directory, a missing folder) fails before the first question.
+func TestUnwritableTargetBeforeQuestions(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	for _, path := range []string{dir, filepath.Join(dir, "no", "such", "imon-x")} {
+		out, err := run(t, nil, configure.Options{Path: path, Now: now, LookupIface: fakeIfaces})
+		if err == nil || !strings.Contains(err.Error(), "cannot write "+path) {
+			t.Errorf("%s: err = %v, want cannot write", path, err)
+		}
+		if strings.Contains(out, "Instance name") {
+			t.Errorf("%s: asked questions first:\n%s", path, out)
+		}
+	}
+}

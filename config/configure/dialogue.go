@@ -61,8 +61,19 @@ func (s *session) run() error {
 	if dflt == "" {
 		dflt = config.DefaultInstance
 	}
+	if s.opt.Path != "" {
+		// Before any question: an answer typed for nothing is lost work.
+		if err := CheckTarget(s.opt.Path); err != nil {
+			return err
+		}
+	}
 	if a.instance, err = s.valid("Instance name", dflt, required(config.CheckInstance)); err != nil {
 		return err
+	}
+	if s.opt.Path == "" {
+		if err := CheckTarget(config.DefaultPath(a.instance)); err != nil {
+			return err
+		}
 	}
 	if a.note, err = s.input("Note to add to config file", ""); err != nil {
 		return err
@@ -79,6 +90,11 @@ func (s *session) run() error {
 	path := s.opt.Path
 	if path == "" {
 		path = config.DefaultPath(a.instance)
+	}
+	_, statErr := os.Stat(path)
+	exists := statErr == nil
+	if exists {
+		s.printf("\n%% '%s' exists: it will be replaced, and kept as '%s'", path, BackupPath(path))
 	}
 	ok, err := s.yesNo(fmt.Sprintf("\nWrite configuration file '%s'? [Y/n] ", path), true)
 	if err != nil || !ok {
@@ -98,6 +114,9 @@ func (s *session) run() error {
 		return err
 	}
 	s.printf("Wrote '%s'\n", path)
+	if exists {
+		s.printf("The previous file is kept as '%s'\n", BackupPath(path))
+	}
 	if s.opt.OfferService == nil {
 		return nil
 	}

@@ -3,6 +3,7 @@ package configure
 import (
 	"bytes"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -181,6 +182,9 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	if err = f.Close(); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
+	if err = keepBackup(path); err != nil {
+		return err
+	}
 	if err = os.Rename(tmp, path); err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
@@ -191,6 +195,57 @@ func writeAtomic(path string, data []byte, mode os.FileMode) (err error) {
 	defer d.Close() //nolint:errcheck // read-only
 	if err = d.Sync(); err != nil {
 		return fmt.Errorf("syncing %s: %w", dir, err)
+	}
+	return nil
+}
+
+// BackupPath is where an existing file is kept when configure replaces it.
+func BackupPath(path string) string { return path + ".bak" }
+
+// keepBackup keeps an existing file at path as BackupPath(path) (replacing
+// an older backup), with a hard link so that path itself is replaced
+// atomically afterwards; where links are not possible, a copy.
+func keepBackup(path string) error {
+	fi, err := os.Lstat(path)
+	if errors.Is(err, os.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("writing %s: it exists and is not a regular file", path)
+	}
+	bak := BackupPath(path)
+	if err := os.Remove(bak); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("keeping the previous %s: %w", path, err)
+	}
+	if os.Link(path, bak) == nil {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = os.WriteFile(bak, data, fi.Mode().Perm())
+	}
+	if err != nil {
+		return fmt.Errorf("keeping the previous %s as %s: %w", path, bak, err)
+	}
+	return nil
+}
+
+// CheckTarget tells before the dialogue whether path can be written: its
+// folder exists and it is not a directory or other non-regular file.
+func CheckTarget(path string) error {
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return fmt.Errorf("cannot write %s: it is not a regular file", path)
+	}
+	dir := filepath.Dir(path)
+	fi, err := os.Stat(dir)
+	switch {
+	case err != nil:
+		return fmt.Errorf("cannot write %s: %w", path, err)
+	case !fi.IsDir():
+		return fmt.Errorf("cannot write %s: %s is not a directory", path, dir)
 	}
 	return nil
 }
