@@ -55,6 +55,10 @@ func DefaultPath(instance string) string {
 // decoded, the Config is returned along with the Problems, for diagnostics;
 // it must not be used to run an agent.
 func Load(path string) (*Config, error) {
+	// Stat first: opening a FIFO would block until a writer comes.
+	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("reading config: %s is not a regular file", path)
+	}
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)

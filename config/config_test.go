@@ -7,6 +7,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -343,6 +344,9 @@ func TestInvalidFiles(t *testing.T) {
 			f + `: failover.standby-ping: 2001:db8::1 is an IPv6 address: failover probes each WAN over IPv4 only`,
 		"journal-overwrites": f + `: journal.path: /usr/local/bin/imon-action is global.action: it would be overwritten` + "\n" +
 			f + `: journal.socket: /etc/default/imon-x is the config file itself: it would be overwritten`,
+		"nul-bytes": f + `: journal.path: "/var/lib/imon/a\x00b.db" holds a NUL byte` + "\n" +
+			f + `: journal.socket: "/run/imon/\x00.sock" holds a NUL byte` + "\n" +
+			f + `: mqtt.username: holds a NUL byte (MQTT forbids it)`,
 		"providers-empty":            f + `: ddns.providers: is empty: ddns needs at least one provider (remove the key for the default list)`,
 		"homeassistant-without-mqtt": f + `: homeassistant.enable: needs mqtt (set mqtt.enable to true)`,
 		"instance-name":              f + `: global.instance: instance name "my instance" holds ' ': use letters, digits, '.', '_' and '-'`,
@@ -764,5 +768,25 @@ func BenchmarkParse(b *testing.B) {
 		if _, err := config.Parse("/etc/default/imon-main", data); err != nil {
 			b.Fatal(err)
 		}
+	}
+}
+
+// TestLoadFIFO: a FIFO as the config is refused at once (opening it would
+// block until a writer comes).
+func TestLoadFIFO(t *testing.T) {
+	t.Parallel()
+	path := filepath.Join(t.TempDir(), "imon-fifo")
+	if err := syscall.Mkfifo(path, 0o600); err != nil {
+		t.Fatalf("mkfifo: %v", err)
+	}
+	done := make(chan error, 1)
+	go func() { _, err := config.Load(path); done <- err }()
+	select {
+	case err := <-done:
+		if err == nil || !strings.Contains(err.Error(), "not a regular file") {
+			t.Errorf("Load(fifo) = %v, want not a regular file", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Load(fifo) blocked")
 	}
 }

@@ -236,6 +236,11 @@ func (v *validator) journal() {
 	const s = SectionJournal
 	if !filepath.IsAbs(j.Path) {
 		v.add(s, "path", "%q is not an absolute path", j.Path)
+	} else if strings.ContainsRune(j.Path, 0) {
+		v.add(s, "path", "%q holds a NUL byte", j.Path)
+	}
+	if strings.ContainsRune(j.Socket, 0) {
+		v.add(s, "socket", "%q holds a NUL byte", j.Socket)
 	}
 	if !filepath.IsAbs(j.Socket) {
 		v.add(s, "socket", "%q is not an absolute path", j.Socket)
@@ -288,7 +293,9 @@ func (v *validator) mqtt() {
 			v.add(s, "ca-file", "is set but server %q does not use TLS (use mqtts://)", m.Server)
 		}
 	}
-	if !utf8.ValidString(m.Username) {
+	if strings.ContainsRune(m.Username, 0) {
+		v.add(s, "username", "holds a NUL byte (MQTT forbids it)")
+	} else if !utf8.ValidString(m.Username) {
 		v.add(s, "username", "is not valid UTF-8")
 	}
 	if m.PasswordFile != "" && !filepath.IsAbs(m.PasswordFile) {

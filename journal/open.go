@@ -53,7 +53,7 @@ func (j *Journal) tryOpen() (db *bolt.DB, reason string, err error) {
 	switch {
 	case err == nil:
 		if !fi.Mode().IsRegular() {
-			return nil, "", fmt.Errorf("journal %s: not a regular file", j.path)
+			return nil, "", fmt.Errorf("journal %s: not a regular file (check journal.path)", j.path)
 		}
 		if reason, err := j.precheck(); err != nil || reason != "" {
 			return nil, reason, err
