@@ -55,6 +55,12 @@ func (j *Journal) tryOpen() (db *bolt.DB, reason string, err error) {
 		if !fi.Mode().IsRegular() {
 			return nil, "", fmt.Errorf("journal %s: not a regular file (check journal.path)", j.path)
 		}
+		if j.opt.ReadOnly && fi.Size() == 0 {
+			// An agent creating the journal opens the file before it takes
+			// the lock and writes the first pages: a reader in between sees
+			// an empty file, which is no journal yet, not a corrupt one.
+			return nil, "", fmt.Errorf("journal %s: no journal yet (an empty file): %w", j.path, fs.ErrNotExist)
+		}
 		if reason, err := j.precheck(); err != nil || reason != "" {
 			return nil, reason, err
 		}
