@@ -283,8 +283,16 @@ type Watcher struct {
 // Watch starts following cfg's journal for the rest of the test.
 func Watch(t testing.TB, cfg string) *Watcher {
 	ctx, cancel := context.WithCancel(context.Background())
-	t.Cleanup(cancel)
-	return &Watcher{t: t, ch: Events(ctx, t, cfg)}
+	ch := Events(ctx, t, cfg)
+	t.Cleanup(func() {
+		cancel()
+		// The channel closes once `imon journal` was killed and reaped: a
+		// test binary that exits right after its last cleanup leaves no
+		// follower behind.
+		for range ch {
+		}
+	})
+	return &Watcher{t: t, ch: ch}
 }
 
 // WaitFor returns the first event (seen before or arriving within timeout)
