@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -55,11 +56,9 @@ func DefaultPath(instance string) string {
 // decoded, the Config is returned along with the Problems, for diagnostics;
 // it must not be used to run an agent.
 func Load(path string) (*Config, error) {
-	// Stat first: opening a FIFO would block until a writer comes.
-	if fi, err := os.Stat(path); err == nil && !fi.Mode().IsRegular() {
-		return nil, fmt.Errorf("reading config: %s is not a regular file", path)
-	}
-	f, err := os.Open(path)
+	// O_NONBLOCK: opening a FIFO would otherwise block until a writer
+	// comes; the regular-file check below then refuses it.
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
 	}

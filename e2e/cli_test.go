@@ -404,6 +404,21 @@ func (a *cliAgent) wait(t *testing.T, timeout time.Duration) int {
 	}
 }
 
+// startPiped starts cmd with its stdout as a pipe and its stderr collected.
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, *cliBuffer) {
+	t.Helper()
+	stdout, err := cmd.StdoutPipe()
+	if err != nil {
+		t.Fatal(err)
+	}
+	stderr := new(cliBuffer)
+	cmd.Stderr = stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	return stdout, stderr
+}
+
 // follower is a running `imon journal --follow`.
 type follower struct {
 	t     *testing.T
@@ -414,15 +429,7 @@ func follow(t *testing.T, args ...string) *follower {
 	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := exec.CommandContext(ctx, harness.Binary(t), append([]string{"journal", "--follow"}, args...)...)
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr cliBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	f := &follower{t: t, lines: make(chan string, 1024)}
 	done := make(chan struct{})
 	go func() {
@@ -786,15 +793,7 @@ func TestCLIFollowInterrupt(t *testing.T) {
 
 	interrupt := func(t *testing.T, sig syscall.Signal) {
 		cmd := exec.Command(harness.Binary(t), "journal", "--follow", "--config", cfg)
-		stdout, err := cmd.StdoutPipe()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var stderr cliBuffer
-		cmd.Stderr = &stderr
-		if err := cmd.Start(); err != nil {
-			t.Fatal(err)
-		}
+		stdout, stderr := startPiped(t, cmd)
 		sc := bufio.NewScanner(stdout)
 		if !sc.Scan() || !strings.Contains(sc.Text(), "agent-start") {
 			t.Fatalf("first line %q, want agent-start (stderr %q)", sc.Text(), stderr.String())

@@ -511,15 +511,7 @@ func sigintAt(t *testing.T, env []string, path, answers, prompt string) (string,
 	if err != nil {
 		t.Fatal(err)
 	}
-	stdout, err := cmd.StdoutPipe()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var stderr cliBuffer
-	cmd.Stderr = &stderr
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
+	stdout, stderr := startPiped(t, cmd)
 	defer stdin.Close()
 	if _, err := io.WriteString(stdin, answers); err != nil {
 		t.Fatal(err)

@@ -103,19 +103,15 @@ func (c *commonFlags) load() (*config.Config, error) {
 // which are what one reads to find out what went wrong. The problems are
 // printed to stderr as a warning, with the hint to run imon check.
 func (c *commonFlags) loadForClient() (*config.Config, error) {
-	return c.loadTolerant(os.Stderr)
-}
-
-func (c *commonFlags) loadTolerant(warn io.Writer) (*config.Config, error) {
 	cfg, err := c.load()
 	var ps config.Problems
 	if cfg == nil || err == nil || !errors.As(err, &ps) {
 		return cfg, err
 	}
 	for _, p := range ps {
-		fmt.Fprintf(warn, "imon: warning: %s\n", p.Error())
+		fmt.Fprintf(os.Stderr, "imon: warning: %s\n", p.Error())
 	}
-	fmt.Fprintf(warn, "imon: warning: %s has %d problem(s) (the agent would refuse it; see imon check); going on with its journal and socket\n",
+	fmt.Fprintf(os.Stderr, "imon: warning: %s has %d problem(s) (the agent would refuse it; see imon check); going on with its journal and socket\n",
 		c.path(), len(ps))
 	return cfg, nil
 }

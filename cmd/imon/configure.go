@@ -25,7 +25,7 @@ func cmdConfigure(args []string) error {
 	// The default instance name: --instance, else the file's imon-NAME
 	// (as the agent derives it), else main.
 	inst := c.instance
-	if name, ok := config.InstanceFromPath(c.config); inst == "" && c.config != "" && ok {
+	if name, ok := config.InstanceFromPath(c.config); inst == "" && ok {
 		inst = name
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
