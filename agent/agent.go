@@ -18,8 +18,8 @@ import (
 	"sync"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
+	"imon/event"
 	"imon/journal"
 )
 

@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"imon/agent"
-	"imon/agent/event"
 	"imon/agent/logsink"
 	"imon/agent/monitor"
+	"imon/event"
 	"imon/journal/journaltest"
 )
 

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"strconv"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // Failover modes accepted by `imon failover` and the MQTT command topic.

@@ -14,7 +14,7 @@ import (
 	"sync"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // Request is one control-socket request: a single JSON line sent by the

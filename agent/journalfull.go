@@ -11,7 +11,7 @@ import (
 	"sync/atomic"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // KindJournalFull is journaled when the journal accepts appends again after

@@ -14,7 +14,7 @@ import (
 	"time"
 
 	"imon/agent"
-	"imon/agent/event"
+	"imon/event"
 	"imon/journal"
 	"imon/journal/journaltest"
 )

@@ -5,8 +5,8 @@ import (
 	"fmt"
 	"strings"
 
-	"imon/agent/event"
 	"imon/agent/logsink"
+	"imon/event"
 )
 
 // LogConsumer writes every journaled event to the log sink, in journal order,

@@ -38,11 +38,11 @@ import (
 
 	"imon/agent"
 	"imon/agent/action"
-	"imon/agent/event"
 	"imon/agent/outbox"
 	"imon/agent/route"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
+	"imon/event"
 	"imon/journal"
 	"imon/mqtt/mqtttest"
 )

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
+	"imon/event"
 	"imon/mqtt/mqtttest"
 )
 

@@ -12,8 +12,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
+	"imon/event"
 )
 
 // coreBed is the updown/ping testbed: namespace "host" runs imon, namespace

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
+	"imon/event"
 )
 
 // The crash tests SIGKILL the real agent at random moments, restart it, and

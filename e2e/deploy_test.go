@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
+	"imon/event"
 )
 
 // deployRoot is the repository root (the Makefile's directory).

@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
+	"imon/event"
 )
 
 // These tests run the real imon binary inside the host namespace of a

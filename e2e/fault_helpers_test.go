@@ -22,8 +22,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
+	"imon/event"
 )
 
 // Helpers of the fault, crash and soak tests (fault_test.go, crash_test.go,

@@ -22,9 +22,9 @@ import (
 	"time"
 
 	"imon/agent"
-	"imon/agent/event"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
+	"imon/event"
 	"imon/mqtt/mqtttest"
 )
 

@@ -10,9 +10,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
+	"imon/event"
 )
 
 // TestSoak runs the real agent on the failover testbed with every monitor

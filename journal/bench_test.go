@@ -10,7 +10,7 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 	"imon/journal"
 )
 

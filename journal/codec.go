@@ -8,7 +8,7 @@ import (
 	"time"
 	"unsafe"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // Record format, version 1 (all integers are Go varints, encoding/binary):

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 	"imon/journal"
 )
 

@@ -14,7 +14,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"imon/agent/event"
+	"imon/event"
 	"imon/journal"
 )
 

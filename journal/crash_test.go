@@ -15,7 +15,7 @@ import (
 
 	bolt "go.etcd.io/bbolt"
 
-	"imon/agent/event"
+	"imon/event"
 	"imon/journal"
 	"imon/journal/journaltest"
 )

@@ -17,7 +17,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // Bucket names and keys of the file layout (see the package doc).

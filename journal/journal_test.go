@@ -13,7 +13,7 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 	"imon/journal"
 	"imon/journal/journaltest"
 )

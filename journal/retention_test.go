@@ -7,7 +7,7 @@ import (
 	"testing/synctest"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 	"imon/journal"
 	"imon/journal/journaltest"
 )

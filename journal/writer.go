@@ -14,7 +14,7 @@ import (
 	bolt "go.etcd.io/bbolt"
 	berrors "go.etcd.io/bbolt/errors"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // request is one caller's work for the writer: an Append (evs), a

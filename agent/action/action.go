@@ -36,7 +36,7 @@ import (
 	"encoding/json"
 	"strconv"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // DefaultPath is the fixed PATH of the action script's environment.

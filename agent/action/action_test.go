@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"imon/agent/action"
-	"imon/agent/event"
+	"imon/event"
 )
 
 const (

@@ -7,7 +7,7 @@ import (
 	"strings"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // CursorName is the journal cursor of the action [Consumer].

@@ -15,7 +15,7 @@ import (
 	"time"
 
 	"imon/agent/action"
-	"imon/agent/event"
+	"imon/event"
 )
 
 // fakeJournal is an in-memory journal: a slice of events, a channel closed

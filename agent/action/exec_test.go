@@ -15,7 +15,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"imon/agent/action"
-	"imon/agent/event"
+	"imon/event"
 )
 
 // writeScript writes an executable shell script into dir and returns its path.

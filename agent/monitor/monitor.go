@@ -11,7 +11,7 @@ import (
 	"context"
 	"log/slog"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // Emit appends ev to the journal (Instance, Seq and Time are filled in) and

@@ -9,8 +9,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/config"
+	"imon/event"
 	"imon/journal/journaltest"
 	"imon/mqtt/mqtttest"
 )

@@ -8,7 +8,7 @@ import (
 	"strings"
 	"unicode/utf8"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // Failover modes accepted on BASE/failover/set.

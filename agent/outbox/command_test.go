@@ -7,9 +7,9 @@ import (
 	"time"
 	"unicode/utf8"
 
-	"imon/agent/event"
 	"imon/agent/outbox"
 	"imon/config"
+	"imon/event"
 	"imon/journal/journaltest"
 	"imon/mqtt/mqtttest"
 )

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/outbox"
 	"imon/config"
+	"imon/event"
 	"imon/journal"
 	"imon/mqtt/mqtttest"
 )

@@ -3,7 +3,7 @@ package outbox
 import (
 	"context"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // nopJournal is an empty journal for tests that do not run the outbox.

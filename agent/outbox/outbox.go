@@ -45,8 +45,8 @@ import (
 	"sync"
 	"time"
 
-	"imon/agent/event"
 	"imon/config"
+	"imon/event"
 	"imon/homeassistant"
 	"imon/journal"
 	"imon/mqtt"

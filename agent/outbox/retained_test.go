@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/config"
+	"imon/event"
 	"imon/journal"
 	"imon/journal/journaltest"
 	"imon/mqtt/mqtttest"

@@ -5,7 +5,7 @@ import (
 	"fmt"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 	"imon/mqtt"
 )
 

@@ -16,8 +16,8 @@ import (
 	"time"
 
 	"imon/agent"
-	"imon/agent/event"
 	"imon/config"
+	"imon/event"
 	"imon/journal"
 )
 

@@ -11,9 +11,9 @@ import (
 	"syscall"
 
 	"imon/agent"
-	"imon/agent/event"
 	"imon/agent/logsink"
 	"imon/config"
+	"imon/event"
 	"imon/journal"
 )
 

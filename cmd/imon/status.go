@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"imon/agent"
-	"imon/agent/event"
 	"imon/config"
+	"imon/event"
 	"imon/journal"
 )
 

@@ -9,7 +9,6 @@ import (
 
 	"imon/agent"
 	"imon/agent/action"
-	"imon/agent/event"
 	"imon/agent/logsink"
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
@@ -20,6 +19,7 @@ import (
 	"imon/agent/probe"
 	"imon/agent/sdnotify"
 	"imon/config"
+	"imon/event"
 	"imon/journal"
 )
 

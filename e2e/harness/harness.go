@@ -21,7 +21,7 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 var (

@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
+	"imon/event"
 )
 
 // requireWired skips (fails with CI=true) unless cmd/imon links the ddns

@@ -15,11 +15,11 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
 	"imon/agent/monitor/ddns/provider/providertest"
 	"imon/config"
+	"imon/event"
 )
 
 // switchable is a DNS handler whose answer the test changes.

@@ -10,10 +10,10 @@ import (
 	"slices"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns/provider"
 	"imon/config"
+	"imon/event"
 )
 
 // Event kinds of the ddns monitor that are not action-script commands (the

@@ -12,11 +12,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
 	"imon/agent/monitor/ddns/provider"
 	"imon/config"
+	"imon/event"
 )
 
 // Providers of the Run tests: three independent DNS operators, an HTTP

@@ -10,9 +10,9 @@ import (
 	"testing/synctest"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor/ddns"
 	"imon/agent/monitor/ddns/provider"
+	"imon/event"
 )
 
 // simRounds is the length of the false-change simulations.

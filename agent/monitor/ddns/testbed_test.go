@@ -15,7 +15,6 @@ import (
 	"github.com/miekg/dns"
 	"github.com/vishvananda/netns"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
 	"imon/agent/monitor/ddns/provider"
@@ -23,6 +22,7 @@ import (
 	"imon/config"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
+	"imon/event"
 )
 
 // inNS runs fn on an OS thread switched into the named network namespace,

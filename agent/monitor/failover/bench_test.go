@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/route"
 	"imon/e2e/testbed"
+	"imon/event"
 )
 
 // The benchmarks run the real monitor (child process in a testbed, config

@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/probe"
+	"imon/event"
 )
 
 // Non-action event kinds of the failover monitor (imon extensions; never

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/probe"
+	"imon/event"
 )
 
 var t0 = time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)

@@ -30,11 +30,11 @@ import (
 
 	"github.com/vishvananda/netns"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/probe"
 	"imon/agent/route"
 	"imon/config"
+	"imon/event"
 )
 
 // Name is the monitor's name in events and config.

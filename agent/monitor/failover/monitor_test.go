@@ -11,12 +11,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/failover"
 	"imon/agent/probe/probetest"
 	"imon/agent/route"
 	"imon/config"
+	"imon/event"
 )
 
 var (

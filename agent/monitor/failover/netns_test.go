@@ -15,12 +15,12 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/failover"
 	"imon/agent/route"
 	"imon/config"
 	"imon/e2e/testbed"
+	"imon/event"
 )
 
 // The tests in this file run the real monitor (netlink, pro-bing probes)

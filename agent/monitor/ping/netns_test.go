@@ -7,10 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/ping"
 	"imon/agent/probe/probetest"
+	"imon/event"
 )
 
 // TestNetnsPing runs the ping monitor with the real prober inside a netns

@@ -18,10 +18,10 @@ import (
 	"strings"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/probe"
 	"imon/config"
+	"imon/event"
 )
 
 // KindResolveFailed is journaled (warn) when monitorip is a name that does

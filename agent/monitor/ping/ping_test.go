@@ -13,12 +13,12 @@ import (
 	"testing/synctest"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/ping"
 	"imon/agent/probe"
 	"imon/agent/probe/probetest"
 	"imon/config"
+	"imon/event"
 )
 
 var target = netip.MustParseAddr("192.168.92.1")

@@ -5,8 +5,8 @@ import (
 	"strings"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/probe"
+	"imon/event"
 )
 
 // Params are the settings the decision logic needs.

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/probe"
+	"imon/event"
 )
 
 const ip = "192.0.2.1"

@@ -26,10 +26,10 @@ import (
 	"sync"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/probe"
 	"imon/config"
+	"imon/event"
 )
 
 // AddpingSpacing is the gap between the echo requests of an addping round

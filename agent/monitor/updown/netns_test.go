@@ -13,11 +13,11 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/updown"
 	"imon/agent/probe/probetest"
 	"imon/config"
+	"imon/event"
 )
 
 // TestNetnsUpdown runs the updown monitor with the real probes in a netns

@@ -13,11 +13,11 @@ import (
 	"testing/synctest"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/monitor"
 	"imon/agent/monitor/updown"
 	"imon/agent/probe/probetest"
 	"imon/config"
+	"imon/event"
 )
 
 var (

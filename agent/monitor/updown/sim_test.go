@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/agent/event"
 	"imon/agent/probe"
+	"imon/event"
 )
 
 // A discrete-event simulation of the Machine with the Run loop's pacing:

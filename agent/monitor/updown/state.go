@@ -6,7 +6,7 @@ import (
 	"math"
 	"time"
 
-	"imon/agent/event"
+	"imon/event"
 )
 
 // Status values of State.Status.
