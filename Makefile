@@ -13,7 +13,7 @@ TEST_TIMEOUT ?= 45m
 FUZZTIME ?= 30s
 DEMO_DIR ?=
 
-.PHONY: all build test test-short bench demo lint fmt vet staticcheck fuzz fuzz-short readme tidy-check check clean
+.PHONY: all build test test-short bench demo lint fmt vet staticcheck fuzz fuzz-short tidy-check check clean
 
 all: build
 
@@ -52,10 +52,6 @@ fuzz:
 
 fuzz-short:
 	FUZZTIME=5s sh deploy/fuzz.sh
-
-# README.md is assembled from docs/*.md.
-readme:
-	python3 deploy/mkreadme.py
 
 tidy-check:
 	$(GO) mod tidy -diff

@@ -1,0 +1,165 @@
+// Package deptest guards imon's architecture: which package may depend on
+// which. It runs `go list -deps` over the module and fails when a rule
+// below is broken, in the spirit of tailscale's tstest/deptest.
+//
+// The rules, in one place (a newcomer reads these first):
+//
+//   - The monitors (imon/agent/monitor/...) decide and probe. They never
+//     import the journal, MQTT, Home Assistant or the outbox: they emit
+//     events through an interface the agent gives them, and the agent
+//     decides where events go.
+//   - imon/event (the record) and imon/homeassistant (pure discovery
+//     payloads) link none of the heavy I/O libraries: bbolt, paho, netlink,
+//     pro-bing. Anything can import them cheaply, and their tests are pure.
+//   - imon/journal imports no imon/agent package: the store knows events,
+//     not the agent that writes them.
+//   - imon/mqtt imports nothing of imon: it is a generic MQTT v5 client.
+//   - No production package imports imon/e2e/...: the end-to-end harness
+//     and testbed are for tests only.
+//
+// A rule is checked on the transitive dependencies of the package's
+// non-test build (go list -deps), so an indirect path breaks it too.
+package deptest
+
+import (
+	"bufio"
+	"bytes"
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// rule forbids packages matching `from` to depend on packages matching any
+// of `deny`. A pattern ending in "/..." matches the path and everything
+// below it.
+type rule struct {
+	why    string
+	from   string
+	except []string // packages matching from that the rule does not cover
+	deny   []string
+}
+
+var rules = []rule{
+	{
+		why:  "monitors emit through the agent; they never reach the journal, MQTT, Home Assistant or the outbox",
+		from: "imon/agent/monitor/...",
+		deny: []string{"imon/journal/...", "imon/mqtt/...", "imon/homeassistant/...", "imon/agent/outbox/..."},
+	},
+	{
+		why:  "the event record stays free of I/O libraries",
+		from: "imon/event/...",
+		deny: heavy,
+	},
+	{
+		why:  "discovery payloads are pure",
+		from: "imon/homeassistant/...",
+		deny: heavy,
+	},
+	{
+		why:  "the journal knows events, not the agent",
+		from: "imon/journal/...",
+		deny: []string{"imon/agent/...", "imon/cmd/...", "imon/mqtt/...", "imon/homeassistant/..."},
+	},
+	{
+		why:  "mqtt is a generic client",
+		from: "imon/mqtt",
+		deny: []string{"imon/..."},
+	},
+	{
+		why:    "the e2e harness and testbed are for tests only",
+		from:   "imon/...",
+		except: []string{"imon/e2e/..."},
+		deny:   []string{"imon/e2e/..."},
+	},
+}
+
+var heavy = []string{
+	"go.etcd.io/bbolt/...",
+	"github.com/eclipse/paho.golang/...",
+	"github.com/vishvananda/netlink/...",
+	"github.com/prometheus-community/pro-bing/...",
+}
+
+func match(pattern, path string) bool {
+	if base, ok := strings.CutSuffix(pattern, "/..."); ok {
+		return path == base || strings.HasPrefix(path, base+"/")
+	}
+	return path == pattern
+}
+
+// deps returns every package of the module (test-only packages and the e2e
+// packages themselves excluded) with its transitive dependencies.
+func deps(t *testing.T) map[string][]string {
+	t.Helper()
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}}{{range .Deps}} {{.}}{{end}}", "imon/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	m := map[string][]string{}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	sc.Buffer(make([]byte, 1<<20), 16<<20)
+	for sc.Scan() {
+		f := strings.Fields(sc.Text())
+		if len(f) == 0 {
+			continue
+		}
+		m[f[0]] = f[1:]
+	}
+	if err := sc.Err(); err != nil {
+		t.Fatalf("reading go list output: %v", err)
+	}
+	if len(m) < 10 {
+		t.Fatalf("go list found only %d packages: is the module root right?", len(m))
+	}
+	return m
+}
+
+func covers(r rule, pkg string) bool {
+	if !match(r.from, pkg) {
+		return false
+	}
+	for _, e := range r.except {
+		if match(e, pkg) {
+			return false
+		}
+	}
+	return true
+}
+
+func TestImportRules(t *testing.T) {
+	all := deps(t)
+	for _, r := range rules {
+		for pkg, ds := range all {
+			if !covers(r, pkg) {
+				continue
+			}
+			for _, d := range ds {
+				for _, deny := range r.deny {
+					if match(deny, d) {
+						t.Errorf("%s depends on %s: %s", pkg, d, r.why)
+					}
+				}
+			}
+		}
+	}
+}
+
+// TestRulesMatch keeps the rules honest: each "from" pattern matches at
+// least one package, so a renamed package cannot silently escape its rule.
+func TestRulesMatch(t *testing.T) {
+	all := deps(t)
+	for _, r := range rules {
+		n := 0
+		for pkg := range all {
+			if covers(r, pkg) {
+				n++
+			}
+		}
+		if n == 0 {
+			t.Errorf("rule %q matches no package", r.from)
+		}
+	}
+}
