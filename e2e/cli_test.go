@@ -477,7 +477,7 @@ func (f *follower) next(want string, timeout time.Duration) string {
 }
 
 // parseEvents parses `imon journal --json` output: every line must be an
-// event with the INTERFACE.md §4 fields.
+// event with the docs/events.md fields.
 func parseEvents(t *testing.T, out string) []event.Event {
 	t.Helper()
 	var evs []event.Event

@@ -91,7 +91,7 @@ var durationArg = regexp.MustCompile(`^\d+:\d+:\d+:\d+$`)
 // TestUpdownEndToEnd runs the real binary: the target goes offline (DNS
 // blackholed too), comes back online with the outage duration, and a ping
 // blackhole with a working DNS server is refuted. The action script's argv
-// is checked against INTERFACE.md §3.
+// is checked against docs/action.md.
 func TestUpdownEndToEnd(t *testing.T) {
 	b := newCoreBed(t)
 	cfg := b.config(t, "updown", fmt.Sprintf(`"updown": {"enable": true, "interval": 1, "pingcount": 2, "pingwait": 1,

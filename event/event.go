@@ -46,7 +46,7 @@ type Event struct {
 	// "imon [INSTANCE-MONITOR]" prefix (the original imon's wording).
 	Msg string `json:"msg,omitempty"`
 	// Args are the action-script arguments after COMMAND, for kinds where
-	// IsAction is true (INTERFACE.md §3).
+	// IsAction is true (docs/action.md).
 	Args []string `json:"args,omitempty"`
 	// Data is the kind-specific payload, a JSON object (never null on the wire).
 	Data json.RawMessage `json:"data"`

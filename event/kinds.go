@@ -11,7 +11,7 @@ const (
 	MonitorAction   = "action"
 )
 
-// Action-script commands (INTERFACE.md §3). An event of one of these kinds
+// Action-script commands (docs/action.md). An event of one of these kinds
 // is handed to the action script as `ACTION INSTANCE SYSLOGFLAG KIND ARGS...`.
 const (
 	KindUpdownOnline     = "updown-online"     // args: IP D:H:M:S

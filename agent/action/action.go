@@ -1,5 +1,5 @@
 // Package action runs the user's action script for journaled events, the
-// contract the original imon established (INTERFACE.md §3):
+// contract the original imon established (docs/action.md):
 //
 //	ACTION INSTANCE SYSLOGFLAG COMMAND ARGS...
 //
@@ -44,7 +44,7 @@ const DefaultPath = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bi
 
 // Args returns the script's argv for ev: ACTION INSTANCE SYSLOGFLAG COMMAND
 // ARGS..., where SYSLOGFLAG is "0" when imon logs to syslog and "1" with
-// --nosyslog, COMMAND is ev.Kind and ARGS are ev.Args (INTERFACE.md §3). The
+// --nosyslog, COMMAND is ev.Kind and ARGS are ev.Args (docs/action.md). The
 // caller hands it only events for which [event.IsAction] is true.
 func Args(action, instance string, nosyslog bool, ev event.Event) []string {
 	flag := "0"

@@ -17,7 +17,7 @@ const (
 	standby = "snet:Standby:eth2:192.168.62.2"
 )
 
-// TestArgs checks the argv of every action command against INTERFACE.md §3.
+// TestArgs checks the argv of every action command against docs/action.md.
 func TestArgs(t *testing.T) {
 	tests := []struct {
 		kind string

@@ -10,6 +10,12 @@ import (
 // "datefmt" setting is written ("%Y-%m-%d %H:%M:%S"). Supported directives:
 // %Y %y %m %d %e %H %I %M %S %f %p %a %A %b %B %h %j %z %Z %s %F %T %%.
 // An unknown directive is copied through unchanged.
+//
+// Hand-written rather than a library (lestrrat-go/strftime, the well-kept
+// one): the original's datefmt is Python's strftime, whose %f (microseconds)
+// and pass-through of unknown directives a library would need extensions
+// for; these 80 lines cost 165 ns and 2 allocations per log line
+// (BenchmarkStrftimeDefault, 2026-12-06), less than writing the line.
 func Strftime(pattern string, t time.Time) string {
 	var b strings.Builder
 	b.Grow(len(pattern) + 16)

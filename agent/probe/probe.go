@@ -16,7 +16,7 @@
 //
 // # Caveats
 //
-// pro-bing (LIBRARIES.md §2) panics with Timeout=0, never returns with a
+// pro-bing panics with Timeout=0, never returns with a
 // Count and any loss unless Timeout is set, resolves names without a timeout,
 // leaks lost sequence numbers in long-lived pingers, and logs to stderr by
 // default. The ICMP type here handles all of that; callers pass IP addresses

@@ -45,7 +45,7 @@ func (n *Netlink) Close() { n.h.Close() }
 func (n *Netlink) Handle() *netlink.Handle { return n.h }
 
 // retry runs a dump again when the kernel reports it was interrupted by a
-// concurrent change (netlink.ErrDumpInterrupted, LIBRARIES.md §3).
+// concurrent change (netlink.ErrDumpInterrupted: the dump is retried).
 func retry[T any](f func() (T, error)) (T, error) {
 	var v T
 	var err error
@@ -233,7 +233,7 @@ func (n *Netlink) Rules() ([]Rule, error) {
 }
 
 func nlRule(r Rule) *netlink.Rule {
-	nr := netlink.NewRule() // sets the -1 "unset" fields (LIBRARIES.md §3)
+	nr := netlink.NewRule() // sets the -1 "unset" fields; a zero Rule would match priority 0, table 0
 	nr.Family = netlink.FAMILY_V4
 	nr.Priority = r.Priority
 	nr.Table = r.Table

@@ -10,7 +10,7 @@ import (
 	"imon/config"
 )
 
-// commonFlags are taken by every command (INTERFACE.md §1).
+// commonFlags are taken by every command (docs/commands.md).
 type commonFlags struct {
 	instance string
 	config   string

@@ -19,7 +19,7 @@ var (
 	commit  = ""
 )
 
-// Exit codes (INTERFACE.md §1).
+// Exit codes (docs/commands.md).
 const (
 	exitOK      = 0
 	exitFailure = 1

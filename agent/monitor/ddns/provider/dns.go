@@ -88,7 +88,7 @@ func (q *dnsQuerier) Query(ctx context.Context) (string, error) {
 const maxDNSMessage = 65535
 
 // dial opens a connection and arranges for ctx's cancellation (not only its
-// deadline, see LIBRARIES.md §5 and miekg/dns#1399) to unblock I/O.
+// deadline, see miekg/dns#1399) to unblock I/O.
 func dial(ctx context.Context, opts Options, network, addr string) (net.Conn, func(), error) {
 	c, err := opts.dial(ctx, network, addr)
 	if err != nil {
