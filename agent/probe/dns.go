@@ -46,17 +46,6 @@ var _ DNSChecker = (*DNSClient)(nil)
 // without any A or AAAA record.
 var ErrNoRecords = errors.New("no records")
 
-// RcodeError is returned by Check when the server answered with an error
-// code (NXDOMAIN, SERVFAIL, REFUSED...).
-type RcodeError struct{ Rcode int }
-
-func (e *RcodeError) Error() string {
-	if s, ok := dns.RcodeToString[e.Rcode]; ok {
-		return "server answered " + s
-	}
-	return "server answered rcode " + strconv.Itoa(e.Rcode)
-}
-
 // Check implements DNSChecker.
 func (c *DNSClient) Check(ctx context.Context, server, name string) error {
 	timeout := c.Timeout
@@ -83,10 +72,7 @@ func (c *DNSClient) check(ctx context.Context, server, name string) error {
 		m := new(dns.Msg)
 		m.SetQuestion(dns.Fqdn(name), qt)
 		m.SetEdns0(ednsSize, false)
-		r, err := c.exchange(ctx, m, "udp", addr)
-		if err == nil && r.Truncated {
-			r, err = c.exchange(ctx, m, "tcp", addr)
-		}
+		r, err := c.exchange(ctx, m, addr)
 		if err != nil {
 			return err
 		}
@@ -105,66 +91,9 @@ func (c *DNSClient) check(ctx context.Context, server, name string) error {
 // must not make a live server look dead.
 const udpTries = 3
 
-// exchange sends one query and returns the answer with the query's ID.
-// Over UDP the query is resent udpTries times, each waiting an equal share
-// of the time left. Closing the connection when ctx ends makes a cancel take
-// effect at once (miekg/dns honours only deadlines, dns#1399).
-func (c *DNSClient) exchange(ctx context.Context, m *dns.Msg, network, addr string) (*dns.Msg, error) {
-	deadline, _ := ctx.Deadline()
-	cl := &dns.Client{Net: network, Timeout: time.Until(deadline)}
-	co, err := cl.DialContext(ctx, addr)
-	if err != nil {
-		return nil, fmt.Errorf("%s dial: %w", network, err)
-	}
-	stop := context.AfterFunc(ctx, func() { _ = co.Close() })
-	defer func() {
-		stop()
-		_ = co.Close()
-	}()
-	co.UDPSize = ednsSize
-	tries := 1
-	if network == "udp" {
-		tries = udpTries
-	}
-	share := time.Until(deadline) / time.Duration(tries)
-	for try := 1; ; try++ {
-		_ = co.SetWriteDeadline(deadline)
-		if err := co.WriteMsg(m); err != nil {
-			return nil, c.exchangeErr(ctx, network, err)
-		}
-		wait := deadline
-		if try < tries {
-			wait = time.Now().Add(share)
-		}
-		_ = co.SetReadDeadline(wait)
-		for {
-			r, err := co.ReadMsg()
-			if err == nil && r.Id == m.Id {
-				return r, nil
-			}
-			if err == nil {
-				continue // an answer to an earlier, timed-out query
-			}
-			var ne net.Error
-			if try < tries && ctx.Err() == nil && errors.As(err, &ne) && ne.Timeout() {
-				break // resend
-			}
-			return nil, c.exchangeErr(ctx, network, err)
-		}
-	}
-}
-
-func (c *DNSClient) exchangeErr(ctx context.Context, network string, err error) error {
-	var ne net.Error
-	switch {
-	case ctx.Err() != nil:
-		return fmt.Errorf("%s: %w", network, ctx.Err())
-	case errors.As(err, &ne) && ne.Timeout():
-		// The read deadline (= ctx's deadline) fired a hair before ctx did.
-		return fmt.Errorf("%s: no answer: %w", network, context.DeadlineExceeded)
-	default:
-		return fmt.Errorf("%s: %w", network, err)
-	}
+// exchange sends one query through imon's DNS transport.
+func (c *DNSClient) exchange(ctx context.Context, m *dns.Msg, addr string) (*dns.Msg, error) {
+	return DNSTransport{UDPTries: udpTries}.Exchange(ctx, m, "", addr)
 }
 
 // serverAddr turns "IP", "IP:port", "[IPv6]:port", "name" or "name:port"

@@ -34,6 +34,6 @@
 // Failing providers are backed off exponentially from the interval, capped
 // at five minutes, or at one minute when no provider of the family answered
 // (the line is down, not the providers). The operator of a provider is
-// inferred from names and addresses ([provider.Operators]); two providers of
+// inferred from names and addresses ([extip.Operators]); two providers of
 // one company count once.
 package ddns

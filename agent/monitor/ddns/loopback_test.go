@@ -17,7 +17,7 @@ import (
 
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
-	"imon/agent/monitor/ddns/provider/providertest"
+	"imon/agent/probe/extip/extiptest"
 	"imon/config"
 	"imon/event"
 )
@@ -36,7 +36,7 @@ func newSwitchable(text string) *switchable {
 func (s *switchable) set(text string) { s.text.Store(&text) }
 
 func (s *switchable) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
-	providertest.Answer(*s.text.Load()).ServeDNS(w, r)
+	extiptest.Answer(*s.text.Load()).ServeDNS(w, r)
 }
 
 // notifyingJournal records events and signals each one.
@@ -82,9 +82,9 @@ func (j *notifyingJournal) waitFor(t *testing.T, kind string) event.Event {
 func TestRunAgainstLoopbackServers(t *testing.T) {
 	t.Parallel()
 	a, b, c := newSwitchable("93.184.216.34"), newSwitchable("93.184.216.34"), newSwitchable("93.184.216.34")
-	sa := providertest.StartDNS(t, "127.0.0.1", a)
-	sb := providertest.StartDNS(t, "127.0.0.2", b)
-	sc := providertest.StartDNS(t, "127.0.0.3", c)
+	sa := extiptest.StartDNS(t, "127.0.0.1", a)
+	sb := extiptest.StartDNS(t, "127.0.0.2", b)
+	sc := extiptest.StartDNS(t, "127.0.0.3", c)
 	var httpAnswer atomic.Pointer[string]
 	ans := "93.184.216.34\n"
 	httpAnswer.Store(&ans)
@@ -217,7 +217,7 @@ func benchRound(b *testing.B, cfg config.DDNS, samples int) (decision, round []t
 func BenchmarkConfirmThreeProviders(b *testing.B) {
 	var ps []string
 	for i, ip := range []string{"127.0.0.1", "127.0.0.2", "127.0.0.3"} {
-		s := providertest.StartDNS(b, ip, providertest.Answer("93.184.216.34"))
+		s := extiptest.StartDNS(b, ip, extiptest.Answer("93.184.216.34"))
 		ps = append(ps, s.Provider(fmt.Sprintf("op%d.test", i), []string{"A", "TXT", "A"}[i]))
 	}
 	decision, _ := benchRound(b, config.DDNS{Providers: ps, Timeout: 2 * time.Second}, 101)
@@ -233,9 +233,9 @@ func BenchmarkConfirmThreeProviders(b *testing.B) {
 // parallel), here 500 ms.
 func BenchmarkConfirmOneBlackholed(b *testing.B) {
 	const timeout = 500 * time.Millisecond
-	s1 := providertest.StartDNS(b, "127.0.0.1", providertest.Answer("93.184.216.34"))
-	s2 := providertest.StartDNS(b, "127.0.0.2", providertest.Answer("93.184.216.34"))
-	hole := providertest.StartBlackhole(b, "127.0.0.3")
+	s1 := extiptest.StartDNS(b, "127.0.0.1", extiptest.Answer("93.184.216.34"))
+	s2 := extiptest.StartDNS(b, "127.0.0.2", extiptest.Answer("93.184.216.34"))
+	hole := extiptest.StartBlackhole(b, "127.0.0.3")
 	ps := []string{s1.Provider("a.test", "A"), "dns://" + hole + "/c.test?type=A", s2.Provider("b.test", "TXT")}
 	decision, round := benchRound(b, config.DDNS{Providers: ps, Timeout: timeout}, 5)
 	b.ReportMetric(ms(timeout), "ms-timeout")

@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"imon/agent/monitor"
-	"imon/agent/monitor/ddns/provider"
+	"imon/agent/probe/extip"
 	"imon/config"
 	"imon/event"
 )
@@ -62,9 +62,9 @@ const (
 // Options are the seams of the ddns monitor; the zero value is production.
 type Options struct {
 	// Provider tunes the real queriers (e.g. RootCAs).
-	Provider provider.Options
-	// NewQuerier builds each provider's querier; nil means provider.New.
-	NewQuerier func(spec provider.Spec) (provider.Querier, error)
+	Provider extip.Options
+	// NewQuerier builds each provider's querier; nil means extip.New.
+	NewQuerier func(spec extip.Spec) (extip.Querier, error)
 	// InterfaceAddrs lists the addresses of a network interface; nil
 	// means InterfaceAddrs.
 	InterfaceAddrs func(name string) ([]netip.Addr, error)
@@ -79,17 +79,17 @@ type Monitor struct {
 	allowPrivate bool
 	iface        string
 	provs        []prov
-	families     []provider.Family
-	quorum       map[provider.Family]int
+	families     []extip.Family
+	quorum       map[extip.Family]int
 	ifAddrs      func(string) ([]netip.Addr, error)
 }
 
 type prov struct {
-	spec     provider.Spec
+	spec     extip.Spec
 	operator string
-	family   provider.Family
+	family   extip.Family
 	fallback bool
-	q        provider.Querier
+	q        extip.Querier
 }
 
 var _ monitor.Monitor = (*Monitor)(nil)
@@ -103,7 +103,7 @@ func New(cfg config.DDNS, opts Options) (*Monitor, error) {
 		timeout:      cfg.Timeout,
 		allowPrivate: cfg.AllowPrivate,
 		iface:        cfg.Interface,
-		quorum:       map[provider.Family]int{},
+		quorum:       map[extip.Family]int{},
 		ifAddrs:      opts.InterfaceAddrs,
 	}
 	if m.interval <= 0 {
@@ -117,21 +117,21 @@ func New(cfg config.DDNS, opts Options) (*Monitor, error) {
 	}
 	newQ := opts.NewQuerier
 	if newQ == nil {
-		newQ = func(s provider.Spec) (provider.Querier, error) { return provider.New(s, opts.Provider) }
+		newQ = func(s extip.Spec) (extip.Querier, error) { return extip.New(s, opts.Provider) }
 	}
 	raw := cfg.Providers
 	if len(raw) == 0 {
 		raw = config.DefaultDDNSProviders
 	}
-	var specs []provider.Spec
+	var specs []extip.Spec
 	var errs []error
 	for _, s := range raw {
-		sp, err := provider.Parse(s)
+		sp, err := extip.Parse(s)
 		if err != nil {
 			errs = append(errs, err)
 			continue
 		}
-		if slices.ContainsFunc(specs, func(o provider.Spec) bool { return o.Raw == sp.Raw }) {
+		if slices.ContainsFunc(specs, func(o extip.Spec) bool { return o.Raw == sp.Raw }) {
 			errs = append(errs, fmt.Errorf("provider %q listed twice", s))
 			continue
 		}
@@ -140,14 +140,14 @@ func New(cfg config.DDNS, opts Options) (*Monitor, error) {
 	if err := errors.Join(errs...); err != nil {
 		return nil, fmt.Errorf("ddns providers: %w", err)
 	}
-	ops := provider.Operators(specs)
-	hasDNS := map[provider.Family]bool{}
+	ops := extip.Operators(specs)
+	hasDNS := map[extip.Family]bool{}
 	for _, s := range specs {
 		if s.IsDNS() {
 			hasDNS[s.Family()] = true
 		}
 	}
-	opsOf := map[provider.Family][]string{}
+	opsOf := map[extip.Family][]string{}
 	for i, s := range specs {
 		q, err := newQ(s)
 		if err != nil {
@@ -180,15 +180,15 @@ type health struct {
 	failures     int
 	backoffUntil time.Time
 	retryAfter   time.Duration
-	fault        *provider.FaultError // the last fault
-	faultReason  string               // reason of the last journaled fault, "" once it answers well
+	fault        *extip.FaultError // the last fault
+	faultReason  string            // reason of the last journaled fault, "" once it answers well
 }
 
 // run is the state of one Run.
 type run struct {
 	env        monitor.Env
 	log        *slog.Logger
-	tracks     map[provider.Family]Track
+	tracks     map[extip.Family]Track
 	health     []health
 	cgnat      bool
 	cgnatAddr  string
@@ -267,7 +267,7 @@ func triggersRecheck(ev event.Event) bool {
 
 // restore rebuilds the run's state from the last journaled ddns state.
 func (m *Monitor) restore(env monitor.Env) *run {
-	r := &run{env: env, log: env.Logger, tracks: map[provider.Family]Track{}, health: make([]health, len(m.provs))}
+	r := &run{env: env, log: env.Logger, tracks: map[extip.Family]Track{}, health: make([]health, len(m.provs))}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -284,7 +284,7 @@ func (m *Monitor) restore(env monitor.Env) *run {
 		r.lastSig = m.state(r).signature()
 		return r
 	}
-	restoreTrack := func(f provider.Family, ip string, changed, noAnswer *time.Time, agreed []string, outcome Outcome) {
+	restoreTrack := func(f extip.Family, ip string, changed, noAnswer *time.Time, agreed []string, outcome Outcome) {
 		var t Track
 		if a, err := netip.ParseAddr(ip); err == nil {
 			t.Addr = a
@@ -298,8 +298,8 @@ func (m *Monitor) restore(env monitor.Env) *run {
 		t.Agreed, t.Outcome = agreed, outcome
 		r.tracks[f] = t
 	}
-	restoreTrack(provider.IPv4, st.IP, st.ChangedAt, st.NoAnswerSince, st.Agreed, st.Consensus)
-	restoreTrack(provider.IPv6, st.IP6, st.ChangedAt6, st.NoAnswerSince6, st.Agreed6, st.Consensus6)
+	restoreTrack(extip.IPv4, st.IP, st.ChangedAt, st.NoAnswerSince, st.Agreed, st.Consensus)
+	restoreTrack(extip.IPv6, st.IP6, st.ChangedAt6, st.NoAnswerSince6, st.Agreed6, st.Consensus6)
 	if m.iface != "" { // without an interface the CGNAT flag is not known
 		r.cgnat, r.cgnatAddr = st.CGNAT, st.CGNATAddress
 	}
@@ -322,7 +322,7 @@ func (m *Monitor) restore(env monitor.Env) *run {
 // state renders the run's state.
 func (m *Monitor) state(r *run) State {
 	st := State{CGNAT: r.cgnat, CGNATAddress: r.cgnatAddr, Agreed: []string{}, Providers: []ProviderState{}}
-	if t, ok := r.tracks[provider.IPv4]; ok {
+	if t, ok := r.tracks[extip.IPv4]; ok {
 		st.IP, st.ChangedAt, st.Consensus, st.NoAnswerSince = addrString(t.Addr), timePtr(t.ChangedAt), t.Outcome, nil
 		if t.Agreed != nil {
 			st.Agreed = t.Agreed
@@ -331,8 +331,8 @@ func (m *Monitor) state(r *run) State {
 			st.NoAnswerSince = timePtr(t.NoAnswerSince)
 		}
 	}
-	if slices.Contains(m.families, provider.IPv6) {
-		t := r.tracks[provider.IPv6]
+	if slices.Contains(m.families, extip.IPv6) {
+		t := r.tracks[extip.IPv6]
 		st.IP6, st.ChangedAt6, st.Consensus6 = addrString(t.Addr), timePtr(t.ChangedAt), t.Outcome
 		st.Agreed6 = t.Agreed
 		if st.Agreed6 == nil {
@@ -420,14 +420,14 @@ func (m *Monitor) round(ctx context.Context, r *run) error {
 			launch(i)
 		}
 	}
-	votes := map[provider.Family][]Vote{}
-	decided := map[provider.Family]bool{} // final, acted on or about to be
-	applied := map[provider.Family]bool{}
-	fellBack := map[provider.Family]bool{}
-	answered := map[provider.Family]bool{}
+	votes := map[extip.Family][]Vote{}
+	decided := map[extip.Family]bool{} // final, acted on or about to be
+	applied := map[extip.Family]bool{}
+	fellBack := map[extip.Family]bool{}
+	answered := map[extip.Family]bool{}
 	var faults []int
 	var grace <-chan time.Time
-	pendingOps := func(f provider.Family) []string {
+	pendingOps := func(f extip.Family) []string {
 		var ops []string
 		for i := range pending {
 			if m.provs[i].family == f {
@@ -499,7 +499,7 @@ func (m *Monitor) round(ctx context.Context, r *run) error {
 		err := res.err
 		var addr netip.Addr
 		if err == nil {
-			addr, err = provider.ParseAnswer(res.raw, p.family, m.allowPrivate)
+			addr, err = extip.ParseAnswer(res.raw, p.family, m.allowPrivate)
 		}
 		if err == nil {
 			*h = health{status: statusOK, answer: addr}
@@ -509,11 +509,11 @@ func (m *Monitor) round(ctx context.Context, r *run) error {
 			h.failures++
 			h.lastError = err.Error()
 			h.retryAfter = 0
-			var se *provider.StatusError
+			var se *extip.StatusError
 			if errors.As(err, &se) {
 				h.retryAfter = se.RetryAfter
 			}
-			if f, ok := provider.IsFault(err); ok {
+			if f, ok := extip.IsFault(err); ok {
 				h.status, h.fault = statusFault, f
 				if f.Reason != h.faultReason {
 					h.faultReason = f.Reason
@@ -560,7 +560,7 @@ func (m *Monitor) round(ctx context.Context, r *run) error {
 
 // observe updates a family's track with the round's consensus and returns
 // the events its decision calls for.
-func (m *Monitor) observe(r *run, f provider.Family, c Consensus, now time.Time) []event.Event {
+func (m *Monitor) observe(r *run, f extip.Family, c Consensus, now time.Time) []event.Event {
 	t, d := r.tracks[f].Observe(c, m.quorum[f], now)
 	r.tracks[f] = t
 	if d.Change {
@@ -569,7 +569,7 @@ func (m *Monitor) observe(r *run, f provider.Family, c Consensus, now time.Time)
 			old = d.Old.String()
 		}
 		kind, what := event.KindDDNSIPUpdate, "External IP Address"
-		if f == provider.IPv6 {
+		if f == extip.IPv6 {
 			kind, what = event.KindDDNSIP6Update, "External IPv6 Address"
 		}
 		ev := event.New(event.MonitorDDNS, kind, fmt.Sprintf("%s changed from %s to %s", what, old, d.New),
@@ -579,7 +579,7 @@ func (m *Monitor) observe(r *run, f provider.Family, c Consensus, now time.Time)
 	}
 	if d.NoUpdate {
 		msg := msgNoUpdate
-		if f == provider.IPv6 {
+		if f == extip.IPv6 {
 			msg = "%% Unable to obtain External IPv6 Address"
 		}
 		var errs []map[string]string

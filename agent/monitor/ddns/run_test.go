@@ -14,7 +14,7 @@ import (
 
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
-	"imon/agent/monitor/ddns/provider"
+	"imon/agent/probe/extip"
 	"imon/config"
 	"imon/event"
 )
@@ -166,7 +166,7 @@ func newHarness(t *testing.T, cfg config.DDNS, n *fakeNet) *runHarness {
 	}
 	h := &runHarness{t: t, net: n, j: &fakeJournal{}, watch: make(chan event.Event)}
 	m, err := ddns.New(cfg, ddns.Options{
-		NewQuerier: func(s provider.Spec) (provider.Querier, error) { return fakeQuerier{n: n, name: s.Raw}, nil },
+		NewQuerier: func(s extip.Spec) (extip.Querier, error) { return fakeQuerier{n: n, name: s.Raw}, nil },
 		InterfaceAddrs: func(string) ([]netip.Addr, error) {
 			h.ifMu.Lock()
 			defer h.ifMu.Unlock()
@@ -603,7 +603,7 @@ func TestRunFaultsAreJournaledNotActedOn(t *testing.T) {
 						if err := ev.DecodeData(&d); err != nil {
 							t.Fatal(err)
 						}
-						if d["provider"] == "" || d["operator"] == "" || d["reason"] == "" || len(d["answer"]) > provider.MaxAnswer+3 {
+						if d["provider"] == "" || d["operator"] == "" || d["reason"] == "" || len(d["answer"]) > extip.MaxAnswer+3 {
 							t.Errorf("fault data %v", d)
 						}
 						for _, c := range d["answer"] {

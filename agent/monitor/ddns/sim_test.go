@@ -11,7 +11,7 @@ import (
 	"time"
 
 	"imon/agent/monitor/ddns"
-	"imon/agent/monitor/ddns/provider"
+	"imon/agent/probe/extip"
 	"imon/event"
 )
 
@@ -47,7 +47,7 @@ func badAnswer(rng *rand.Rand, truth, previous netip.Addr) behaviour {
 func randomPublic(rng *rand.Rand) netip.Addr {
 	for {
 		a := netip.AddrFrom4([4]byte{byte(rng.IntN(223) + 1), byte(rng.IntN(256)), byte(rng.IntN(256)), byte(rng.IntN(254) + 1)})
-		if reason, _ := provider.Special(a); reason == "" {
+		if reason, _ := extip.Special(a); reason == "" {
 			return a
 		}
 	}
@@ -167,7 +167,7 @@ func simulatePure(rng *rand.Rand, rounds int, honestFail float64) simResult {
 		}
 		raw, err := badAnswer(rng, truth, previous)(canceled(ctx))
 		if err == nil {
-			if a, err := provider.ParseAnswer(raw, provider.IPv4, false); err == nil {
+			if a, err := extip.ParseAnswer(raw, extip.IPv4, false); err == nil {
 				votes = append(votes, ddns.Vote{Provider: pC, Operator: "c.test", Addr: a})
 			}
 		}

@@ -46,7 +46,7 @@ type State struct {
 type ProviderState struct {
 	// Name is the provider as configured.
 	Name string `json:"name"`
-	// Operator is the provider's operator (see provider.Operators).
+	// Operator is the provider's operator (see extip.Operators).
 	Operator string `json:"operator"`
 	// Family is "ipv4" or "ipv6".
 	Family string `json:"family"`

@@ -17,8 +17,8 @@ import (
 
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
-	"imon/agent/monitor/ddns/provider"
-	"imon/agent/monitor/ddns/provider/providertest"
+	"imon/agent/probe/extip"
+	"imon/agent/probe/extip/extiptest"
 	"imon/config"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
@@ -77,7 +77,7 @@ var whoami = dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 	case *net.TCPAddr:
 		src, _ = netip.AddrFromSlice(a.IP)
 	}
-	providertest.Answer(src.Unmap().String()).ServeDNS(w, r)
+	extiptest.Answer(src.Unmap().String()).ServeDNS(w, r)
 })
 
 // serveDNS starts whoami on addr:53 (UDP and TCP) inside ns.
@@ -150,7 +150,7 @@ func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Options
 	}
 	hostNS := b.Host.Name
 	opts := ddns.Options{
-		Provider: provider.Options{Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		Provider: extip.Options{Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
 			err = inNS(hostNS, func() error {
 				var d net.Dialer
 				c, err = d.DialContext(ctx, network, addr)

@@ -1,4 +1,4 @@
-package provider_test
+package extip_test
 
 import (
 	"net/netip"
@@ -7,15 +7,15 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/agent/monitor/ddns/provider"
+	"imon/agent/probe/extip"
 )
 
 func TestParseAnswer(t *testing.T) {
 	t.Parallel()
-	const v4, v6 = provider.IPv4, provider.IPv6
+	const v4, v6 = extip.IPv4, extip.IPv6
 	tests := []struct {
 		raw          string
-		fam          provider.Family
+		fam          extip.Family
 		allowPrivate bool
 		want         string // address, or "" when rejected
 		reason       string // fault reason when rejected
@@ -122,14 +122,14 @@ func TestParseAnswer(t *testing.T) {
 		{raw: "1.2.3.4; reboot", fam: v4, allowPrivate: true, reason: "not an address"},
 	}
 	for _, tc := range tests {
-		a, err := provider.ParseAnswer(tc.raw, tc.fam, tc.allowPrivate)
+		a, err := extip.ParseAnswer(tc.raw, tc.fam, tc.allowPrivate)
 		if tc.want != "" {
 			if err != nil || a != netip.MustParseAddr(tc.want) {
 				t.Errorf("ParseAnswer(%q, %v, %v) = %v, %v; want %s", tc.raw, tc.fam, tc.allowPrivate, a, err, tc.want)
 			}
 			continue
 		}
-		f, ok := provider.IsFault(err)
+		f, ok := extip.IsFault(err)
 		if !ok {
 			t.Errorf("ParseAnswer(%q, %v, %v) = %v, %v; want fault %q", tc.raw, tc.fam, tc.allowPrivate, a, err, tc.reason)
 			continue
@@ -153,7 +153,7 @@ func TestSanitize(t *testing.T) {
 		{"\x1b[31mred", "?[31mred"},
 	}
 	for _, tc := range tests {
-		if got := provider.Sanitize(tc.in); got != tc.want {
+		if got := extip.Sanitize(tc.in); got != tc.want {
 			t.Errorf("Sanitize(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
@@ -173,7 +173,7 @@ func FuzzParseAnswer(f *testing.F) {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, raw string) {
-		check := func(path, raw string, fam provider.Family, allowPrivate bool, a netip.Addr, err error) {
+		check := func(path, raw string, fam extip.Family, allowPrivate bool, a netip.Addr, err error) {
 			if err != nil {
 				if a.IsValid() {
 					t.Fatalf("%s: error %v with address %v", path, err, a)
@@ -183,10 +183,10 @@ func FuzzParseAnswer(f *testing.F) {
 			if !a.IsValid() || a.Zone() != "" || a.Is4In6() {
 				t.Fatalf("%s: accepted %q as %v", path, raw, a)
 			}
-			if (fam == provider.IPv4) != a.Is4() {
+			if (fam == extip.IPv4) != a.Is4() {
 				t.Fatalf("%s: accepted %q (%v) for family %v", path, raw, a, fam)
 			}
-			if reason, never := provider.Special(a); reason != "" && (never || !allowPrivate) {
+			if reason, never := extip.Special(a); reason != "" && (never || !allowPrivate) {
 				t.Fatalf("%s: accepted %q (%v), a %s", path, raw, a, reason)
 			}
 			trimmed := strings.Trim(raw, " \t\r\n")
@@ -197,9 +197,9 @@ func FuzzParseAnswer(f *testing.F) {
 				t.Fatalf("%s: accepted %q with non-address characters", path, raw)
 			}
 		}
-		for _, fam := range []provider.Family{provider.IPv4, provider.IPv6} {
+		for _, fam := range []extip.Family{extip.IPv4, extip.IPv6} {
 			for _, allow := range []bool{false, true} {
-				a, err := provider.ParseAnswer(raw, fam, allow)
+				a, err := extip.ParseAnswer(raw, fam, allow)
 				check("http", raw, fam, allow, a, err)
 			}
 		}
@@ -217,13 +217,13 @@ func FuzzParseAnswer(f *testing.F) {
 		if err := got.Unpack(wire); err != nil {
 			t.Fatalf("unpack of packed message: %v", err)
 		}
-		txt, err := provider.ExtractAnswer(q, got)
+		txt, err := extip.ExtractAnswer(q, got)
 		if err != nil {
 			return
 		}
 		for _, allow := range []bool{false, true} {
-			a, err := provider.ParseAnswer(txt, provider.IPv4, allow)
-			check("txt", txt, provider.IPv4, allow, a, err)
+			a, err := extip.ParseAnswer(txt, extip.IPv4, allow)
+			check("txt", txt, extip.IPv4, allow, a, err)
 		}
 	})
 }

@@ -1,4 +1,4 @@
-package provider_test
+package extip_test
 
 import (
 	"context"
@@ -16,8 +16,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/agent/monitor/ddns/provider"
-	"imon/agent/monitor/ddns/provider/providertest"
+	"imon/agent/probe/extip"
+	"imon/agent/probe/extip/extiptest"
 )
 
 // queryTimeout bounds each query in these tests; "slow" servers never
@@ -25,13 +25,13 @@ import (
 const queryTimeout = 300 * time.Millisecond
 
 // outcome classifies a query: "ok ADDR", "fault REASON" or "fail".
-func ask(t *testing.T, raw string, opts provider.Options) (string, error) {
+func ask(t *testing.T, raw string, opts extip.Options) (string, error) {
 	t.Helper()
-	spec, err := provider.Parse(raw)
+	spec, err := extip.Parse(raw)
 	if err != nil {
 		t.Fatalf("parse %q: %v", raw, err)
 	}
-	q, err := provider.New(spec, opts)
+	q, err := extip.New(spec, opts)
 	if err != nil {
 		t.Fatalf("new %q: %v", raw, err)
 	}
@@ -44,12 +44,12 @@ func ask(t *testing.T, raw string, opts provider.Options) (string, error) {
 	}
 	if err == nil {
 		var a netip.Addr
-		a, err = provider.ParseAnswer(text, spec.Family(), false)
+		a, err = extip.ParseAnswer(text, spec.Family(), false)
 		if err == nil {
 			return "ok " + a.String(), nil
 		}
 	}
-	if f, ok := provider.IsFault(err); ok {
+	if f, ok := extip.IsFault(err); ok {
 		return "fault " + f.Reason, err
 	}
 	return "fail", err
@@ -63,7 +63,7 @@ func dnsBehaviour(release <-chan struct{}) dns.Handler {
 		m := new(dns.Msg)
 		m.SetReply(r)
 		add := func(text string) {
-			rr, err := providertest.Record(q, text)
+			rr, err := extiptest.Record(q, text)
 			if err != nil {
 				panic(err)
 			}
@@ -117,7 +117,7 @@ func dnsBehaviour(release <-chan struct{}) dns.Handler {
 		case "twostrings.test":
 			m.Answer = append(m.Answer, &dns.TXT{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeTXT, Class: q.Qclass}, Txt: []string{"1.2.3.4", "5.6.7.8"}})
 		case "othername.test":
-			rr, _ := providertest.Record(dns.Question{Name: "evil.test.", Qtype: q.Qtype, Qclass: q.Qclass}, "1.2.3.4")
+			rr, _ := extiptest.Record(dns.Question{Name: "evil.test.", Qtype: q.Qtype, Qclass: q.Qclass}, "1.2.3.4")
 			m.Answer = append(m.Answer, rr)
 		case "otherquestion.test":
 			m.Question[0].Name = "evil.test."
@@ -130,7 +130,7 @@ func dnsBehaviour(release <-chan struct{}) dns.Handler {
 			add("1.2.3.4")
 		case "cname.test": // CNAME then the record: the A is owned by another name
 			m.Answer = append(m.Answer, &dns.CNAME{Hdr: dns.RR_Header{Name: q.Name, Rrtype: dns.TypeCNAME, Class: q.Qclass}, Target: "evil.test."})
-			rr, _ := providertest.Record(dns.Question{Name: "evil.test.", Qtype: q.Qtype, Qclass: q.Qclass}, "1.2.3.4")
+			rr, _ := extiptest.Record(dns.Question{Name: "evil.test.", Qtype: q.Qtype, Qclass: q.Qclass}, "1.2.3.4")
 			m.Answer = append(m.Answer, rr)
 		default:
 			m.Rcode = dns.RcodeNameError
@@ -142,7 +142,7 @@ func dnsBehaviour(release <-chan struct{}) dns.Handler {
 func TestDNSProvider(t *testing.T) {
 	t.Parallel()
 	release := make(chan struct{})
-	srv := providertest.StartDNS(t, "127.0.0.1", dnsBehaviour(release))
+	srv := extiptest.StartDNS(t, "127.0.0.1", dnsBehaviour(release))
 	t.Cleanup(func() { close(release) }) // runs before the server's shutdown
 	tests := []struct {
 		name, qtype, want string
@@ -175,7 +175,7 @@ func TestDNSProvider(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name+"/"+tc.qtype, func(t *testing.T) {
 			t.Parallel()
-			got, err := ask(t, srv.Provider(tc.name, tc.qtype), provider.Options{})
+			got, err := ask(t, srv.Provider(tc.name, tc.qtype), extip.Options{})
 			if got != tc.want {
 				t.Errorf("got %q (%v), want %q", got, err, tc.want)
 			}
@@ -183,7 +183,7 @@ func TestDNSProvider(t *testing.T) {
 	}
 	t.Run("chaos class", func(t *testing.T) {
 		t.Parallel()
-		got, err := ask(t, srv.Provider("txt.test", "TXT")+"&class=CH", provider.Options{})
+		got, err := ask(t, srv.Provider("txt.test", "TXT")+"&class=CH", extip.Options{})
 		if got != "ok 5.6.7.8" {
 			t.Errorf("got %q (%v)", got, err)
 		}
@@ -192,14 +192,14 @@ func TestDNSProvider(t *testing.T) {
 
 func TestDNSTruncatedRetriesOverTCP(t *testing.T) {
 	t.Parallel()
-	srv := providertest.StartDNS(t, "127.0.0.1", dnsBehaviour(nil))
-	if got, err := ask(t, srv.Provider("trunc.test", "A"), provider.Options{}); got != "ok 1.2.3.4" {
+	srv := extiptest.StartDNS(t, "127.0.0.1", dnsBehaviour(nil))
+	if got, err := ask(t, srv.Provider("trunc.test", "A"), extip.Options{}); got != "ok 1.2.3.4" {
 		t.Fatalf("got %q (%v)", got, err)
 	}
 	if n := srv.TCPQueries(); n != 1 {
 		t.Errorf("TCP queries = %d, want 1", n)
 	}
-	if _, err := ask(t, srv.Provider("good.test", "A"), provider.Options{}); err != nil {
+	if _, err := ask(t, srv.Provider("good.test", "A"), extip.Options{}); err != nil {
 		t.Fatal(err)
 	}
 	if n := srv.TCPQueries(); n != 1 {
@@ -216,7 +216,7 @@ func TestDNSRefusedPort(t *testing.T) {
 	}
 	addr := pc.LocalAddr().String()
 	_ = pc.Close()
-	if got, err := ask(t, "dns://"+addr+"/good.test", provider.Options{}); got != "fail" {
+	if got, err := ask(t, "dns://"+addr+"/good.test", extip.Options{}); got != "fail" {
 		t.Errorf("got %q (%v), want fail", got, err)
 	}
 }
@@ -225,12 +225,12 @@ func TestDNSRefusedPort(t *testing.T) {
 // ends a query at once (miekg/dns#1399 is worked around).
 func TestDNSCancel(t *testing.T) {
 	t.Parallel()
-	addr := providertest.StartBlackhole(t, "127.0.0.1")
-	spec, err := provider.Parse("dns://" + addr + "/good.test")
+	addr := extiptest.StartBlackhole(t, "127.0.0.1")
+	spec, err := extip.Parse("dns://" + addr + "/good.test")
 	if err != nil {
 		t.Fatal(err)
 	}
-	q, _ := provider.New(spec, provider.Options{})
+	q, _ := extip.New(spec, extip.Options{})
 	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
 	done := make(chan error, 1)
 	start := time.Now()
@@ -353,7 +353,7 @@ func TestHTTPProvider(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.path, func(t *testing.T) {
 			t.Parallel()
-			got, err := ask(t, srv.URL+tc.path, provider.Options{})
+			got, err := ask(t, srv.URL+tc.path, extip.Options{})
 			if got != tc.want {
 				t.Errorf("got %q (%v), want %q", got, err, tc.want)
 			}
@@ -361,8 +361,8 @@ func TestHTTPProvider(t *testing.T) {
 	}
 	t.Run("retry-after", func(t *testing.T) {
 		t.Parallel()
-		_, err := ask(t, srv.URL+"/ratelimited", provider.Options{})
-		var se *provider.StatusError
+		_, err := ask(t, srv.URL+"/ratelimited", extip.Options{})
+		var se *extip.StatusError
 		if !errors.As(err, &se) || se.Code != http.StatusTooManyRequests || se.RetryAfter != 120*time.Second {
 			t.Errorf("err = %#v, want StatusError 429 with RetryAfter 120s", err)
 		}
@@ -372,11 +372,11 @@ func TestHTTPProvider(t *testing.T) {
 func TestHTTPSProvider(t *testing.T) {
 	t.Parallel()
 	srv := startHTTP(t, "127.0.0.1", httpBehaviour(nil, ""), true)
-	if got, err := ask(t, srv.URL+"/good", provider.Options{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}); got != "ok 1.2.3.4" {
+	if got, err := ask(t, srv.URL+"/good", extip.Options{RootCAs: srv.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}); got != "ok 1.2.3.4" {
 		t.Errorf("with the test CA: got %q (%v)", got, err)
 	}
 	// Without the test CA the certificate does not verify: a failure.
-	if got, err := ask(t, srv.URL+"/good", provider.Options{}); got != "fail" {
+	if got, err := ask(t, srv.URL+"/good", extip.Options{}); got != "fail" {
 		t.Errorf("without the test CA: got %q (%v), want fail", got, err)
 	}
 	// An https provider must not be redirected to plain http.
@@ -384,7 +384,7 @@ func TestHTTPSProvider(t *testing.T) {
 	down := startHTTP(t, "127.0.0.1", http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		http.Redirect(w, r, plain.URL+"/good", http.StatusFound)
 	}), true)
-	if got, err := ask(t, down.URL+"/", provider.Options{RootCAs: down.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}); got != "fault redirect from https to http" {
+	if got, err := ask(t, down.URL+"/", extip.Options{RootCAs: down.Client().Transport.(*http.Transport).TLSClientConfig.RootCAs}); got != "fault redirect from https to http" {
 		t.Errorf("downgrade: got %q (%v)", got, err)
 	}
 }

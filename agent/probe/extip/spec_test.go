@@ -1,4 +1,4 @@
-package provider_test
+package extip_test
 
 import (
 	"slices"
@@ -7,39 +7,39 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/agent/monitor/ddns/provider"
+	"imon/agent/probe/extip"
 )
 
 func TestParse(t *testing.T) {
 	t.Parallel()
 	tests := []struct {
 		in   string
-		want provider.Spec // Raw is filled in from in
-		fam  provider.Family
+		want extip.Spec // Raw is filled in from in
+		fam  extip.Family
 		err  string // substring of the error
 	}{
 		{in: "dns://1.1.1.1/whoami.cloudflare?type=TXT&class=CH",
-			want: provider.Spec{Scheme: "dns", Server: "1.1.1.1", Port: 53, Name: "whoami.cloudflare", Type: dns.TypeTXT, Class: dns.ClassCHAOS}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "dns", Server: "1.1.1.1", Port: 53, Name: "whoami.cloudflare", Type: dns.TypeTXT, Class: dns.ClassCHAOS}, fam: extip.IPv4},
 		{in: "dns://216.239.32.10/o-o.myaddr.l.google.com?type=TXT",
-			want: provider.Spec{Scheme: "dns", Server: "216.239.32.10", Port: 53, Name: "o-o.myaddr.l.google.com", Type: dns.TypeTXT, Class: dns.ClassINET}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "dns", Server: "216.239.32.10", Port: 53, Name: "o-o.myaddr.l.google.com", Type: dns.TypeTXT, Class: dns.ClassINET}, fam: extip.IPv4},
 		{in: "dns://208.67.222.222/myip.opendns.com?type=A",
-			want: provider.Spec{Scheme: "dns", Server: "208.67.222.222", Port: 53, Name: "myip.opendns.com", Type: dns.TypeA, Class: dns.ClassINET}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "dns", Server: "208.67.222.222", Port: 53, Name: "myip.opendns.com", Type: dns.TypeA, Class: dns.ClassINET}, fam: extip.IPv4},
 		{in: "dns://127.0.0.1:5353/My.Test.?type=a&class=in",
-			want: provider.Spec{Scheme: "dns", Server: "127.0.0.1", Port: 5353, Name: "my.test", Type: dns.TypeA, Class: dns.ClassINET}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "dns", Server: "127.0.0.1", Port: 5353, Name: "my.test", Type: dns.TypeA, Class: dns.ClassINET}, fam: extip.IPv4},
 		{in: "dns://[2620:119:35::35]/myip.opendns.com?type=AAAA",
-			want: provider.Spec{Scheme: "dns", Server: "2620:119:35::35", Port: 53, Name: "myip.opendns.com", Type: dns.TypeAAAA, Class: dns.ClassINET}, fam: provider.IPv6},
+			want: extip.Spec{Scheme: "dns", Server: "2620:119:35::35", Port: 53, Name: "myip.opendns.com", Type: dns.TypeAAAA, Class: dns.ClassINET}, fam: extip.IPv6},
 		{in: "dns://[2606:4700:4700::1111]:53/whoami.cloudflare?type=TXT&class=CH",
-			want: provider.Spec{Scheme: "dns", Server: "2606:4700:4700::1111", Port: 53, Name: "whoami.cloudflare", Type: dns.TypeTXT, Class: dns.ClassCHAOS}, fam: provider.IPv6},
+			want: extip.Spec{Scheme: "dns", Server: "2606:4700:4700::1111", Port: 53, Name: "whoami.cloudflare", Type: dns.TypeTXT, Class: dns.ClassCHAOS}, fam: extip.IPv6},
 		{in: "dns://ns1.google.com/o-o.myaddr.l.google.com?type=TXT",
-			want: provider.Spec{Scheme: "dns", Server: "ns1.google.com", Port: 53, Name: "o-o.myaddr.l.google.com", Type: dns.TypeTXT, Class: dns.ClassINET}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "dns", Server: "ns1.google.com", Port: 53, Name: "o-o.myaddr.l.google.com", Type: dns.TypeTXT, Class: dns.ClassINET}, fam: extip.IPv4},
 		{in: "dns://1.1.1.1/myip.test",
-			want: provider.Spec{Scheme: "dns", Server: "1.1.1.1", Port: 53, Name: "myip.test", Type: dns.TypeA, Class: dns.ClassINET}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "dns", Server: "1.1.1.1", Port: 53, Name: "myip.test", Type: dns.TypeA, Class: dns.ClassINET}, fam: extip.IPv4},
 		{in: "https://api.ipify.org",
-			want: provider.Spec{Scheme: "https", Server: "api.ipify.org", URL: "https://api.ipify.org"}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "https", Server: "api.ipify.org", URL: "https://api.ipify.org"}, fam: extip.IPv4},
 		{in: "http://ifconfig.me/ip",
-			want: provider.Spec{Scheme: "http", Server: "ifconfig.me", URL: "http://ifconfig.me/ip"}, fam: provider.IPv4},
+			want: extip.Spec{Scheme: "http", Server: "ifconfig.me", URL: "http://ifconfig.me/ip"}, fam: extip.IPv4},
 		{in: "https://[2606:4700::1]:8443/ip",
-			want: provider.Spec{Scheme: "https", Server: "2606:4700::1", URL: "https://[2606:4700::1]:8443/ip"}, fam: provider.IPv6},
+			want: extip.Spec{Scheme: "https", Server: "2606:4700::1", URL: "https://[2606:4700::1]:8443/ip"}, fam: extip.IPv6},
 		{in: "ftp://x/", err: `scheme "ftp" is not dns, http or https`},
 		{in: "1.1.1.1", err: `scheme "" is not dns, http or https`},
 		{in: "dns:///whoami.cloudflare", err: "has no DNS server"},
@@ -61,7 +61,7 @@ func TestParse(t *testing.T) {
 		{in: "https://api.ipify.org:0/", err: "is not a number 1..65535"},
 	}
 	for _, tc := range tests {
-		got, err := provider.Parse(tc.in)
+		got, err := extip.Parse(tc.in)
 		if tc.err != "" {
 			if err == nil || !strings.Contains(err.Error(), tc.err) {
 				t.Errorf("Parse(%q) = %+v, %v; want error containing %q", tc.in, got, err, tc.err)
@@ -117,15 +117,15 @@ func TestOperators(t *testing.T) {
 			[]string{"example.org", "example.org"}},
 	}
 	for _, tc := range tests {
-		var specs []provider.Spec
+		var specs []extip.Spec
 		for _, s := range tc.specs {
-			sp, err := provider.Parse(s)
+			sp, err := extip.Parse(s)
 			if err != nil {
 				t.Fatalf("%s: %v", tc.name, err)
 			}
 			specs = append(specs, sp)
 		}
-		if got := provider.Operators(specs); !slices.Equal(got, tc.want) {
+		if got := extip.Operators(specs); !slices.Equal(got, tc.want) {
 			t.Errorf("%s: Operators = %q, want %q", tc.name, got, tc.want)
 		}
 	}

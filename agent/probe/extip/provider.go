@@ -1,4 +1,4 @@
-// Package provider asks one external-IP provider for the address the
+// Package extip asks one external-IP provider for the address the
 // internet sees, and checks that the answer is nothing but one public
 // address.
 //
@@ -18,7 +18,7 @@
 // net/netip and is public unicast passes; every rejection is a
 // [*FaultError], distinct from a failure (timeout, refused, SERVFAIL, HTTP
 // error status), so the monitor can journal faults and back off both.
-package provider
+package extip
 
 import (
 	"context"

@@ -1,9 +1,9 @@
-// Package providertest runs external-IP providers on loopback for tests and
+// Package extiptest runs external-IP providers on loopback for tests and
 // benchmarks: a miekg/dns server answering on UDP and TCP on one port, and a
 // black hole that reads queries and never answers. Servers bind to any
 // 127.0.0.0/8 address, so that tests can run several independent operators
 // (127.0.0.1, 127.0.0.2, ...) side by side.
-package providertest
+package extiptest
 
 import (
 	"errors"
