@@ -10,7 +10,7 @@
 // providers in parallel, each with its own timeout: DNS servers asked
 // directly for a name that resolves to the querier's address, and HTTP(S)
 // services as a fallback, asked only when the DNS answers cannot reach the
-// quorum (package [imon/agent/monitor/ddns/provider] does the I/O and the
+// quorum (package [imon/agent/probe/extip] does the I/O and the
 // validation). Each valid answer is a [Vote] of the provider's operator;
 // [Decide] accepts an address when at least the quorum of operators (two by
 // default) name it and more operators name it than any other address. The

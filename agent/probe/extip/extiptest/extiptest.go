@@ -176,5 +176,5 @@ func Record(q dns.Question, text string) (dns.RR, error) {
 	case dns.TypeTXT:
 		return &dns.TXT{Hdr: h, Txt: []string{text}}, nil
 	}
-	return nil, errors.New("providertest: unsupported type " + strconv.Itoa(int(q.Qtype)))
+	return nil, errors.New("extiptest: unsupported type " + strconv.Itoa(int(q.Qtype)))
 }
