@@ -389,171 +389,229 @@ func (m *Monitor) decisionGrace() time.Duration { return m.timeout / 10 }
 // decision is acted on when no outstanding answer can change it (after
 // decisionGrace) or when all answers are in, so a round takes at most the
 // slowest needed timeout, twice when the fallback is needed.
+//
+// It reads as: ask (launch), collect answers and decide as they come
+// (record, decide), act on the final decisions (apply), then back off the
+// providers that failed and report (finish).
 func (m *Monitor) round(ctx context.Context, r *run) error {
-	now := time.Now()
 	if err := m.checkCGNAT(ctx, r); err != nil {
 		return err
 	}
-	results := make(chan result, len(m.provs))
-	pending := map[int]bool{}
-	queried := map[int]bool{}
-	launch := func(i int) {
-		pending[i], queried[i] = true, true
-		q := m.provs[i].q
-		go func() {
-			qctx, cancel := context.WithTimeout(ctx, m.timeout)
-			defer cancel()
-			raw, err := q.Query(qctx)
-			results <- result{i: i, raw: raw, err: err}
-		}()
-	}
+	rs := m.newRound(ctx, r)
 	// Every launched query sends exactly one result: wait for them all, so
 	// that no query outlives its round, whatever happens below.
-	defer func() {
-		for range pending {
-			<-results
-		}
-	}()
-	eligible := func(i int) bool { return !now.Before(r.health[i].backoffUntil) }
+	defer rs.drain()
 	for i, p := range m.provs {
-		if !p.fallback && eligible(i) {
-			launch(i)
+		if !p.fallback && rs.eligible(i) {
+			rs.launch(i)
 		}
 	}
-	votes := map[extip.Family][]Vote{}
-	decided := map[extip.Family]bool{} // final, acted on or about to be
-	applied := map[extip.Family]bool{}
-	fellBack := map[extip.Family]bool{}
-	answered := map[extip.Family]bool{}
-	var faults []int
-	var grace <-chan time.Time
-	pendingOps := func(f extip.Family) []string {
-		var ops []string
-		for i := range pending {
-			if m.provs[i].family == f {
-				ops = append(ops, m.provs[i].operator)
-			}
-		}
-		return ops
-	}
-	check := func() {
-		for _, f := range m.families {
-			if decided[f] {
-				continue
-			}
-			c := Decide(votes[f], pendingOps(f), m.quorum[f])
-			if c.Outcome == Accepted && c.Final {
-				decided[f] = true
-				if grace == nil {
-					grace = time.After(m.decisionGrace())
-				}
-				continue
-			}
-			if c.Hopeless && !fellBack[f] {
-				fellBack[f] = true
-				for i, p := range m.provs {
-					if p.fallback && p.family == f && eligible(i) {
-						launch(i)
-					}
-				}
-			}
-		}
-	}
-	// applyDecided acts on the families whose consensus is final, and at
-	// the end of the round (all true) on every family: every track is
-	// updated before the first event is journaled, so that each event
-	// carries the round's complete state.
-	applyDecided := func(all bool) error {
-		var evs []event.Event
-		for _, f := range m.families {
-			if (decided[f] || all) && !applied[f] {
-				applied[f] = true
-				evs = append(evs, m.observe(r, f, Decide(votes[f], pendingOps(f), m.quorum[f]), now)...)
-			}
-		}
-		for _, ev := range evs {
-			if err := m.emit(ctx, r, ev); err != nil {
-				return err
-			}
-		}
-		return nil
-	}
-	check()
-	for len(pending) > 0 {
-		var res result
+	rs.decide()
+	for len(rs.pending) > 0 {
 		select {
-		case res = <-results:
-		case <-grace:
-			grace = nil
-			if err := applyDecided(false); err != nil {
+		case res := <-rs.results:
+			delete(rs.pending, res.i)
+			if ctx.Err() != nil {
+				continue // shutting down: not the provider's fault
+			}
+			rs.record(res)
+			rs.decide()
+		case <-rs.grace:
+			rs.grace = nil
+			if err := rs.apply(false); err != nil {
 				return err
 			}
-			continue
 		}
-		delete(pending, res.i)
-		if ctx.Err() != nil {
-			continue // shutting down: not the provider's fault
-		}
-		p := m.provs[res.i]
-		h := &r.health[res.i]
-		err := res.err
-		var addr netip.Addr
-		if err == nil {
-			addr, err = extip.ParseAnswer(res.raw, p.family, m.allowPrivate)
-		}
-		if err == nil {
-			*h = health{status: statusOK, answer: addr}
-			answered[p.family] = true
-			votes[p.family] = append(votes[p.family], Vote{Provider: p.spec.Raw, Operator: p.operator, Addr: addr})
-		} else {
-			h.failures++
-			h.lastError = err.Error()
-			h.retryAfter = 0
-			var se *extip.StatusError
-			if errors.As(err, &se) {
-				h.retryAfter = se.RetryAfter
-			}
-			if f, ok := extip.IsFault(err); ok {
-				h.status, h.fault = statusFault, f
-				if f.Reason != h.faultReason {
-					h.faultReason = f.Reason
-					faults = append(faults, res.i)
-				}
-			} else {
-				h.status = statusFailed
-			}
-			r.log.Debug("provider failed", "provider", p.spec.Raw, "err", err)
-		}
-		check()
 	}
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	// Back off the providers that failed this round.
+	return rs.finish()
+}
+
+// roundState is one round of asking the providers: what was asked, what
+// is still outstanding, the votes per family and what was decided.
+type roundState struct {
+	m       *Monitor
+	r       *run
+	ctx     context.Context
+	now     time.Time
+	results chan result
+	pending map[int]bool // launched, no result yet
+	queried map[int]bool // launched this round
+	votes   map[extip.Family][]Vote
+	decided map[extip.Family]bool // final, acted on or about to be
+	applied map[extip.Family]bool
+	// fellBack: the family's HTTP fallback providers were launched.
+	fellBack map[extip.Family]bool
+	answered map[extip.Family]bool // some provider of the family answered
+	faults   []int                 // providers with a new fault this round
+	grace    <-chan time.Time      // decisionGrace after the first final decision
+}
+
+func (m *Monitor) newRound(ctx context.Context, r *run) *roundState {
+	return &roundState{
+		m: m, r: r, ctx: ctx, now: time.Now(),
+		results:  make(chan result, len(m.provs)),
+		pending:  map[int]bool{},
+		queried:  map[int]bool{},
+		votes:    map[extip.Family][]Vote{},
+		decided:  map[extip.Family]bool{},
+		applied:  map[extip.Family]bool{},
+		fellBack: map[extip.Family]bool{},
+		answered: map[extip.Family]bool{},
+	}
+}
+
+// eligible reports whether provider i is out of its backoff.
+func (rs *roundState) eligible(i int) bool { return !rs.now.Before(rs.r.health[i].backoffUntil) }
+
+// launch queries provider i in its own goroutine; its result arrives on
+// rs.results.
+func (rs *roundState) launch(i int) {
+	rs.pending[i], rs.queried[i] = true, true
+	q, timeout := rs.m.provs[i].q, rs.m.timeout
+	go func() {
+		qctx, cancel := context.WithTimeout(rs.ctx, timeout)
+		defer cancel()
+		raw, err := q.Query(qctx)
+		rs.results <- result{i: i, raw: raw, err: err}
+	}()
+}
+
+// drain waits for every outstanding query.
+func (rs *roundState) drain() {
+	for range rs.pending {
+		<-rs.results
+	}
+}
+
+// pendingOps returns the operators of family f's outstanding queries.
+func (rs *roundState) pendingOps(f extip.Family) []string {
+	var ops []string
+	for i := range rs.pending {
+		if rs.m.provs[i].family == f {
+			ops = append(ops, rs.m.provs[i].operator)
+		}
+	}
+	return ops
+}
+
+// consensus is family f's consensus from the votes so far.
+func (rs *roundState) consensus(f extip.Family) Consensus {
+	return Decide(rs.votes[f], rs.pendingOps(f), rs.m.quorum[f])
+}
+
+// record takes one provider's result: a vote, or a failure or fault on
+// the provider's health.
+func (rs *roundState) record(res result) {
+	p := rs.m.provs[res.i]
+	h := &rs.r.health[res.i]
+	err := res.err
+	var addr netip.Addr
+	if err == nil {
+		addr, err = extip.ParseAnswer(res.raw, p.family, rs.m.allowPrivate)
+	}
+	if err == nil {
+		*h = health{status: statusOK, answer: addr}
+		rs.answered[p.family] = true
+		rs.votes[p.family] = append(rs.votes[p.family], Vote{Provider: p.spec.Raw, Operator: p.operator, Addr: addr})
+		return
+	}
+	h.failures++
+	h.lastError = err.Error()
+	h.retryAfter = 0
+	var se *extip.StatusError
+	if errors.As(err, &se) {
+		h.retryAfter = se.RetryAfter
+	}
+	if f, ok := extip.IsFault(err); ok {
+		h.status, h.fault = statusFault, f
+		if f.Reason != h.faultReason {
+			h.faultReason = f.Reason
+			rs.faults = append(rs.faults, res.i)
+		}
+	} else {
+		h.status = statusFailed
+	}
+	rs.r.log.Debug("provider failed", "provider", p.spec.Raw, "err", err)
+}
+
+// decide marks the families whose consensus became final (starting the
+// grace period), and launches a family's fallback providers once its
+// primary ones cannot reach the quorum any more.
+func (rs *roundState) decide() {
+	for _, f := range rs.m.families {
+		if rs.decided[f] {
+			continue
+		}
+		c := rs.consensus(f)
+		if c.Outcome == Accepted && c.Final {
+			rs.decided[f] = true
+			if rs.grace == nil {
+				rs.grace = time.After(rs.m.decisionGrace())
+			}
+			continue
+		}
+		if c.Hopeless && !rs.fellBack[f] {
+			rs.fellBack[f] = true
+			for i, p := range rs.m.provs {
+				if p.fallback && p.family == f && rs.eligible(i) {
+					rs.launch(i)
+				}
+			}
+		}
+	}
+}
+
+// apply acts on the families whose consensus is final, and at the end of
+// the round (all true) on every family: every track is updated before the
+// first event is journaled, so that each event carries the round's
+// complete state.
+func (rs *roundState) apply(all bool) error {
+	var evs []event.Event
+	for _, f := range rs.m.families {
+		if (rs.decided[f] || all) && !rs.applied[f] {
+			rs.applied[f] = true
+			evs = append(evs, rs.m.observe(rs.r, f, rs.consensus(f), rs.now)...)
+		}
+	}
+	for _, ev := range evs {
+		if err := rs.m.emit(rs.ctx, rs.r, ev); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// finish backs off the providers that failed this round, acts on every
+// family, and journals new faults and a changed status.
+func (rs *roundState) finish() error {
+	m, r := rs.m, rs.r
 	for i := range m.provs {
 		h := &r.health[i]
-		if !queried[i] || h.status == statusOK {
+		if !rs.queried[i] || h.status == statusOK {
 			continue
 		}
 		limit := maxBackoff
-		if !answered[m.provs[i].family] {
+		if !rs.answered[m.provs[i].family] {
 			limit = outageBackoff
 		}
-		h.backoffUntil = now.Add(max(Backoff(h.failures, m.interval, limit), h.retryAfter))
+		h.backoffUntil = rs.now.Add(max(Backoff(h.failures, m.interval, limit), h.retryAfter))
 	}
-	if err := applyDecided(true); err != nil {
+	if err := rs.apply(true); err != nil {
 		return err
 	}
-	for _, i := range faults {
-		if err := m.emit(ctx, r, m.faultEvent(i, r.health[i])); err != nil {
+	for _, i := range rs.faults {
+		if err := m.emit(rs.ctx, r, m.faultEvent(i, r.health[i])); err != nil {
 			return err
 		}
 	}
-	if st := m.state(r); st.signature() != r.lastSig && now.Sub(r.lastStatus) >= statusMinInterval {
-		if err := m.emit(ctx, r, statusEvent(st)); err != nil {
+	if st := m.state(r); st.signature() != r.lastSig && rs.now.Sub(r.lastStatus) >= statusMinInterval {
+		if err := m.emit(rs.ctx, r, statusEvent(st)); err != nil {
 			return err
 		}
-		r.lastStatus = now
+		r.lastStatus = rs.now
 	}
 	return nil
 }
