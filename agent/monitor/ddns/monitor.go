@@ -14,6 +14,7 @@ import (
 	"imon/agent/probe/extip"
 	"imon/config"
 	"imon/event"
+	"imon/internal/backoff"
 )
 
 // Event kinds of the ddns monitor that are not action-script commands (the
@@ -695,17 +696,7 @@ func orNone(o Outcome) string {
 // failure: the interval doubled for each failure after the first (so the
 // first failure costs no round), capped at limit.
 func Backoff(n int, interval, limit time.Duration) time.Duration {
-	if n < 1 {
-		return 0
-	}
-	d := interval
-	for range n - 1 {
-		if d >= limit {
-			break
-		}
-		d *= 2
-	}
-	return min(d, max(limit, interval))
+	return backoff.Policy{Min: interval, Max: limit}.Delay(n)
 }
 
 // checkCGNAT looks for a shared address on the WAN interface and journals
