@@ -16,5 +16,6 @@ require (
 
 require (
 	github.com/google/uuid v1.6.0 // indirect
+	github.com/gorilla/websocket v1.5.3 // indirect
 	golang.org/x/sync v0.22.0 // indirect
 )
