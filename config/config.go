@@ -106,6 +106,8 @@ func (c *Config) checkFiles() Problems {
 	if c.Global.Action != "" && filepath.IsAbs(c.Global.Action) {
 		add(SectionGlobal, "action", CheckScript(c.Global.Action))
 	}
+	add(SectionJournal, "path", CheckRuntimeDir(c.Journal.Path))
+	add(SectionJournal, "socket", CheckRuntimeDir(c.Journal.Socket))
 	if c.MQTT.Enable {
 		if c.MQTT.PasswordFile != "" {
 			add(SectionMQTT, "password-file", CheckSecretFile(c.MQTT.PasswordFile))

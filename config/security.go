@@ -6,7 +6,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
+
+	"imon/internal/safepath"
 )
 
 // imon runs as root, runs the action script as root and takes its routes
@@ -33,29 +36,49 @@ func checkConfigFile(path string, fi fs.FileInfo) error {
 	return nil
 }
 
-// CheckScript checks an action script, which imon runs as root: it must be
-// an absolute path to an existing regular file, executable, owned by root
-// (or the user running imon) and not writable by group or others.
+// CheckScript checks an action script, which imon runs as root, like
+// sshd's StrictModes: it must be an absolute path to an existing regular
+// file, executable, owned by root (or the user running imon) and not
+// writable by group or others, and so must every directory on its path
+// (a sticky directory such as /tmp excepted) and every symbolic link
+// followed: otherwise another user could replace it. The action runner
+// checks again before every run.
 func CheckScript(path string) error {
 	if !filepath.IsAbs(path) {
 		return fmt.Errorf("action script %q is not an absolute path", path)
 	}
-	fi, err := os.Stat(path)
+	f, err := safepath.OpenExecutable(path)
+	var ue *safepath.UnsafeError
+	var pe *fs.PathError
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("action script %s does not exist", path)
+	case errors.As(err, &pe):
+		return fmt.Errorf("action script %s: %w", path, err)
+	case errors.As(err, &ue) && ue.Path != path:
+		return fmt.Errorf("action script %s runs as root, but %w", path, err)
 	case err != nil:
-		return fmt.Errorf("action script: %w", err)
-	case !fi.Mode().IsRegular():
-		return fmt.Errorf("action script %s is not a regular file", path)
-	case fi.Mode().Perm()&0o111 == 0 || syscall.Access(path, 1 /* X_OK */) != nil:
-		return fmt.Errorf("action script %s is not executable: run chmod +x %s", path, path)
-	case fi.Mode().Perm()&0o022 != 0:
-		return fmt.Errorf("action script %s is writable by group/others (mode %04o) and runs as root: run chmod go-w %s",
-			path, fi.Mode().Perm(), path)
+		return fmt.Errorf("action script %w", err)
 	}
-	if uid, ok := trustedOwner(fi); !ok {
-		return fmt.Errorf("action script %s is owned by uid %d, not root, and runs as root: run chown root %s", path, uid, path)
+	defer f.Close() //nolint:errcheck // O_PATH
+	// The execute bit is there; for a user other than root it must apply to
+	// imon's user.
+	if syscall.Access(path, 1 /* X_OK */) != nil {
+		return fmt.Errorf("action script %s is not executable: run chmod +x %s", path, path)
+	}
+	return nil
+}
+
+// CheckRuntimeDir checks the directory that holds the journal or the control
+// socket at path: another user who can write there could create the
+// file first (a socket the CLI then talks to) or replace it. See
+// [safepath.CheckDir].
+func CheckRuntimeDir(path string) error {
+	if !filepath.IsAbs(path) || strings.ContainsRune(path, 0) {
+		return nil // reported by validate
+	}
+	if err := safepath.CheckDir(filepath.Dir(path)); err != nil {
+		return fmt.Errorf("%s is not safe: %w", path, err)
 	}
 	return nil
 }

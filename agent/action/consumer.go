@@ -201,8 +201,7 @@ func (c *Consumer) handle(ctx context.Context, ev event.Event) (done bool, err e
 	}
 	logOutput(log, ev, r)
 	if r.Leftovers {
-		log.Warn("action: background processes kept the script's output open; killed",
-			"seq", ev.Seq, "command", ev.Kind)
+		logLeftovers(log, ev, r)
 	}
 	// The script ran: record that even when shutdown began meanwhile.
 	rctx := context.WithoutCancel(ctx)
@@ -313,5 +312,25 @@ func logOutput(log *slog.Logger, ev event.Event, r Result) {
 			continue
 		}
 		log.Log(context.Background(), level, "action output", "seq", ev.Seq, "command", ev.Kind, "line", line)
+	}
+}
+
+// logLeftovers says what became of the processes that kept the script's
+// output open after it exited: killed, or still running.
+func logLeftovers(log *slog.Logger, ev event.Event, r Result) {
+	attrs := []any{"seq", ev.Seq, "command", ev.Kind}
+	if len(r.Killed) > 0 {
+		attrs = append(attrs, "killed_outside_group", r.Killed)
+	}
+	switch {
+	case len(r.Escaped) > 0:
+		log.Error("action: processes the script left behind kept its output open; its process group was killed, but these escaped and still run",
+			append(attrs, "escaped", r.Escaped)...)
+	case r.LeftoverErr != nil:
+		log.Warn("action: processes the script left behind kept its output open; its process group was killed, processes outside it may still run",
+			append(attrs, "err", r.LeftoverErr)...)
+	default:
+		log.Warn("action: processes the script left behind kept its output open; killed (its process group and every other holder of the output)",
+			attrs...)
 	}
 }

@@ -5,13 +5,17 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
+
+	"imon/internal/safepath"
 )
 
 // Defaults of [Exec] and [Consumer].
@@ -49,9 +53,23 @@ type Result struct {
 	// Canceled is set when the run was stopped because its context ended
 	// (agent shutdown) and the process group was killed.
 	Canceled bool
-	// Leftovers is set when processes of the script's group still held its
-	// output after the grace period and were killed.
+	// Leftovers is set when processes the script left behind still held
+	// its output after the grace period: its process group was killed, and
+	// so was every other process holding the output (one that moved to
+	// its own session or group).
 	Leftovers bool
+	// Killed lists the processes outside the script's process group that
+	// held its output and were killed.
+	Killed []int
+	// Escaped lists processes still holding the output after they were
+	// sent SIGKILL (e.g. stuck in the kernel): they keep running.
+	Escaped []int
+	// LeftoverErr is set when the processes holding the output could not
+	// be searched for: processes outside the group may have escaped.
+	LeftoverErr error
+	// Refused is set when the script failed its safety check and was not
+	// run (Err says why).
+	Refused bool
 	// Err is set when the script could not be started or waited for.
 	Err error
 	// Output is the tail of the combined stdout and stderr.
@@ -122,6 +140,21 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 	if len(c.Argv) == 0 {
 		return Result{Exit: -1, Err: errors.New("no action script")}
 	}
+	if ctx.Err() != nil {
+		return Result{Exit: -1, Canceled: true, Err: fmt.Errorf("start %s: %w", c.Argv[0], ctx.Err())}
+	}
+
+	// The script runs as root: check it and every directory on its path
+	// now, before each run (a check at start is not enough: modes and
+	// owners change), and run the very file checked.
+	script, err := safepath.OpenExecutable(c.Argv[0])
+	if err != nil {
+		return Result{Exit: -1, Refused: true, Err: fmt.Errorf("refused to run the action script: %w", err)}
+	}
+	defer script.Close() //nolint:errcheck // O_PATH
+	if afterCheck != nil {
+		afterCheck(c.Argv[0])
+	}
 
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -132,7 +165,17 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 		return Result{Exit: -1, Err: fmt.Errorf("output pipe: %w", err)}
 	}
 	defer pr.Close()
+	pipeID, pipeErr := pipeInode(pw)
 	cmd := exec.CommandContext(runCtx, c.Argv[0], c.Argv[1:]...)
+	if !isInterpreted(script) {
+		// A binary runs from the open descriptor: a rename over the path
+		// after the check changes nothing. A #! script cannot (the kernel
+		// would hand its interpreter /dev/fd/N as $0, and $0 is the
+		// script's path by contract): its interpreter opens the path,
+		// which the check above made sure only root can change.
+		cmd.Path = "/proc/self/fd/3"
+		cmd.ExtraFiles = []*os.File{script}
+	}
 	cmd.Env = c.Env
 	if cmd.Env == nil {
 		cmd.Env = []string{} // never inherit the agent's environment
@@ -154,7 +197,7 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
-		return Result{Exit: -1, Err: fmt.Errorf("start %s: %w", c.Argv[0], err),
+		return Result{Exit: -1, Err: fmt.Errorf("start %s: %w", c.Argv[0], unwrapExec(err)),
 			Canceled: ctx.Err() != nil, Duration: time.Since(start)}
 	}
 	pgid := cmd.Process.Pid
@@ -181,7 +224,14 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 	case <-wait.C:
 		r.Leftovers = true
 		_ = killGroup(pgid, syscall.SIGKILL)
-		pr.Close() // also when a member escaped the group with the pipe
+		// Processes that left the group (setsid, setpgid) but still hold
+		// the output are found by the pipe they hold.
+		if pipeErr != nil {
+			r.LeftoverErr = pipeErr
+		} else {
+			r.Killed, r.Escaped, r.LeftoverErr = killHolders(pipeID, pgid, grace)
+		}
+		pr.Close() // also when a holder escaped
 		<-copied
 	}
 	wait.Stop()
@@ -199,6 +249,34 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 	}
 	r.Output, r.Dropped = out.tail()
 	return r
+}
+
+// afterCheck, when set (by tests), runs between the script's check and its
+// start.
+var afterCheck func(path string)
+
+// isInterpreted reports whether the file open at f (O_PATH) starts with
+// "#!". When it cannot be read (no /proc), it is treated as a script: it
+// then runs by its path, which was checked.
+func isInterpreted(f *os.File) bool {
+	r, err := os.OpenFile("/proc/self/fd/"+strconv.Itoa(int(f.Fd())), os.O_RDONLY|syscall.O_NOCTTY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return true
+	}
+	defer r.Close() //nolint:errcheck // read-only
+	var magic [2]byte
+	n, _ := io.ReadFull(r, magic[:])
+	return n < 2 || string(magic[:]) == "#!"
+}
+
+// unwrapExec drops the "fork/exec /proc/self/fd/3:" of exec's error: the
+// caller names the script.
+func unwrapExec(err error) error {
+	var pe *fs.PathError
+	if errors.As(err, &pe) && pe.Op == "fork/exec" {
+		return pe.Err
+	}
+	return err
 }
 
 // killGroup sends sig to the process group pgid; a group that is already

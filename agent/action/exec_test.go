@@ -141,7 +141,7 @@ func TestExecResults(t *testing.T) {
 			output: "dying\n", reason: "killed by signal: killed"},
 		{name: "missing", exit: -1, reason: "no such file or directory", err: true},
 		{name: "notexec", body: "echo never\n", mode: 0o644, exit: -1,
-			reason: "permission denied", err: true},
+			reason: "not executable", err: true},
 		{name: "badinterp", body: "", exit: -1, reason: "exec format error", err: true},
 	}
 	for _, tc := range tests {
