@@ -306,6 +306,82 @@ func TestCheckScript(t *testing.T) {
 	}
 }
 
+// TestCheckScriptDirectories (issue 11.1a): a root-owned 0755 script in a
+// directory owned by an unprivileged user (who could mv -f another file over
+// it) is refused, like sshd's StrictModes; so is one below a world-writable
+// directory. A sticky directory on the way is fine. Seen failing before:
+// imon check said OK.
+func TestCheckScriptDirectories(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	dir := t.TempDir()
+	mk := func(name string, mode os.FileMode, uid int) string {
+		p := filepath.Join(dir, name)
+		if err := os.Mkdir(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chmod(p, mode); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.Chown(p, uid, uid); err != nil {
+			t.Fatal(err)
+		}
+		return p
+	}
+	user := mk("user", 0o755, 4242)
+	open := mk("open", 0o777, 0)
+	sticky := mk("sticky", 0o777|os.ModeSticky, 0)
+	for _, tc := range []struct{ dir, want string }{
+		{user, "action script " + user + "/imon-action runs as root, but " + user +
+			" is a directory owned by uid 4242, not root, so that user could replace what is in it: run chown root " + user},
+		{open, "action script " + open + "/imon-action runs as root, but " + open +
+			" is a directory writable by group/others (mode 0777), so they could replace what is in it: run chmod go-w " + open},
+		{sticky, ""},
+	} {
+		s := writeScript(t, tc.dir)
+		if got := errString(config.CheckScript(s)); got != tc.want {
+			t.Errorf("CheckScript(%s) = %q\nwant %q", s, got, tc.want)
+		}
+	}
+}
+
+// TestLoadChecksRuntimeDirs (issue 11.8): a control socket or journal in a
+// directory others may write is refused (a squatter could create the socket
+// first); a sticky directory on the way is fine. Seen failing before: check
+// said OK.
+func TestLoadChecksRuntimeDirs(t *testing.T) {
+	t.Parallel()
+	requireRoot(t)
+	dir := t.TempDir()
+	open := filepath.Join(dir, "open")
+	if err := os.Mkdir(open, 0o777); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(open, 0o777|os.ModeSticky); err != nil {
+		t.Fatal(err)
+	}
+	data := `{"journal": {"path": "` + open + `/main.db", "socket": "` + open + `/imon/main.sock"}}`
+	path := writeConfig(t, dir, "dirs", []byte(data), 0o600)
+	_, err := config.Load(path)
+	want := []string{
+		path + ": journal.path: " + open + "/main.db is not safe: " + open + " is writable by group/others (mode 1777), so another user could create or replace files in it: run chmod go-w " + open + ", or use a directory only root can write",
+		path + ": journal.socket: " + open + "/imon/main.sock is not safe: " + open + " is writable by group/others (mode 1777), so another user could create " + open + "/imon first: run chmod go-w " + open + ", or use a directory only root can write",
+	}
+	if got := strings.Split(errString(err), "\n"); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+	// Below a root directory inside the sticky one: fine.
+	safe := filepath.Join(open, "imon")
+	if err := os.Mkdir(safe, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	data = `{"journal": {"path": "` + safe + `/main.db", "socket": "` + safe + `/run/main.sock"}}`
+	path = writeConfig(t, dir, "dirs", []byte(data), 0o600)
+	if _, err := config.Load(path); err != nil {
+		t.Errorf("Load: %v", err)
+	}
+}
+
 // requireRoot skips a test that needs root, but fails it under CI=true,
 // where a missing prerequisite must not hide a test.
 func requireRoot(t *testing.T) {
