@@ -193,10 +193,19 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 // ErrNoAgent means no agent answers on the control socket.
 var ErrNoAgent = errors.New("no running imon agent")
 
+// ErrPermission means the caller may not use the control socket (or read
+// the journal): both are root's, mode 0600.
+var ErrPermission = errors.New("permission denied (run as root)")
+
 // Dial connects to the control socket of a running agent and sends req.
+// A socket the caller may not connect to is [ErrPermission], not
+// [ErrNoAgent]: an agent may well be running.
 func Dial(ctx context.Context, path string, req Request) (net.Conn, error) {
 	var d net.Dialer
 	conn, err := d.DialContext(ctx, "unix", path)
+	if errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("control socket %s: %w", path, ErrPermission)
+	}
 	if err != nil {
 		return nil, fmt.Errorf("%w on %s: %v", ErrNoAgent, path, err)
 	}

@@ -5,8 +5,10 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 
+	"imon/agent"
 	"imon/config"
 )
 
@@ -90,6 +92,9 @@ func (c *commonFlags) path() string {
 // checks on it too).
 func (c *commonFlags) load() (*config.Config, error) {
 	cfg, err := config.Load(c.path())
+	if cfg == nil && errors.Is(err, fs.ErrPermission) {
+		return nil, fmt.Errorf("reading config %s: %w", c.path(), agent.ErrPermission)
+	}
 	if cfg != nil && c.instance != "" && cfg.Global.Instance != c.instance {
 		cfg.SetInstance(c.instance)
 	}
@@ -114,4 +119,13 @@ func (c *commonFlags) loadForClient() (*config.Config, error) {
 	fmt.Fprintf(os.Stderr, "imon: warning: %s has %d problem(s) (the agent would refuse it; see imon check); going on with its journal and socket\n",
 		c.path(), len(ps))
 	return cfg, nil
+}
+
+// permissionHint turns a permission error on path (the journal, which is
+// root's, mode 0600) into "PATH: permission denied (run as root)".
+func permissionHint(err error, path string) error {
+	if errors.Is(err, fs.ErrPermission) {
+		return fmt.Errorf("%s: %w", path, agent.ErrPermission)
+	}
+	return err
 }

@@ -219,7 +219,7 @@ func readFile(cfg *config.Config, since time.Time, from uint64, print func(event
 		if errors.Is(err, os.ErrNotExist) {
 			return 0, fmt.Errorf("no agent answers on %s and %w at %s", cfg.Journal.Socket, errNoJournal, cfg.Journal.Path)
 		}
-		return 0, err
+		return 0, permissionHint(err, cfg.Journal.Path)
 	}
 	defer j.Close()
 	if !since.IsZero() {

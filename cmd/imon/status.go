@@ -147,7 +147,7 @@ func fetchStatus(cfg *config.Config) (Status, error) {
 	}
 	j, err := journal.Open(cfg.Journal.Path, journal.Options{ReadOnly: true})
 	if err != nil {
-		return Status{}, fmt.Errorf("no agent answers on %s, and reading the journal failed: %w", cfg.Journal.Socket, err)
+		return Status{}, fmt.Errorf("no agent answers on %s, and reading the journal failed: %w", cfg.Journal.Socket, permissionHint(err, cfg.Journal.Path))
 	}
 	defer j.Close()
 	return buildStatus(cfg, j, enabledMonitors(cfg), false), nil
