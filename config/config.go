@@ -70,9 +70,16 @@ func Load(path string) (*Config, error) {
 	if !fi.Mode().IsRegular() {
 		return nil, fmt.Errorf("reading config: %s is not a regular file", path)
 	}
-	data, err := io.ReadAll(f)
+	if fi.Size() > MaxConfigBytes {
+		return nil, Problems{tooLarge(path, fi.Size())}
+	}
+	// Bounded also when the file grows after the stat.
+	data, err := io.ReadAll(io.LimitReader(f, MaxConfigBytes+1))
 	if err != nil {
 		return nil, fmt.Errorf("reading config: %w", err)
+	}
+	if len(data) > MaxConfigBytes {
+		return nil, Problems{tooLarge(path, int64(len(data)))}
 	}
 	var ps Problems
 	if err := checkConfigFile(path, fi); err != nil {
@@ -90,9 +97,20 @@ func Load(path string) (*Config, error) {
 	}
 	ps = append(ps, c.checkFiles()...)
 	if len(ps) > 0 {
-		return c, ps
+		return c, ps.Capped()
 	}
 	return c, nil
+}
+
+// MaxConfigBytes is the largest configuration file [Load] and [Parse]
+// accept (1 MiB; a full configuration is about 3 KiB). A bigger one is
+// refused before it is parsed, so that a huge file cannot take the memory
+// and time of a check.
+const MaxConfigBytes = 1 << 20
+
+// tooLarge is the problem of a file over MaxConfigBytes.
+func tooLarge(path string, size int64) Problem {
+	return Problem{File: path, Msg: fmt.Sprintf("file is %d bytes, more than the %d bytes (1 MiB) a configuration may have: refused without parsing it", size, MaxConfigBytes)}
 }
 
 // checkFiles checks the files the configuration names.
@@ -131,6 +149,9 @@ func Parse(path string, data []byte) (*Config, error) {
 var utf8BOM = []byte{0xef, 0xbb, 0xbf}
 
 func parse(path string, data []byte, hostname func() (string, error)) (*Config, error) {
+	if len(data) > MaxConfigBytes {
+		return nil, Problems{tooLarge(path, int64(len(data)))}
+	}
 	data = bytes.TrimPrefix(data, utf8BOM)
 	if len(bytes.TrimSpace(data)) == 0 {
 		return nil, Problems{{File: path, Msg: "file is empty: want a JSON object"}}
@@ -157,7 +178,7 @@ func parse(path string, data []byte, hostname func() (string, error)) (*Config, 
 	}
 	c.derive()
 	ps = append(ps, c.validate()...)
-	return c, ps.Err()
+	return c, ps.Capped().Err()
 }
 
 // defaultConfig returns a Config holding every static default.
@@ -298,28 +319,38 @@ func (c *Config) problem(section, key, msg string) Problem {
 // decode stores the file's values into c, recording which keys were set.
 func (c *Config) decode(root *jvalue) Problems {
 	var ps Problems
+	more := 0 // problems beyond MaxProblems: only counted
+	full := func() bool { return len(ps) >= MaxProblems }
+	add := func(p Problem, pos position) {
+		if full() {
+			more++
+			return
+		}
+		p.Line, p.Col = pos.line, pos.col
+		ps = append(ps, p)
+	}
 	seenSection := map[string]position{}
 	sectionNames := Sections()
 	for _, sm := range root.members {
-		at := func(p Problem, pos position) Problem {
-			p.Line, p.Col = pos.line, pos.col
-			return p
-		}
 		if first, dup := seenSection[sm.key]; dup {
-			ps = append(ps, at(Problem{File: c.Path, Section: sm.key,
-				Msg: fmt.Sprintf("duplicate section (first at line %d)", first.line)}, sm.pos))
+			add(Problem{File: c.Path, Section: sm.key,
+				Msg: fmt.Sprintf("duplicate section (first at line %d)", first.line)}, sm.pos)
 			continue
 		}
 		seenSection[sm.key] = sm.pos
 		spec := findSection(sm.key)
 		if spec == nil {
-			ps = append(ps, at(Problem{File: c.Path, Section: sm.key,
-				Msg: "unknown section" + suggest(sm.key, sectionNames)}, sm.pos))
+			if full() { // only counted: no suggestion needed
+				more++
+				continue
+			}
+			add(Problem{File: c.Path, Section: sm.key,
+				Msg: "unknown section" + suggest(sm.key, sectionNames)}, sm.pos)
 			continue
 		}
 		if sm.val.kind != jObject {
-			ps = append(ps, at(Problem{File: c.Path, Section: sm.key,
-				Msg: "want an object {...}, got " + describe(sm.val)}, sm.val.pos))
+			add(Problem{File: c.Path, Section: sm.key,
+				Msg: "want an object {...}, got " + describe(sm.val)}, sm.val.pos)
 			continue
 		}
 		seenKey := map[string]position{}
@@ -327,27 +358,34 @@ func (c *Config) decode(root *jvalue) Problems {
 			p := Problem{File: c.Path, Section: sm.key, Key: km.key}
 			if first, dup := seenKey[km.key]; dup {
 				p.Msg = fmt.Sprintf("duplicate key (first at line %d)", first.line)
-				ps = append(ps, at(p, km.pos))
+				add(p, km.pos)
 				continue
 			}
 			seenKey[km.key] = km.pos
 			k := spec.key(km.key)
+			if k == nil && full() { // only counted: no suggestion needed
+				more++
+				continue
+			}
 			if k == nil {
 				p.Msg = unknownKeyMsg(spec, km.key)
-				ps = append(ps, at(p, km.pos))
+				add(p, km.pos)
 				continue
 			}
 			c.pos[sm.key+"."+km.key] = km.pos
 			set, msg := decodeValue(k.field(c), k.commaList, km.val)
 			if msg != "" {
 				p.Msg = msg
-				ps = append(ps, at(p, km.pos))
+				add(p, km.pos)
 				continue
 			}
 			if set {
 				c.set[sm.key+"."+km.key] = true
 			}
 		}
+	}
+	if more > 0 {
+		ps = append(ps, Problem{File: c.Path, More: more})
 	}
 	return ps
 }

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"errors"
+	"fmt"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -268,9 +269,9 @@ func TestLoadChecksFiles(t *testing.T) {
 		t.Fatalf("err = %v, want Problems", err)
 	}
 	want := []string{
-		path + ": global.action: action script " + dir + "/no-such-script does not exist",
-		path + ": mqtt.password-file: " + pw + " holds a secret but others may read or write it (mode 0644): run chmod o-rw " + pw,
-		path + ": mqtt.ca-file: " + dir + "/ca.pem does not exist",
+		path + ":2: global.action: action script " + dir + "/no-such-script does not exist",
+		path + ":3: mqtt.password-file: " + pw + " holds a secret but others may read or write it (mode 0644): run chmod o-rw " + pw,
+		path + ":3: mqtt.ca-file: " + dir + "/ca.pem does not exist",
 	}
 	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -364,8 +365,8 @@ func TestLoadChecksRuntimeDirs(t *testing.T) {
 	path := writeConfig(t, dir, "dirs", []byte(data), 0o600)
 	_, err := config.Load(path)
 	want := []string{
-		path + ": journal.path: " + open + "/main.db is not safe: " + open + " is writable by group/others (mode 1777), so another user could create or replace files in it: run chmod go-w " + open + ", or use a directory only root can write",
-		path + ": journal.socket: " + open + "/imon/main.sock is not safe: " + open + " is writable by group/others (mode 1777), so another user could create " + open + "/imon first: run chmod go-w " + open + ", or use a directory only root can write",
+		path + ":1: journal.path: " + open + "/main.db is not safe: " + open + " is writable by group/others (mode 1777), so another user could create or replace files in it: run chmod go-w " + open + ", or use a directory only root can write",
+		path + ":1: journal.socket: " + open + "/imon/main.sock is not safe: " + open + " is writable by group/others (mode 1777), so another user could create " + open + "/imon first: run chmod go-w " + open + ", or use a directory only root can write",
 	}
 	if got := strings.Split(errString(err), "\n"); !reflect.DeepEqual(got, want) {
 		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
@@ -406,58 +407,64 @@ func TestInvalidFiles(t *testing.T) {
 	t.Parallel()
 	const f = "/etc/default/imon-x"
 	tests := map[string]string{
-		"action-relative":          f + `: global.action: "imon-action" is not an absolute path`,
-		"addping-bad-name":         f + `: updown.addping: "my_router" is not a valid IP address or host name: character '_' is not allowed`,
+		"action-relative":          f + `:3: global.action: "imon-action" is not an absolute path`,
+		"addping-bad-name":         f + `:5: updown.addping: "my_router" is not a valid IP address or host name: character '_' is not allowed`,
 		"dnslookup-without-server": f + `: updown.dnsserver: required when dnslookup is set (the server to look it up on)`,
-		"dnsserver-bad-port":       f + `: updown.dnsserver: "9.9.9.9:99999": port "99999" is not a number 1..65535`,
+		"dnsserver-bad-port":       f + `:5: updown.dnsserver: "9.9.9.9:99999": port "99999" is not a number 1..65535`,
 		"dnsserver-without-lookup": f + `: updown.dnslookup: required when dnsserver is set (the name to look up there)`,
-		"duplicate-key":            f + `: ping.monitorip: duplicate key (first at line 4)`,
-		"duplicate-section":        f + `: ping: duplicate section (first at line 2)`,
+		"duplicate-key":            f + `:5: ping.monitorip: duplicate key (first at line 4)`,
+		"duplicate-section":        f + `:3: ping: duplicate section (first at line 2)`,
 		"empty":                    f + `: file is empty: want a JSON object`,
-		"enable-string":            f + `: ddns.enable: want true or false, got string "yes"`,
-		"gw-not-ip":                f + `: failover.primary-gw: "router.lan" is not an IP address`,
-		"failover-ipv6": f + `: failover.primary-gw: fd00::1 is an IPv6 address: failover routes IPv4 only (IPv6 is left to router advertisements)` + "\n" +
-			f + `: failover.standby-ping: 2001:db8::1 is an IPv6 address: failover probes each WAN over IPv4 only`,
-		"journal-overwrites": f + `: journal.path: /usr/local/bin/imon-action is global.action: it would be overwritten` + "\n" +
-			f + `: journal.socket: /etc/default/imon-x is the config file itself: it would be overwritten`,
-		"nul-bytes": f + `: journal.path: "/var/lib/imon/a\x00b.db" holds a NUL byte` + "\n" +
-			f + `: journal.socket: "/run/imon/\x00.sock" holds a NUL byte` + "\n" +
-			f + `: mqtt.username: holds a NUL byte (MQTT forbids it)`,
-		"providers-empty":            f + `: ddns.providers: is empty: ddns needs at least one provider (remove the key for the default list)`,
-		"homeassistant-without-mqtt": f + `: homeassistant.enable: needs mqtt (set mqtt.enable to true)`,
-		"instance-name":              f + `: global.instance: instance name "my instance" holds ' ': use letters, digits, '.', '_' and '-'`,
-		"interval-string":            f + `: ddns.interval: want a number of seconds, got string "10"`,
-		"interval-zero":              f + `: ddns.interval: must be greater than 0 seconds, got 0`,
-		"journal-relative":           f + `: journal.path: "imon.db" is not an absolute path`,
-		"key-in-wrong-section":       f + `: ddns.debug: unknown key (it belongs in section "global")`,
-		"metric-negative":            f + `: failover.metric: must be 0..2147483647, got -1`,
-		"monitorip-bad-ip":           f + `: updown.monitorip: "192.168.1.256" is not a valid IP address`,
-		"mqtt-ca-plain":              f + `: mqtt.ca-file: is set but server "mqtt://broker.lan" does not use TLS (use mqtts://)`,
-		"mqtt-no-host":               f + `: mqtt.server: "mqtt://:1883" has no host (want e.g. mqtt://host:1883)`,
-		"mqtt-no-server":             f + `: mqtt.server: required when mqtt is enabled`,
-		"mqtt-node-id":               f + `: mqtt.node-id: node id "pi 4" holds ' ': use only letters, digits, '_' and '-'`,
-		"mqtt-scheme":                f + `: mqtt.server: "http://broker.lan:1883": scheme "http" is not one of mqtt, mqtts, tcp, ssl, tls, unix (want e.g. mqtt://host:1883)`,
-		"mqtt-topic-wildcard":        f + `: mqtt.topic-prefix: topic prefix "imon/#" holds a wildcard ('+', '#') or NUL`,
-		"null-value":                 f + `: global.action: want a string, got null`,
-		"ping-no-monitorip":          f + `: ping.monitorip: required when ping is enabled`,
-		"pingcount-fraction":         f + `: ping.pingcount: want an integer, got number 2.5`,
-		"pingcount-range":            f + `: ping.pingcount: must be 1..100, got 0`,
-		"pingwait-negative":          f + `: updown.pingwait: must be greater than 0 seconds, got -1`,
-		"provider-scheme":            f + `: ddns.providers: provider "ftp://example.com/ip": scheme "ftp" is not dns, http or https`,
-		"provider-type":              f + `: ddns.providers: provider "dns://9.9.9.9/whoami.example?type=MX": type "MX" is not A, AAAA or TXT`,
-		"providers-string":           f + `: ddns.providers: want a list of strings, got string "https://api.ipify.org"`,
-		"quorum-zero":                f + `: ddns.quorum: must be at least 1, got 0`,
-		"same-interface":             f + `: failover.standby-if: is "eth1", the same interface as primary-if`,
-		"section-not-object":         f + `: ddns: want an object {...}, got true`,
-		"syntax-trailing-comma":      f + `:4:3: syntax error: invalid character '}' looking for beginning of object key string`,
-		"syntax-truncated":           f + `:4:1: syntax error: unexpected end of JSON input`,
-		"syntax-unquoted-key":        f + `:3:5: syntax error: invalid character 'e' looking for beginning of object key string`,
-		"top-level-array":            f + `:1:1: want a JSON object {...} at the top level, got list`,
-		"unknown-section":            f + `: updwon: unknown section (did you mean "updown"?)`,
-		"updown-no-monitorip":        f + `: updown.monitorip: required when updown is enabled`,
-		"wan-name-colon":             f + `: failover.primary-name: network name "isp:1" holds ':': it may hold neither ':' nor spaces`,
+		"enable-string":            f + `:3: ddns.enable: want true or false, got string "yes"`,
+		"gw-not-ip":                f + `:4: failover.primary-gw: "router.lan" is not an IP address`,
+		"failover-ipv6": f + `:4: failover.primary-gw: fd00::1 is an IPv6 address: failover routes IPv4 only (IPv6 is left to router advertisements)` + "\n" +
+			f + `:5: failover.standby-ping: 2001:db8::1 is an IPv6 address: failover probes each WAN over IPv4 only`,
+		"journal-overwrites": f + `:3: journal.path: /usr/local/bin/imon-action is global.action: it would be overwritten` + "\n" +
+			f + `:3: journal.socket: /etc/default/imon-x is the config file itself: it would be overwritten`,
+		"nul-bytes": f + `:2: journal.path: "/var/lib/imon/a\x00b.db" holds a NUL byte` + "\n" +
+			f + `:2: journal.socket: "/run/imon/\x00.sock" holds a NUL byte` + "\n" +
+			f + `:3: mqtt.username: holds a NUL byte (MQTT forbids it)`,
+		"providers-empty":            f + `:4: ddns.providers: is empty: ddns needs at least one provider (remove the key for the default list)`,
+		"homeassistant-without-mqtt": f + `:3: homeassistant.enable: needs mqtt (set mqtt.enable to true)`,
+		"instance-name":              f + `:3: global.instance: instance name "my instance" holds ' ': use letters, digits, '.', '_' and '-'`,
+		"interval-string":            f + `:4: ddns.interval: want a number of seconds, got string "10"`,
+		"interval-zero":              f + `:4: ddns.interval: must be at least 0.1 seconds, got 0`,
+		// Lower bounds (issue 11.8): 0.001 used to pass and spin.
+		"interval-too-small": f + `:3: ping.interval: must be at least 0.1 seconds, got 0.001`,
+		"timings-too-small": f + `:5: ddns.timeout: must be at least 0.1 seconds, got 0.001` + "\n" +
+			f + `:2: updown.pingwait: must be at least 0.1 seconds, got 0.05` + "\n" +
+			f + `:3: updown.down-interval: must be at least 0.1 seconds, got 0.01` + "\n" +
+			f + `:4: failover.probe-interval: must be at least 0.05 seconds, got 0.02`,
+		"journal-relative":      f + `:3: journal.path: "imon.db" is not an absolute path`,
+		"key-in-wrong-section":  f + `:3: ddns.debug: unknown key (it belongs in section "global")`,
+		"metric-negative":       f + `:3: failover.metric: must be 0..2147483647, got -1`,
+		"monitorip-bad-ip":      f + `:4: updown.monitorip: "192.168.1.256" is not a valid IP address`,
+		"mqtt-ca-plain":         f + `:4: mqtt.ca-file: is set but server "mqtt://broker.lan" does not use TLS (use mqtts://)`,
+		"mqtt-no-host":          f + `:4: mqtt.server: "mqtt://:1883" has no host (want e.g. mqtt://host:1883)`,
+		"mqtt-no-server":        f + `: mqtt.server: required when mqtt is enabled`,
+		"mqtt-node-id":          f + `:3: mqtt.node-id: node id "pi 4" holds ' ': use only letters, digits, '_' and '-'`,
+		"mqtt-scheme":           f + `:4: mqtt.server: "http://broker.lan:1883": scheme "http" is not one of mqtt, mqtts, tcp, ssl, tls, unix (want e.g. mqtt://host:1883)`,
+		"mqtt-topic-wildcard":   f + `:3: mqtt.topic-prefix: topic prefix "imon/#" holds a wildcard ('+', '#') or NUL`,
+		"null-value":            f + `:3: global.action: want a string, got null`,
+		"ping-no-monitorip":     f + `: ping.monitorip: required when ping is enabled`,
+		"pingcount-fraction":    f + `:4: ping.pingcount: want an integer, got number 2.5`,
+		"pingcount-range":       f + `:4: ping.pingcount: must be 1..100, got 0`,
+		"pingwait-negative":     f + `:5: updown.pingwait: must be at least 0.1 seconds, got -1`,
+		"provider-scheme":       f + `:3: ddns.providers: provider "ftp://example.com/ip": scheme "ftp" is not dns, http or https`,
+		"provider-type":         f + `:3: ddns.providers: provider "dns://9.9.9.9/whoami.example?type=MX": type "MX" is not A, AAAA or TXT`,
+		"providers-string":      f + `:3: ddns.providers: want a list of strings, got string "https://api.ipify.org"`,
+		"quorum-zero":           f + `:3: ddns.quorum: must be at least 1, got 0`,
+		"same-interface":        f + `:5: failover.standby-if: is "eth1", the same interface as primary-if`,
+		"section-not-object":    f + `:2: ddns: want an object {...}, got true`,
+		"syntax-trailing-comma": f + `:4:3: syntax error: invalid character '}' looking for beginning of object key string`,
+		"syntax-truncated":      f + `:4:1: syntax error: unexpected end of JSON input`,
+		"syntax-unquoted-key":   f + `:3:5: syntax error: invalid character 'e' looking for beginning of object key string`,
+		"top-level-array":       f + `:1:1: want a JSON object {...} at the top level, got list`,
+		"unknown-section":       f + `:2: updwon: unknown section (did you mean "updown"?)`,
+		"updown-no-monitorip":   f + `:4: updown.monitorip: required when updown is enabled`,
+		"wan-name-colon":        f + `:3: failover.primary-name: network name "isp:1" holds ':': it may hold neither ':' nor spaces`,
 		// Several problems at once.
-		"unknown-key": f + `: updown.monitorp: unknown key (did you mean "monitorip"?)` + "\n" +
+		"unknown-key": f + `:4: updown.monitorp: unknown key (did you mean "monitorip"?)` + "\n" +
 			f + `: updown.monitorip: required when updown is enabled`,
 		"failover-incomplete": f + `: failover.primary-gw: required when failover is enabled` + "\n" +
 			f + `: failover.standby-name: required when failover is enabled` + "\n" +
@@ -755,9 +762,9 @@ func TestCheckHostWith(t *testing.T) {
 }`
 	c := mustParse(t, "f", []byte(data))
 	want := []string{
-		"f: failover.primary-gw: gateway 192.168.43.1 is not in a subnet of the interface (192.168.42.2/24) (interface eth1)",
-		"f: failover.standby-gw: cannot check gateway 192.168.62.1: the interface has no address of the gateway's family (yet) (interface eth2)",
-		`f: ddns.interface: interface "ppp0" does not exist`,
+		"f:4: failover.primary-gw: gateway 192.168.43.1 is not in a subnet of the interface (192.168.42.2/24) (interface eth1)",
+		"f:5: failover.standby-gw: cannot check gateway 192.168.62.1: the interface has no address of the gateway's family (yet) (interface eth2)",
+		`f:2: ddns.interface: interface "ppp0" does not exist`,
 	}
 	ps := config.CheckHostWith(c, lookup)
 	if got := strings.Split(errString(ps.Err()), "\n"); !reflect.DeepEqual(got, want) {
@@ -864,5 +871,91 @@ func TestLoadFIFO(t *testing.T) {
 		}
 	case <-time.After(10 * time.Second):
 		t.Fatal("Load(fifo) blocked")
+	}
+}
+
+// TestLoadRefusesHugeFile (issue 11.8): a config over MaxConfigBytes is
+// refused before it is read or parsed (a 25 MB file of 2 million unknown
+// keys took 24 s and 1.4 GB). Seen failing before: it was parsed.
+func TestLoadRefusesHugeFile(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	path := writeConfig(t, dir, "huge", []byte(`{"global": {`), 0o600)
+	if err := os.Truncate(path, 25<<20); err != nil { // sparse: NULs after the start
+		t.Fatal(err)
+	}
+	_, err := config.Load(path)
+	want := path + ": file is 26214400 bytes, more than the 1048576 bytes (1 MiB) a configuration may have: refused without parsing it"
+	if err == nil || err.Error() != want {
+		t.Errorf("got %v\nwant %s", err, want)
+	}
+	_, err = config.Parse(path, make([]byte, config.MaxConfigBytes+1))
+	if err == nil || !strings.Contains(err.Error(), "refused without parsing it") {
+		t.Errorf("Parse of %d bytes: %v", config.MaxConfigBytes+1, err)
+	}
+}
+
+// manyUnknownKeys returns a config of n unknown keys in section global.
+func manyUnknownKeys(n int) []byte {
+	var b strings.Builder
+	b.WriteString(`{"global": {`)
+	for i := range n {
+		if i > 0 {
+			b.WriteString(",\n")
+		}
+		fmt.Fprintf(&b, `"k%d": 1`, i)
+	}
+	b.WriteString("}}")
+	return []byte(b.String())
+}
+
+// TestProblemsCapped (issue 11.8): the problem list stops after
+// MaxProblems entries with a count of the rest. Seen failing before: every
+// problem was listed.
+func TestProblemsCapped(t *testing.T) {
+	t.Parallel()
+	const n = 5000
+	_, err := config.Parse("f", manyUnknownKeys(n))
+	var ps config.Problems
+	if !errors.As(err, &ps) {
+		t.Fatalf("err = %v, want Problems", err)
+	}
+	if len(ps) != config.MaxProblems+1 || ps.Count() != n {
+		t.Fatalf("%d entries counting %d problems; want %d entries counting %d", len(ps), ps.Count(), config.MaxProblems+1, n)
+	}
+	if got, want := ps[0].Error(), `f:1: global.k0: unknown key`; got != want {
+		t.Errorf("first = %q, want %q", got, want)
+	}
+	if got, want := ps[len(ps)-1].Error(), fmt.Sprintf("f: … and %d more problems", n-config.MaxProblems); got != want {
+		t.Errorf("last = %q, want %q", got, want)
+	}
+	if lines := strings.Count(err.Error(), "\n") + 1; lines != config.MaxProblems+1 {
+		t.Errorf("Error() has %d lines, want %d", lines, config.MaxProblems+1)
+	}
+	// Capped merges counts and keeps a short list short.
+	merged := append(ps, config.Problem{File: "f", Msg: "host problem"}).Capped()
+	if merged.Count() != n+1 || len(merged) != config.MaxProblems+1 {
+		t.Errorf("merged: %d entries counting %d", len(merged), merged.Count())
+	}
+	short := config.Problems{{Msg: "a"}, {Msg: "b"}}
+	if c := short.Capped(); len(c) != 2 || c.Count() != 2 {
+		t.Errorf("short list changed: %v", c)
+	}
+}
+
+// BenchmarkParseWorstCase parses a file just under MaxConfigBytes made of
+// unknown keys, the costliest input that is parsed at all (issue 11.8: a
+// 25 MB one took 24 s and 1.4 GB before the size limit).
+func BenchmarkParseWorstCase(b *testing.B) {
+	data := manyUnknownKeys(80000)
+	if len(data) > config.MaxConfigBytes {
+		b.Fatalf("%d bytes: over the limit", len(data))
+	}
+	b.SetBytes(int64(len(data)))
+	b.ReportAllocs()
+	for b.Loop() {
+		if _, err := config.Parse("f", data); err == nil {
+			b.Fatal("no problems")
+		}
 	}
 }

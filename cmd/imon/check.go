@@ -30,10 +30,10 @@ func cmdCheck(args []string) error {
 		problems = append(problems, config.CheckHost(cfg)...)
 	}
 	if len(problems) > 0 {
-		for _, p := range problems {
+		for _, p := range problems.Capped() {
 			fmt.Fprintln(os.Stderr, p.Error())
 		}
-		return fmt.Errorf("%s: %d problem(s)", path, len(problems))
+		return fmt.Errorf("%s: %d problem(s)", path, problems.Count())
 	}
 	fmt.Printf("%s: OK (instance %s; monitors: %v)\n", path, cfg.Global.Instance, enabledMonitors(cfg))
 	return nil

@@ -117,7 +117,7 @@ func (c *commonFlags) loadForClient() (*config.Config, error) {
 		fmt.Fprintf(os.Stderr, "imon: warning: %s\n", p.Error())
 	}
 	fmt.Fprintf(os.Stderr, "imon: warning: %s has %d problem(s) (the agent would refuse it; see imon check); going on with its journal and socket\n",
-		c.path(), len(ps))
+		c.path(), ps.Count())
 	return cfg, nil
 }
 
