@@ -12,11 +12,11 @@ import (
 
 // Bounds checked by validate.
 const (
-	maxMetric        = 1<<31 - 1
-	maxAfter         = 1000 // down-after, up-after
-	maxRulePriority  = 32000 // the kernel's main and default rules sit at 32766 and 32767
-	maxSocketPath    = 107   // sizeof(sun_path) - 1
-	maxKeepAlive     = 65535 * time.Second
+	maxMetric       = 1<<31 - 1
+	maxAfter        = 1000  // down-after, up-after
+	maxRulePriority = 32000 // the kernel's main and default rules sit at 32766 and 32767
+	maxSocketPath   = 107   // sizeof(sun_path) - 1
+	maxKeepAlive    = 65535 * time.Second
 )
 
 // Lower bounds of the probe timings (documented in docs/config.md): below
