@@ -26,10 +26,19 @@
 //   - A failing, hanging or missing script is journaled as action-failed and
 //     the consumer moves on; it never blocks a monitor, which only appends to
 //     the journal.
+//   - Before every run [Exec] checks the script and every directory on its
+//     path like sshd's StrictModes (internal/safepath): a script another
+//     user could replace is refused (Result.Refused), never run. A binary
+//     runs from the checked descriptor; a #! script by its path (its
+//     interpreter opens it by name, and $0 must stay the path), which the
+//     check makes unchangeable by other users.
 //   - Background processes the script leaves behind in its process group are
 //     killed when they keep its output open past the grace period, and always
-//     when the script timed out. A script that wants to leave something
-//     running must detach it (setsid, or redirect its output).
+//     when the script timed out; so is any other process still holding the
+//     output (one that left the group with setsid), found through /proc by
+//     the pipe it holds. Those still there after SIGKILL are reported as
+//     escaped. A script that wants to leave something running must detach
+//     its output (cmd >/dev/null 2>&1 &).
 package action
 
 import (
