@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"runtime"
 	"strings"
 	"syscall"
 	"testing"
@@ -953,9 +954,16 @@ func BenchmarkParseWorstCase(b *testing.B) {
 	}
 	b.SetBytes(int64(len(data)))
 	b.ReportAllocs()
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	start := time.Now()
 	for b.Loop() {
 		if _, err := config.Parse("f", data); err == nil {
 			b.Fatal("no problems")
 		}
 	}
+	elapsed := time.Since(start)
+	runtime.ReadMemStats(&after)
+	b.ReportMetric(float64(elapsed.Milliseconds())/float64(b.N), "ms/parse")
+	b.ReportMetric(float64(after.TotalAlloc-before.TotalAlloc)/float64(b.N)/1e6, "MB-alloc/parse")
 }

@@ -227,6 +227,7 @@ const (
 	pFailover = "imon/agent/monitor/failover"
 	pDDNS     = "imon/agent/monitor/ddns"
 	pOutbox   = "imon/agent/outbox"
+	pConfig   = "imon/config"
 )
 
 var (
@@ -314,6 +315,10 @@ var rows = []row{
 		target: "≤ 200 ms", ok: atMost(200), format: ms1},
 	{figure: "manual failover: MQTT BASE/failover/set → route switched, median", pkg: pE2E, bench: "BenchmarkManualFailover", unit: "mqtt-ms-median",
 		target: "≤ 200 ms", ok: atMost(200), format: ms1},
+	{figure: "config check of the worst file under the 1 MiB limit (80,000 unknown keys)", pkg: pConfig, bench: "BenchmarkParseWorstCase", unit: "ms/parse",
+		target: "≤ 1,000 ms (a 25 MB file took 24 s before the limit)", ok: atMost(1000), format: ms0},
+	{figure: "memory allocated by that check", pkg: pConfig, bench: "BenchmarkParseWorstCase", unit: "MB-alloc/parse",
+		target: "≤ 128 MB (1.4 GB before)", ok: atMost(128), format: unitf(" MB", 0)},
 	{figure: "RSS, agent with all four monitors at default intervals (+ MQTT: {mqtt})", pkg: pE2E, bench: "BenchmarkResourcesAllMonitors", unit: "rss-MiB",
 		target: "printed", format: mib},
 	{figure: "CPU, agent with all four monitors at default intervals", pkg: pE2E, bench: "BenchmarkResourcesAllMonitors", unit: "cpu-%",
