@@ -2,6 +2,7 @@ package action_test
 
 import (
 	"context"
+	"errors"
 	"io"
 	"log/slog"
 	"os"
@@ -9,6 +10,7 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -207,5 +209,63 @@ func TestExecKillsSetsidLeftover(t *testing.T) {
 	}
 	if !slices.Contains(r.Killed, pid) || len(r.Escaped) != 0 || r.LeftoverErr != nil {
 		t.Errorf("Killed %v Escaped %v LeftoverErr %v; want %d killed", r.Killed, r.Escaped, r.LeftoverErr, pid)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestConsumerLogsLeftoversTruthfully (issue 11.8): the log says which
+// leftovers were killed and which escaped, instead of "killed" for all.
+// Seen failing before: every leftover was logged as killed.
+func TestConsumerLogsLeftoversTruthfully(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		r    action.Result
+		want []string
+	}{
+		{"killed", action.Result{Leftovers: true, Killed: []int{101}},
+			[]string{"level=WARN", "killed (its process group and every other holder of the output)", "killed_outside_group=[101]"}},
+		{"escaped", action.Result{Leftovers: true, Killed: []int{101}, Escaped: []int{202}},
+			[]string{"level=ERROR", "these escaped and still run", "escaped=[202]"}},
+		{"unknown", action.Result{Leftovers: true, LeftoverErr: errors.New("no /proc")},
+			[]string{"level=WARN", "processes outside it may still run", "no /proc"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var log syncBuffer
+			j := newFakeJournal()
+			c := &action.Consumer{Journal: j, Action: "/x", Instance: "main",
+				Runner: &fakeRunner{result: func(context.Context, action.Command) action.Result { return tc.r }},
+				Logger: slog.New(slog.NewTextHandler(&log, nil))}
+			stop := runConsumer(t, c)
+			out, err := j.Append(t.Context(), ev(event.MonitorUpdown, event.KindUpdownOffline, "192.0.2.1"))
+			if err != nil {
+				t.Fatal(err)
+			}
+			waitCursor(t, j, out[0].Seq)
+			if err := stop(); err != nil {
+				t.Fatal(err)
+			}
+			for _, w := range tc.want {
+				if !strings.Contains(log.String(), w) {
+					t.Errorf("log lacks %q:\n%s", w, log.String())
+				}
+			}
+		})
 	}
 }
