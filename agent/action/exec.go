@@ -70,7 +70,8 @@ type Result struct {
 	// Refused is set when the script failed its safety check and was not
 	// run (Err says why).
 	Refused bool
-	// Err is set when the script could not be started or waited for.
+	// Err is set when the script was refused by the check, or could not be
+	// started or waited for.
 	Err error
 	// Output is the tail of the combined stdout and stderr.
 	Output string
@@ -170,9 +171,10 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 	if !isInterpreted(script) {
 		// A binary runs from the open descriptor: a rename over the path
 		// after the check changes nothing. A #! script cannot (the kernel
-		// would hand its interpreter /dev/fd/N as $0, and $0 is the
-		// script's path by contract): its interpreter opens the path,
-		// which the check above made sure only root can change.
+		// would hand its interpreter the descriptor's path, which becomes
+		// $0, and $0 is the configured path by contract): its interpreter
+		// opens the path, which the check above made sure only root can
+		// change.
 		cmd.Path = "/proc/self/fd/3"
 		cmd.ExtraFiles = []*os.File{script}
 	}
