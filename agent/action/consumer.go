@@ -326,6 +326,9 @@ func logLeftovers(log *slog.Logger, ev event.Event, r Result) {
 	case len(r.Escaped) > 0:
 		log.Error("action: processes the script left behind kept its output open; its process group was killed, but these escaped and still run",
 			append(attrs, "escaped", r.Escaped)...)
+	case r.OutputHeld:
+		log.Error("action: processes the script left behind kept its output open; its process group was killed, but some escaped (not found in /proc) and still hold the output",
+			attrs...)
 	case r.LeftoverErr != nil:
 		log.Warn("action: processes the script left behind kept its output open; its process group was killed, processes outside it may still run",
 			append(attrs, "err", r.LeftoverErr)...)

@@ -67,6 +67,9 @@ type Result struct {
 	// LeftoverErr is set when the processes holding the output could not
 	// be searched for: processes outside the group may have escaped.
 	LeftoverErr error
+	// OutputHeld is set when the output was still held open after the
+	// kills: some process escaped, listed in Escaped or not found at all.
+	OutputHeld bool
 	// Refused is set when the script failed its safety check and was not
 	// run (Err says why).
 	Refused bool
@@ -105,9 +108,11 @@ func (r Result) Reason() string {
 // real [Exec] with a fake.
 type Runner interface {
 	// Run executes cmd and returns how it ended. It returns once the script
-	// and every process of its group holding its output are gone, at most
-	// about Timeout plus twice the grace period after it was called. When
-	// ctx ends first the run is stopped as on timeout.
+	// and every process holding its output are gone (or reported as
+	// escaped), at most about Timeout plus four times the grace period
+	// after it was called (SIGTERM to SIGKILL, leftovers, their kill, the
+	// output closing). When ctx ends first the run is stopped as on
+	// timeout.
 	Run(ctx context.Context, cmd Command) Result
 }
 
@@ -233,6 +238,15 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 		} else {
 			r.Killed, r.Escaped, r.LeftoverErr = killHolders(pipeID, pgid, grace)
 		}
+		// The output reaching EOF proves every holder gone, also those
+		// /proc did not show.
+		held := time.NewTimer(grace)
+		select {
+		case <-copied:
+		case <-held.C:
+			r.OutputHeld = true
+		}
+		held.Stop()
 		pr.Close() // also when a holder escaped
 		<-copied
 	}

@@ -207,8 +207,8 @@ func TestExecKillsSetsidLeftover(t *testing.T) {
 	if !processGone(t, pid, 5*time.Second) {
 		t.Fatalf("setsid child %d holding the output survived", pid)
 	}
-	if !slices.Contains(r.Killed, pid) || len(r.Escaped) != 0 || r.LeftoverErr != nil {
-		t.Errorf("Killed %v Escaped %v LeftoverErr %v; want %d killed", r.Killed, r.Escaped, r.LeftoverErr, pid)
+	if !slices.Contains(r.Killed, pid) || len(r.Escaped) != 0 || r.LeftoverErr != nil || r.OutputHeld {
+		t.Errorf("Killed %v Escaped %v LeftoverErr %v OutputHeld %v; want %d killed", r.Killed, r.Escaped, r.LeftoverErr, r.OutputHeld, pid)
 	}
 }
 
@@ -243,6 +243,8 @@ func TestConsumerLogsLeftoversTruthfully(t *testing.T) {
 			[]string{"level=WARN", "killed (its process group and every other holder of the output)", "killed_outside_group=[101]"}},
 		{"escaped", action.Result{Leftovers: true, Killed: []int{101}, Escaped: []int{202}},
 			[]string{"level=ERROR", "these escaped and still run", "escaped=[202]"}},
+		{"unseen", action.Result{Leftovers: true, OutputHeld: true},
+			[]string{"level=ERROR", "some escaped (not found in /proc)"}},
 		{"unknown", action.Result{Leftovers: true, LeftoverErr: errors.New("no /proc")},
 			[]string{"level=WARN", "processes outside it may still run", "no /proc"}},
 	} {
