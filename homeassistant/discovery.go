@@ -29,6 +29,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"fmt"
+	"net/netip"
 	"regexp"
 	"slices"
 	"strings"
@@ -61,6 +62,50 @@ type Config struct {
 	// Commands is true when BASE/failover/set is accepted (mqtt.commands):
 	// only then is the failover mode select published.
 	Commands bool
+
+	// From the monitors' sections (WithSections):
+	// WANNames are failover primary-name and standby-name: the labels of
+	// Active WAN and of the mode select ("Primary"/"Standby" when unset).
+	WANNames [2]string
+	// CGNATChecked is true when ddns.interface is set: only then is
+	// "Behind carrier-grade NAT" known (unknown otherwise, never OK).
+	CGNATChecked bool
+	// IPv6 is true when a ddns provider reports IPv6: only then is the
+	// External IPv6 sensor published.
+	IPv6 bool
+}
+
+// WithSections returns c completed from the monitors' sections of cfg:
+// the WAN names, whether the CGNAT check runs, whether IPv6 is looked up.
+func (c Config) WithSections(cfg *config.Config) Config {
+	if cfg == nil {
+		return c
+	}
+	c.WANNames = [2]string{cfg.Failover.Primary.Name, cfg.Failover.Standby.Name}
+	c.CGNATChecked = cfg.DDNS.Interface != ""
+	c.IPv6 = false
+	providers := cfg.DDNS.Providers
+	if len(providers) == 0 {
+		providers = config.DefaultDDNSProviders
+	}
+	for _, raw := range providers {
+		if p, err := config.ParseProvider(raw); err == nil && ipv6Provider(p) {
+			c.IPv6 = true
+		}
+	}
+	return c
+}
+
+// ipv6Provider is the rule of extip.Spec.Family (which discovery must not
+// import: it links the probe engine): an AAAA query reports IPv6, an A
+// query IPv4, anything else the family of its server's address literal.
+// TestIPv6Published checks that they agree.
+func ipv6Provider(p config.Provider) bool {
+	if p.Scheme == "dns" && (p.Type == "A" || p.Type == "AAAA") {
+		return p.Type == "AAAA"
+	}
+	a, err := netip.ParseAddr(strings.Trim(p.Server, "[]"))
+	return err == nil && a.Is6() && !a.Is4In6()
 }
 
 // FromConfig builds a Config from imon's configuration sections.
@@ -88,6 +133,10 @@ func (c Config) StateTopic(monitor string) string { return c.Base() + "/" + moni
 // CommandTopic is BASE/failover/set.
 func (c Config) CommandTopic() string { return c.Base() + "/failover/set" }
 
+// PingMinuteTopic is BASE/ping/minute: the retained per-minute ping
+// statistics (PingMinute) that Home Assistant's ping entities read.
+func (c Config) PingMinuteTopic() string { return c.Base() + "/ping/minute" }
+
 // BirthTopic is Home Assistant's status topic, <prefix>/status.
 func (c Config) BirthTopic() string { return c.DiscoveryPrefix + "/status" }
 
@@ -111,6 +160,12 @@ type Entity struct {
 	Component string
 	// Payload is the discovery config.
 	Payload Payload
+	// Reads are the fields of the state topic the entity's state and
+	// attributes depend on (the recorder budget counts their changes).
+	Reads []string
+	// published tells whether the entity is published for a config
+	// (nil: whenever its monitor is enabled).
+	published func(Config) bool
 }
 
 // ObjectID is the entity's discovery object id, <monitor>_<key>.
@@ -126,26 +181,29 @@ type Message struct {
 // Payload is a single-component discovery config. Field names are Home
 // Assistant's full keys (no abbreviations); empty fields are omitted.
 type Payload struct {
-	Name              string   `json:"name"`
-	UniqueID          string   `json:"unique_id"`
-	DefaultEntityID   string   `json:"default_entity_id"`
-	StateTopic        string   `json:"state_topic,omitempty"`
-	ValueTemplate     string   `json:"value_template,omitempty"`
-	CommandTopic      string   `json:"command_topic,omitempty"`
-	Options           []string `json:"options,omitempty"`
-	DeviceClass       string   `json:"device_class,omitempty"`
-	UnitOfMeasurement string   `json:"unit_of_measurement,omitempty"`
-	StateClass        string   `json:"state_class,omitempty"`
-	Precision         *int     `json:"suggested_display_precision,omitempty"`
-	PayloadOn         string   `json:"payload_on,omitempty"`
-	PayloadOff        string   `json:"payload_off,omitempty"`
-	EntityCategory    string   `json:"entity_category,omitempty"`
-	EnabledByDefault  *bool    `json:"enabled_by_default,omitempty"`
-	Icon              string   `json:"icon,omitempty"`
-	QoS               int      `json:"qos,omitempty"`
-	AvailabilityTopic string   `json:"availability_topic,omitempty"`
-	Device            Device   `json:"device"`
-	Origin            Origin   `json:"origin"`
+	Name               string   `json:"name"`
+	UniqueID           string   `json:"unique_id"`
+	DefaultEntityID    string   `json:"default_entity_id"`
+	StateTopic         string   `json:"state_topic,omitempty"`
+	ValueTemplate      string   `json:"value_template,omitempty"`
+	CommandTopic       string   `json:"command_topic,omitempty"`
+	CommandTemplate    string   `json:"command_template,omitempty"`
+	Options            []string `json:"options,omitempty"`
+	DeviceClass        string   `json:"device_class,omitempty"`
+	UnitOfMeasurement  string   `json:"unit_of_measurement,omitempty"`
+	StateClass         string   `json:"state_class,omitempty"`
+	Precision          *int     `json:"suggested_display_precision,omitempty"`
+	PayloadOn          string   `json:"payload_on,omitempty"`
+	PayloadOff         string   `json:"payload_off,omitempty"`
+	EntityCategory     string   `json:"entity_category,omitempty"`
+	EnabledByDefault   *bool    `json:"enabled_by_default,omitempty"`
+	Icon               string   `json:"icon,omitempty"`
+	QoS                int      `json:"qos,omitempty"`
+	AvailabilityTopic  string   `json:"availability_topic,omitempty"`
+	AttributesTopic    string   `json:"json_attributes_topic,omitempty"`
+	AttributesTemplate string   `json:"json_attributes_template,omitempty"`
+	Device             Device   `json:"device"`
+	Origin             Origin   `json:"origin"`
 }
 
 // Device is the discovery device block.
@@ -168,69 +226,148 @@ type Origin struct {
 type def struct {
 	monitor, key, component, name string
 	template                      string
+	attrs                         string // json_attributes_template ("" = none)
+	reads                         []string
 	deviceClass, unit, stateClass string
 	precision                     int // -1: none
 	category                      string
-	disabled                      bool
 	options                       []string
 	icon                          string
-	command                       bool // select on BASE/failover/set
-	statusSensor                  bool // reads BASE/status itself, no availability
+	command                       string // select: command_template on BASE/failover/set
+	statusSensor                  bool   // reads BASE/status itself, no availability
+	minute                        bool   // reads BASE/ping/minute instead of the monitor's state
+	published                     func(Config) bool
 }
 
 // Templates. get() yields None (→ unknown in Home Assistant) for a missing
 // field, so an older or partial state never breaks the template.
 var (
 	tplUpdownInternet = fmt.Sprintf(`{{ {'up': 'ON', 'down': 'OFF'}.get(value_json.get('%s')) }}`, UpdownStatus)
-	// A ping with 100 % loss has no RTT: None, never a fake 0 in the
-	// statistics.
-	tplPing = func(field string) string {
-		return fmt.Sprintf(`{%% set v = value_json.get('%s') %%}{{ v if v is number and value_json.get('%s', 0) < 1 else None }}`, field, PingLoss)
+	// BASE/ping/minute: null when no reply arrived in the minute (None,
+	// never a fake 0 in the statistics).
+	tplMinute = func(field string) string {
+		return fmt.Sprintf(`{%% set v = value_json.get('%s') %%}{{ v if v is number else None }}`, field)
 	}
-	tplPingLoss  = fmt.Sprintf(`{%% set v = value_json.get('%s') %%}{{ (v * 100) | round(1) if v is number else None }}`, PingLoss)
-	tplField     = func(field string) string { return fmt.Sprintf(`{{ value_json.get('%s') }}`, field) }
-	tplNonEmpty  = func(field string) string { return fmt.Sprintf(`{{ value_json.get('%s') or None }}`, field) }
-	tplBool      = func(field string) string { return fmt.Sprintf(`{{ 'ON' if value_json.get('%s') else 'OFF' }}`, field) }
-	tplActiveWAN = fmt.Sprintf(`{{ value_json.get('%s') or 'none' }}`, FailoverActive)
-	tplWAN       = func(role string) string {
+	tplPingLoss = fmt.Sprintf(`{%% set v = value_json.get('%s') %%}{{ (v * 100) | round(1) if v is number else None }}`, PingLoss)
+	tplField    = func(field string) string { return fmt.Sprintf(`{{ value_json.get('%s') }}`, field) }
+	tplNonEmpty = func(field string) string { return fmt.Sprintf(`{{ value_json.get('%s') or None }}`, field) }
+	tplBool     = func(field string) string {
+		return fmt.Sprintf(`{%% set v = value_json.get('%s') %%}{{ None if v is not boolean else ('ON' if v else 'OFF') }}`, field)
+	}
+	// The change time only after a change: the first address learnt is
+	// not one.
+	tplChanged = fmt.Sprintf(`{{ value_json.get('%s') if value_json.get('%s') else None }}`, DDNSChangedAt, DDNSPrevious)
+	tplWAN     = func(role string) string {
 		return fmt.Sprintf(`{%% set w = value_json.get('%s', []) | selectattr('%s', 'eq', '%s') | list %%}{{ {'up': 'ON', 'down': 'OFF'}.get(w[0].%s) if w else None }}`,
 			FailoverWANs, FailoverWANRole, role, FailoverWANStatus)
 	}
-	tplLastError = fmt.Sprintf(`{{ value_json.get('%s') or 'none' }}`, AgentLastError)
+	tplWANAttrs = func(role string) string {
+		return fmt.Sprintf(`{%% set w = value_json.get('%s', []) | selectattr('%s', 'eq', '%s') | list %%}{%% set w = w[0] if w else {} %%}{{ ({'name': w.get('name'), 'interface': w.get('ifname'), 'ip': w.get('ip'), 'gateway': w.get('gw'), 'target': w.get('target'), 'rtt_ms': w.get('rtt_ms'), 'loss_percent': (w.get('loss') * 100) | round(1) if w.get('loss') is number else None, 'carrier': w.get('carrier'), 'reason': w.get('reason'), 'switches': w.get('switches')} if w else {}) | tojson }}`,
+			FailoverWANs, FailoverWANRole, role)
+	}
+	tplLastError     = fmt.Sprintf(`{{ value_json.get('%s') or 'none' }}`, AgentLastError)
+	tplInternetAttrs = `{{ {'target': value_json.get('target'), 'address': value_json.get('addr')} | tojson }}`
+	tplIPAttrs       = `{"previous": {{ value_json.get('previous') | tojson }}, "changed_at": {{ value_json.get('changed_at') | tojson }}, "consensus": {{ value_json.get('consensus') | tojson }}, "agreed": {{ value_json.get('agreed') | tojson }}, "providers": { {%- for p in value_json.get('providers') or [] %}{{ p.name | tojson }}: {{ p.status | tojson }}{{ ', ' if not loop.last }}{% endfor -%} } }`
+	tplCGNATAttrs    = `{{ {'interface_address': value_json.get('cgnat_address')} | tojson }}`
 )
 
-// Failover modes, the options of the select and the payloads of
-// BASE/failover/set.
+// Failover modes, the payloads of BASE/failover/set.
 var FailoverModes = []string{"auto", "primary", "standby"}
 
-var defs = []def{
-	{monitor: "updown", key: "internet", component: "binary_sensor", name: "Internet", template: tplUpdownInternet, deviceClass: "connectivity", precision: -1},
-	{monitor: "updown", key: "status_since", component: "sensor", name: "Internet status since", template: tplField(UpdownSince), deviceClass: "timestamp", precision: -1, category: "diagnostic"},
-	{monitor: "updown", key: "last_outage_start", component: "sensor", name: "Last outage start", template: tplField(UpdownLastOutageStart), deviceClass: "timestamp", precision: -1},
-	{monitor: "updown", key: "last_outage_duration", component: "sensor", name: "Last outage duration", template: tplField(UpdownLastOutageDurationS), deviceClass: "duration", unit: "s", precision: 0},
-	{monitor: "updown", key: "outages", component: "sensor", name: "Outages", template: tplField(UpdownOutages), stateClass: "total_increasing", precision: 0, icon: "mdi:lan-disconnect"},
+// Labels Home Assistant shows for the failover states.
+const (
+	LabelAuto  = "Automatic"
+	LabelNoWAN = "No WAN"
+)
 
-	{monitor: "ping", key: "latency", component: "sensor", name: "Latency", template: tplPing(PingAvgMS), deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1},
-	{monitor: "ping", key: "latency_min", component: "sensor", name: "Latency min", template: tplPing(PingMinMS), deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1, category: "diagnostic", disabled: true},
-	{monitor: "ping", key: "latency_max", component: "sensor", name: "Latency max", template: tplPing(PingMaxMS), deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1, category: "diagnostic", disabled: true},
-	{monitor: "ping", key: "jitter", component: "sensor", name: "Jitter", template: tplPing(PingJitterMS), deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1},
-	{monitor: "ping", key: "packet_loss", component: "sensor", name: "Packet loss", template: tplPingLoss, unit: "%", stateClass: "measurement", precision: 0, icon: "mdi:lan-pending"},
+// WANLabel is the label of WAN i (0 primary, 1 standby) in Home
+// Assistant: the configured name, or "Primary"/"Standby" when it is unset,
+// unusable in a template, or the same as the other WAN's.
+func (c Config) WANLabel(i int) string {
+	def := [2]string{"Primary", "Standby"}
+	clean := func(s string) string {
+		s = labelUnsafe.ReplaceAllString(s, "")
+		s = strings.Join(strings.Fields(s), " ")
+		if len(s) > 40 || s == "" || strings.EqualFold(s, "none") || s == LabelAuto || s == LabelNoWAN {
+			return ""
+		}
+		return s
+	}
+	a, b := clean(c.WANNames[0]), clean(c.WANNames[1])
+	if a == "" || b == "" || strings.EqualFold(a, b) {
+		return def[i]
+	}
+	return [2]string{a, b}[i]
+}
 
-	{monitor: "ddns", key: "external_ip", component: "sensor", name: "External IP", template: tplNonEmpty(DDNSIP), precision: -1, icon: "mdi:ip-network"},
-	{monitor: "ddns", key: "external_ipv6", component: "sensor", name: "External IPv6", template: tplNonEmpty(DDNSIP6), precision: -1, icon: "mdi:ip-network", disabled: true},
-	{monitor: "ddns", key: "external_ip_changed", component: "sensor", name: "External IP changed", template: tplField(DDNSChangedAt), deviceClass: "timestamp", precision: -1},
-	{monitor: "ddns", key: "cgnat", component: "binary_sensor", name: "Behind carrier-grade NAT", template: tplBool(DDNSCGNAT), deviceClass: "problem", precision: -1, category: "diagnostic"},
+// ModeLabels are the options of the mode select, in FailoverModes order:
+// "Automatic", then pinning the primary and the standby ("Pin <label>").
+func (c Config) ModeLabels() []string {
+	return []string{LabelAuto, "Pin " + c.WANLabel(0), "Pin " + c.WANLabel(1)}
+}
 
-	{monitor: "failover", key: "active_wan", component: "sensor", name: "Active WAN", template: tplActiveWAN, deviceClass: "enum", options: []string{"primary", "standby", "none"}, precision: -1, icon: "mdi:wan"},
-	{monitor: "failover", key: "primary_wan", component: "binary_sensor", name: "Primary WAN", template: tplWAN("primary"), deviceClass: "connectivity", precision: -1},
-	{monitor: "failover", key: "standby_wan", component: "binary_sensor", name: "Standby WAN", template: tplWAN("standby"), deviceClass: "connectivity", precision: -1},
-	{monitor: "failover", key: "mode", component: "select", name: "Failover mode", template: tplField(FailoverMode), options: FailoverModes, precision: -1, category: "config", icon: "mdi:swap-horizontal", command: true},
+// labelUnsafe are the characters kept out of labels: template syntax,
+// quotes and controls (the labels are written into Jinja templates).
+var labelUnsafe = regexp.MustCompile(`[{}%'"\\\x00-\x1f\x7f]`)
 
-	{monitor: MonitorAgent, key: "status", component: "binary_sensor", name: "Agent", deviceClass: "connectivity", precision: -1, category: "diagnostic", statusSensor: true},
-	{monitor: MonitorAgent, key: "version", component: "sensor", name: "Agent version", template: tplField(AgentVersion), precision: -1, category: "diagnostic", icon: "mdi:information-outline"},
-	{monitor: MonitorAgent, key: "journal_size", component: "sensor", name: "Journal size", template: tplField(AgentJournalBytes), deviceClass: "data_size", unit: "B", stateClass: "measurement", precision: 0, category: "diagnostic"},
-	{monitor: MonitorAgent, key: "backlog", component: "sensor", name: "Unpublished events", template: tplField(AgentBacklog), stateClass: "measurement", precision: 0, category: "diagnostic", icon: "mdi:tray-full"},
-	{monitor: MonitorAgent, key: "last_error", component: "sensor", name: "Last error", template: tplLastError, precision: -1, category: "diagnostic", icon: "mdi:alert-circle-outline"},
+// jinjaMap renders a Jinja dict literal from pairs (already safe strings).
+func jinjaMap(pairs ...string) string {
+	var b strings.Builder
+	b.WriteString("{")
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if i > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString("'" + pairs[i] + "': '" + pairs[i+1] + "'")
+	}
+	b.WriteString("}")
+	return b.String()
+}
+
+// defs is the entity table for c.
+func defs(c Config) []def {
+	p, sb := c.WANLabel(0), c.WANLabel(1)
+	ml := c.ModeLabels()
+	tplActiveWAN := fmt.Sprintf(`{%% set a = value_json.get('%s') %%}{%% if a %%}{{ %s.get(a) }}{%% elif value_json.get('%s') %%}%s{%% else %%}{{ None }}{%% endif %%}`,
+		FailoverActive, jinjaMap("primary", p, "standby", sb), FailoverBothDown, LabelNoWAN)
+	tplActiveAttrs := fmt.Sprintf(`{{ {'mode': value_json.get('%s'), 'active_since': value_json.get('active_since'), 'hold_remaining_s': value_json.get('hold_remaining_s'), 'primary': '%s', 'standby': '%s'} | tojson }}`,
+		FailoverMode, p, sb)
+	tplMode := fmt.Sprintf(`{{ %s.get(value_json.get('%s')) }}`, jinjaMap("auto", ml[0], "primary", ml[1], "standby", ml[2]), FailoverMode)
+	cmdMode := fmt.Sprintf(`{{ %s.get(value, value) }}`, jinjaMap(ml[0], "auto", ml[1], "primary", ml[2], "standby"))
+	tplCGNAT := tplBool(DDNSCGNAT)
+	if !c.CGNATChecked {
+		tplCGNAT = `{{ None }}` // no ddns.interface: nothing is checked
+	}
+	ipv6 := func(c Config) bool { return c.IPv6 }
+	return []def{
+		{monitor: "updown", key: "internet", component: "binary_sensor", name: "Internet", template: tplUpdownInternet, attrs: tplInternetAttrs, reads: []string{UpdownStatus, "target", "addr"}, deviceClass: "connectivity", precision: -1},
+		{monitor: "updown", key: "status_since", component: "sensor", name: "Internet status since", template: tplField(UpdownSince), reads: []string{UpdownSince}, deviceClass: "timestamp", precision: -1, category: "diagnostic"},
+		{monitor: "updown", key: "last_outage_start", component: "sensor", name: "Last outage start", template: tplField(UpdownLastOutageStart), reads: []string{UpdownLastOutageStart}, deviceClass: "timestamp", precision: -1},
+		{monitor: "updown", key: "last_outage_duration", component: "sensor", name: "Last outage duration", template: tplField(UpdownLastOutageDurationS), reads: []string{UpdownLastOutageDurationS}, deviceClass: "duration", unit: "s", precision: 0},
+		{monitor: "updown", key: "outages", component: "sensor", name: "Outages", template: tplField(UpdownOutages), reads: []string{UpdownOutages}, stateClass: "total_increasing", precision: 0, icon: "mdi:lan-disconnect"},
+
+		{monitor: "ping", key: "latency", component: "sensor", name: "Latency", minute: true, template: tplMinute(PingAvgMS), reads: []string{PingAvgMS}, deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1},
+		{monitor: "ping", key: "latency_min", component: "sensor", name: "Latency min", minute: true, template: tplMinute(PingMinMS), reads: []string{PingMinMS}, deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1, category: "diagnostic"},
+		{monitor: "ping", key: "latency_max", component: "sensor", name: "Latency max", minute: true, template: tplMinute(PingMaxMS), reads: []string{PingMaxMS}, deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1, category: "diagnostic"},
+		{monitor: "ping", key: "jitter", component: "sensor", name: "Jitter", minute: true, template: tplMinute(PingJitterMS), reads: []string{PingJitterMS}, deviceClass: "duration", unit: "ms", stateClass: "measurement", precision: 1},
+		{monitor: "ping", key: "packet_loss", component: "sensor", name: "Packet loss", minute: true, template: tplPingLoss, reads: []string{PingLoss}, unit: "%", stateClass: "measurement", precision: 0, icon: "mdi:lan-pending"},
+
+		{monitor: "ddns", key: "external_ip", component: "sensor", name: "External IP", template: tplNonEmpty(DDNSIP), attrs: tplIPAttrs, reads: []string{DDNSIP, DDNSPrevious, DDNSChangedAt, "consensus", "agreed", "providers"}, precision: -1, icon: "mdi:ip-network"},
+		{monitor: "ddns", key: "external_ipv6", component: "sensor", name: "External IPv6", template: tplNonEmpty(DDNSIP6), reads: []string{DDNSIP6}, precision: -1, icon: "mdi:ip-network", published: ipv6},
+		{monitor: "ddns", key: "external_ip_changed", component: "sensor", name: "External IP changed", template: tplChanged, reads: []string{DDNSChangedAt, DDNSPrevious}, deviceClass: "timestamp", precision: -1},
+		{monitor: "ddns", key: "cgnat", component: "binary_sensor", name: "Behind carrier-grade NAT", template: tplCGNAT, attrs: tplCGNATAttrs, reads: []string{DDNSCGNAT, "cgnat_address"}, deviceClass: "problem", precision: -1, category: "diagnostic"},
+
+		{monitor: "failover", key: "active_wan", component: "sensor", name: "Active WAN", template: tplActiveWAN, attrs: tplActiveAttrs, reads: []string{FailoverActive, FailoverBothDown, FailoverMode, "active_since", "hold_remaining_s"}, deviceClass: "enum", options: []string{p, sb, LabelNoWAN}, precision: -1, icon: "mdi:wan"},
+		{monitor: "failover", key: "primary_wan", component: "binary_sensor", name: "Primary WAN", template: tplWAN("primary"), attrs: tplWANAttrs("primary"), reads: []string{FailoverWANs}, deviceClass: "connectivity", precision: -1},
+		{monitor: "failover", key: "standby_wan", component: "binary_sensor", name: "Standby WAN", template: tplWAN("standby"), attrs: tplWANAttrs("standby"), reads: []string{FailoverWANs}, deviceClass: "connectivity", precision: -1},
+		{monitor: "failover", key: "mode", component: "select", name: "Failover mode", template: tplMode, reads: []string{FailoverMode}, options: ml, precision: -1, category: "config", icon: "mdi:swap-horizontal", command: cmdMode},
+
+		{monitor: MonitorAgent, key: "status", component: "binary_sensor", name: "Agent", deviceClass: "connectivity", precision: -1, category: "diagnostic", statusSensor: true},
+		{monitor: MonitorAgent, key: "version", component: "sensor", name: "Agent version", template: tplField(AgentVersion), reads: []string{AgentVersion}, precision: -1, category: "diagnostic", icon: "mdi:information-outline"},
+		{monitor: MonitorAgent, key: "journal_size", component: "sensor", name: "Journal size", template: tplField(AgentJournalBytes), reads: []string{AgentJournalBytes}, deviceClass: "data_size", unit: "B", stateClass: "measurement", precision: 0, category: "diagnostic"},
+		{monitor: MonitorAgent, key: "backlog", component: "sensor", name: "Unpublished events", template: tplField(AgentBacklog), reads: []string{AgentBacklog}, stateClass: "measurement", precision: 0, category: "diagnostic", icon: "mdi:tray-full"},
+		{monitor: MonitorAgent, key: "last_error", component: "sensor", name: "Last error", template: tplLastError, reads: []string{AgentLastError}, precision: -1, category: "diagnostic", icon: "mdi:alert-circle-outline"},
+	}
 }
 
 var idUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_-]`)
@@ -255,9 +392,10 @@ func Entities(c Config) []Entity {
 		SWVersion:    c.Version,
 	}
 	org := Origin{Name: OriginName, SWVersion: c.Version, SupportURL: SupportURL}
-	out := make([]Entity, 0, len(defs))
-	for _, d := range defs {
-		e := Entity{Monitor: d.monitor, Key: d.key, Component: d.component}
+	table := defs(c)
+	out := make([]Entity, 0, len(table))
+	for _, d := range table {
+		e := Entity{Monitor: d.monitor, Key: d.key, Component: d.component, Reads: d.reads, published: d.published}
 		uid := "imon_" + c.NodeID + "_" + e.ObjectID()
 		p := Payload{
 			Name:              d.name,
@@ -272,19 +410,21 @@ func Entities(c Config) []Entity {
 			EntityCategory:    d.category,
 			Icon:              d.icon,
 			AvailabilityTopic: c.StatusTopic(),
+			QoS:               1, // the states are published at QoS 1
 			Device:            dev,
 			Origin:            org,
 		}
 		if d.precision >= 0 {
 			p.Precision = &d.precision
 		}
-		if d.disabled {
-			f := false
-			p.EnabledByDefault = &f
+		if d.minute {
+			p.StateTopic = c.PingMinuteTopic()
 		}
-		if d.command {
-			p.CommandTopic = c.CommandTopic()
-			p.QoS = 1
+		if d.attrs != "" {
+			p.AttributesTopic, p.AttributesTemplate = p.StateTopic, d.attrs
+		}
+		if d.command != "" {
+			p.CommandTopic, p.CommandTemplate = c.CommandTopic(), d.command
 		}
 		if d.statusSensor {
 			p.StateTopic, p.ValueTemplate, p.AvailabilityTopic = c.StatusTopic(), "", ""
@@ -310,7 +450,7 @@ func (c Config) Published(e Entity) bool {
 	if e.Payload.CommandTopic != "" && !c.Commands {
 		return false
 	}
-	return true
+	return e.published == nil || e.published(c)
 }
 
 // Discovery returns the retained discovery messages for c: the config of

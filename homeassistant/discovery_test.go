@@ -29,6 +29,9 @@ var goldenConfig = homeassistant.Config{
 	Version:         "1.2.3",
 	Monitors:        []string{"updown", "ping", "ddns", "failover"},
 	Commands:        true,
+	WANNames:        [2]string{"Fibre", "LTE"},
+	CGNATChecked:    true,
+	IPv6:            true,
 }
 
 // goldenName is the file of an entity's discovery config.
@@ -338,16 +341,66 @@ func TestAgentStateJSON(t *testing.T) {
 	}
 }
 
-// TestTemplatesRender renders every value template with Jinja2's immutable
-// sandbox (what Home Assistant uses) against sample states, including
-// partial ones, and checks the state Home Assistant would get.
-func TestTemplatesRender(t *testing.T) {
+// renderCase is a template rendered against a payload, and the text Home
+// Assistant would get.
+type renderCase struct{ name, template, payload, want string }
+
+// render renders every case with Jinja2's immutable sandbox (what Home
+// Assistant uses) and reports the mismatches.
+func render(t *testing.T, cases []renderCase) {
+	t.Helper()
 	if _, err := exec.LookPath("python3"); err != nil || exec.Command("python3", "-c", "import jinja2").Run() != nil {
 		if os.Getenv("CI") == "true" {
 			t.Fatal("python3 with jinja2 is needed to render the templates")
 		}
 		t.Skip("python3 with jinja2 not available")
 	}
+	var in bytes.Buffer
+	for _, c := range cases {
+		b, _ := json.Marshal(map[string]string{"template": c.template, "payload": c.payload})
+		in.Write(append(b, '\n'))
+	}
+	cmd := exec.Command("python3", "testdata/render.py")
+	cmd.Stdin = &in
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("render.py: %v", err)
+	}
+	sc := bufio.NewScanner(bytes.NewReader(out))
+	n := 0
+	for ; sc.Scan(); n++ {
+		var r struct{ Out, Error string }
+		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
+			t.Fatal(err)
+		}
+		c := cases[n]
+		if r.Error == "" && strings.HasPrefix(c.want, "{") && jsonEqual(r.Out, c.want) {
+			continue
+		}
+		if r.Error != "" || r.Out != c.want {
+			t.Errorf("%s with %s: got %q (error %q), want %q", c.name, c.payload, r.Out, r.Error, c.want)
+		}
+	}
+	if n != len(cases) {
+		t.Fatalf("%d results for %d cases", n, len(cases))
+	}
+}
+
+// entityByID returns the entity of c with object id id.
+func entityByID(t *testing.T, c homeassistant.Config, id string) homeassistant.Entity {
+	t.Helper()
+	for _, e := range homeassistant.Entities(c) {
+		if e.ObjectID() == id {
+			return e
+		}
+	}
+	t.Fatalf("no entity %s", id)
+	return homeassistant.Entity{}
+}
+
+// TestTemplatesRender renders every value template against sample states,
+// including partial ones, and checks the state Home Assistant would get.
+func TestTemplatesRender(t *testing.T) {
 	tpl := map[string]string{}
 	for _, e := range homeassistant.Entities(goldenConfig) {
 		tpl[e.ObjectID()] = e.Payload.ValueTemplate
@@ -355,12 +408,15 @@ func TestTemplatesRender(t *testing.T) {
 	updown := `{"target":"192.0.2.1","status":"up","up":true,"since":"2025-01-02T03:04:05.000Z","outages":3,"last_outage_start":"2025-01-01T00:00:00.000Z","last_outage_duration_s":12.5}`
 	updownFirst := `{"target":"192.0.2.1","status":"unknown","up":false,"outages":0}`
 	updownDown := `{"status":"down","up":false,"since":"2025-01-02T03:04:05.000Z","outages":4,"last_outage_start":"2025-01-02T03:04:05.000Z"}`
-	ping := `{"min_ms":10.1,"avg_ms":12.34,"max_ms":15,"jitter_ms":1.2,"loss":0.25}`
-	pingDead := `{"min_ms":0,"avg_ms":0,"max_ms":0,"jitter_ms":0,"loss":1}`
-	ddns := `{"ip":"203.0.113.5","changed_at":"2025-01-02T03:04:05.000Z","agreed":["a","b"],"cgnat":false,"providers":[]}`
+	minute := `{"start":"2025-01-02T03:04:00.000Z","rounds":6,"sent":30,"recv":27,"min_ms":10.1,"avg_ms":12.34,"max_ms":15,"jitter_ms":1.2,"loss":0.1}`
+	minuteDead := `{"start":"2025-01-02T03:04:00.000Z","rounds":6,"sent":30,"recv":0,"min_ms":null,"avg_ms":null,"max_ms":null,"jitter_ms":null,"loss":1}`
+	ddns := `{"ip":"203.0.113.5","changed_at":"2025-01-02T03:04:05.000Z","previous":"203.0.113.4","agreed":["a","b"],"cgnat":false,"providers":[]}`
+	ddnsFirst := `{"ip":"203.0.113.5","changed_at":"2025-01-02T03:04:05.000Z","agreed":["a","b"],"cgnat":false,"providers":[]}`
 	ddnsUnknown := `{"ip":"","agreed":null,"cgnat":true,"providers":[]}`
-	failover := `{"active":"standby","mode":"primary","wans":[{"role":"primary","status":"down","up":false},{"role":"standby","status":"up","up":true}]}`
-	failoverNone := `{"active":"","mode":"auto","wans":[{"role":"primary","status":"unknown"}]}`
+	failover := `{"active":"standby","mode":"primary","bothdown":false,"wans":[{"role":"primary","status":"down","up":false},{"role":"standby","status":"up","up":true}]}`
+	failoverStart := `{"active":"","mode":"auto","bothdown":false,"wans":[{"role":"primary","status":"unknown"}]}`
+	failoverChoosing := `{"active":"","mode":"auto","bothdown":false,"wans":[{"role":"primary","status":"up"},{"role":"standby","status":"unknown"}]}`
+	failoverBoth := `{"active":"","mode":"standby","bothdown":true,"wans":[{"role":"primary","status":"down"},{"role":"standby","status":"down"}]}`
 	agent := `{"version":"1.2.3","instance":"main","journal_bytes":4096,"last_seq":9,"backlog":2}`
 
 	cases := []struct{ entity, payload, want string }{
@@ -375,29 +431,40 @@ func TestTemplatesRender(t *testing.T) {
 		{"updown_last_outage_duration", updownDown, "None"},
 		{"updown_outages", updown, "3"},
 		{"updown_outages", updownFirst, "0"},
-		{"ping_latency", ping, "12.34"},
-		{"ping_latency", pingDead, "None"},
-		{"ping_latency_min", ping, "10.1"},
-		{"ping_latency_max", ping, "15"},
-		{"ping_jitter", ping, "1.2"},
-		{"ping_jitter", pingDead, "None"},
-		{"ping_packet_loss", ping, "25.0"},
-		{"ping_packet_loss", pingDead, "100"},
+		{"ping_latency", minute, "12.34"},
+		{"ping_latency", minuteDead, "None"},
+		{"ping_latency_min", minute, "10.1"},
+		{"ping_latency_min", minuteDead, "None"},
+		{"ping_latency_max", minute, "15"},
+		{"ping_jitter", minute, "1.2"},
+		{"ping_jitter", minuteDead, "None"},
+		{"ping_packet_loss", minute, "10.0"},
+		{"ping_packet_loss", minuteDead, "100"},
 		{"ping_packet_loss", `{}`, "None"},
 		{"ddns_external_ip", ddns, "203.0.113.5"},
 		{"ddns_external_ip", ddnsUnknown, "None"},
 		{"ddns_external_ipv6", ddns, "None"},
+		{"ddns_external_ipv6", `{"ip6":"2001:db8::1"}`, "2001:db8::1"},
 		{"ddns_external_ip_changed", ddns, "2025-01-02T03:04:05.000Z"},
+		// The first address learnt is not a change (issue 13).
+		{"ddns_external_ip_changed", ddnsFirst, "None"},
 		{"ddns_external_ip_changed", ddnsUnknown, "None"},
 		{"ddns_cgnat", ddns, "OFF"},
 		{"ddns_cgnat", ddnsUnknown, "ON"},
-		{"failover_active_wan", failover, "standby"},
-		{"failover_active_wan", failoverNone, "none"},
+		{"ddns_cgnat", `{}`, "None"},
+		{"failover_active_wan", failover, "LTE"},
+		// Starting, or a WAN up but the route not chosen yet: unknown, never
+		// "No WAN" (issue 13).
+		{"failover_active_wan", failoverStart, "None"},
+		{"failover_active_wan", failoverChoosing, "None"},
+		{"failover_active_wan", failoverBoth, "No WAN"},
 		{"failover_primary_wan", failover, "OFF"},
-		{"failover_primary_wan", failoverNone, "None"},
+		{"failover_primary_wan", failoverStart, "None"},
 		{"failover_standby_wan", failover, "ON"},
-		{"failover_standby_wan", failoverNone, "None"},
-		{"failover_mode", failover, "primary"},
+		{"failover_standby_wan", failoverStart, "None"},
+		{"failover_mode", failover, "Pin Fibre"},
+		{"failover_mode", failoverStart, "Automatic"},
+		{"failover_mode", failoverBoth, "Pin LTE"},
 		{"agent_version", agent, "1.2.3"},
 		{"agent_journal_size", agent, "4096"},
 		{"agent_journal_size", `{"version":"x"}`, "None"},
@@ -405,36 +472,30 @@ func TestTemplatesRender(t *testing.T) {
 		{"agent_last_error", agent, "none"},
 		{"agent_last_error", `{"last_error":"broker refused"}`, "broker refused"},
 	}
-	var in bytes.Buffer
+	var rc []renderCase
 	for _, c := range cases {
 		tp, ok := tpl[c.entity]
 		if !ok {
 			t.Fatalf("no entity %s", c.entity)
 		}
-		b, _ := json.Marshal(map[string]string{"template": tp, "payload": c.payload})
-		in.Write(append(b, '\n'))
+		rc = append(rc, renderCase{c.entity, tp, c.payload, c.want})
 	}
-	cmd := exec.Command("python3", "testdata/render.py")
-	cmd.Stdin = &in
-	out, err := cmd.Output()
-	if err != nil {
-		t.Fatalf("render.py: %v", err)
-	}
-	sc := bufio.NewScanner(bytes.NewReader(out))
-	for i := 0; sc.Scan(); i++ {
-		var r struct{ Out, Error string }
-		if err := json.Unmarshal(sc.Bytes(), &r); err != nil {
-			t.Fatal(err)
-		}
-		c := cases[i]
-		if r.Error != "" || r.Out != c.want {
-			t.Errorf("%s with %s: got %q (error %q), want %q", c.entity, c.payload, r.Out, r.Error, c.want)
-		}
-	}
+	render(t, rc)
 	// Every entity with a template is covered.
 	for name, tp := range tpl {
 		if tp != "" && !slices.ContainsFunc(cases, func(c struct{ entity, payload, want string }) bool { return c.entity == name }) {
 			t.Errorf("template of %s not rendered by the test", name)
 		}
 	}
+}
+
+// jsonEqual compares two JSON texts as values.
+func jsonEqual(a, b string) bool {
+	var va, vb any
+	if json.Unmarshal([]byte(a), &va) != nil || json.Unmarshal([]byte(b), &vb) != nil {
+		return false
+	}
+	ja, _ := json.Marshal(va)
+	jb, _ := json.Marshal(vb)
+	return bytes.Equal(ja, jb)
 }

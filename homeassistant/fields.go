@@ -27,14 +27,16 @@ const (
 	DDNSIP        = "ip"         // "" while unknown
 	DDNSIP6       = "ip6"        // omitted without IPv6 providers
 	DDNSChangedAt = "changed_at" // RFC 3339 UTC; when IP was confirmed
+	DDNSPrevious  = "previous"   // the address before the last change; omitted before the first change
 	DDNSCGNAT     = "cgnat"      // bool
 
 	// failover.Snapshot
-	FailoverActive    = "active" // "primary", "standby" or ""
-	FailoverMode      = "mode"   // "auto", "primary" or "standby"
-	FailoverWANs      = "wans"   // list of WANSnapshot
-	FailoverWANRole   = "role"   // "primary" or "standby"
-	FailoverWANStatus = "status" // "up", "down" or "unknown"
+	FailoverActive    = "active"   // "primary", "standby" or ""
+	FailoverMode      = "mode"     // "auto", "primary" or "standby"
+	FailoverBothDown  = "bothdown" // bool
+	FailoverWANs      = "wans"     // list of WANSnapshot
+	FailoverWANRole   = "role"     // "primary" or "standby"
+	FailoverWANStatus = "status"   // "up", "down" or "unknown"
 
 	// AgentState (BASE/agent/state, owned by this package)
 	AgentVersion      = "version"

@@ -44,7 +44,19 @@ func fast() []outbox.Option {
 		outbox.WithBirthDelay(0, 20*time.Millisecond),
 		outbox.WithStateInterval(10 * time.Millisecond),
 		outbox.WithAgentStateInterval(time.Hour),
+		outbox.WithSections(goldenSections()),
 	}
+}
+
+// goldenSections are the monitors' sections of the instance the golden
+// discovery files describe (homeassistant's goldenConfig): WANs named Fibre
+// and LTE, a CGNAT interface, an IPv6 provider.
+func goldenSections() *config.Config {
+	c := &config.Config{}
+	c.Failover.Primary.Name, c.Failover.Standby.Name = "Fibre", "LTE"
+	c.DDNS.Interface = "eth1"
+	c.DDNS.Providers = []string{"dns://192.0.2.53/myip?type=A", "dns://192.0.2.53/myip6?type=AAAA"}
+	return c
 }
 
 type running struct {

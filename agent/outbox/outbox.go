@@ -108,7 +108,14 @@ type options struct {
 	stateInterval time.Duration
 	agentInterval time.Duration
 	journalSize   func() int64
+	sections      *config.Config
 }
+
+// WithSections gives discovery the monitors' sections of the configuration
+// (WAN names for the labels, ddns.interface, IPv6 providers); without it
+// the labels are "Primary"/"Standby" and the CGNAT check counts as not
+// configured.
+func WithSections(cfg *config.Config) Option { return func(o *options) { o.sections = cfg } }
 
 // WithBackoff sets the delay after n consecutive failures, both for
 // reconnecting and for resending after a publish error (default 1 s
@@ -148,6 +155,13 @@ type Outbox struct {
 	opt      options
 
 	eventTopic string
+
+	// The ping minute statistics (BASE/ping/minute), owned by the
+	// publishRetained goroutine: rounds folded up to pingSeq, and a
+	// completed minute not published yet.
+	pingWin     homeassistant.MinuteWindow
+	pingSeq     uint64
+	pingPending []byte
 
 	cmds   chan []byte
 	births chan struct{}
@@ -223,6 +237,12 @@ func New(cfg config.MQTT, ha config.HomeAssistant, enabled []string, instance, v
 		if s, ok := j.(interface{ Stats() journal.Stats }); ok {
 			o.opt.journalSize = func() int64 { return s.Stats().FileBytes }
 		}
+	}
+	o.hac = o.hac.WithSections(o.opt.sections)
+	// The minute statistics start with the latest round journaled.
+	o.pingSeq = j.LastSeq()
+	if ev, ok := j.Latest(event.MonitorPing); ok {
+		o.pingSeq = ev.Seq - 1
 	}
 	o.eventTopic = o.hac.Base() + "/event"
 	return o, nil

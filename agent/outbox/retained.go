@@ -7,6 +7,7 @@ import (
 	"math/rand/v2"
 	"time"
 
+	"imon/event"
 	"imon/homeassistant"
 	"imon/mqtt"
 )
@@ -146,6 +147,9 @@ func (r *retained) clearDisabledStates(ctx context.Context) {
 			msgs = append(msgs, mqtt.Message{Topic: r.o.hac.StateTopic(m)})
 		}
 	}
+	if !r.o.enabled[event.MonitorPing] {
+		msgs = append(msgs, mqtt.Message{Topic: r.o.hac.PingMinuteTopic()})
+	}
 	r.publish(ctx, msgs...)
 }
 
@@ -168,6 +172,46 @@ func (r *retained) publishStates(ctx context.Context) {
 		for i, m := range mons {
 			r.states[m] = seqs[i]
 		}
+	}
+	r.pingMinute(ctx)
+}
+
+// pingMinute folds the ping rounds journaled since the last call into the
+// minute statistics and publishes BASE/ping/minute when a minute is
+// complete (the first round of the next minute arrived): Home Assistant's
+// ping entities change at most once a minute, whatever the ping interval.
+func (r *retained) pingMinute(ctx context.Context) {
+	o := r.o
+	if !o.enabled[event.MonitorPing] {
+		return
+	}
+	latest, ok := o.j.Latest(event.MonitorPing)
+	if ok && latest.Seq > o.pingSeq {
+		for o.pingSeq < latest.Seq {
+			evs, err := o.j.Read(o.pingSeq+1, readBatch)
+			if err != nil || len(evs) == 0 {
+				if err != nil {
+					o.log.Debug("reading ping rounds", "err", err)
+				}
+				o.pingSeq = latest.Seq // trimmed or unreadable: skip them
+				break
+			}
+			for _, ev := range evs {
+				if ev.Seq > latest.Seq {
+					break
+				}
+				o.pingSeq = ev.Seq
+				if ev.Monitor != event.MonitorPing || ev.Kind != event.KindPingResult {
+					continue
+				}
+				if m, done := o.pingWin.Add(ev.Time, ev.State); done {
+					o.pingPending = m.JSON()
+				}
+			}
+		}
+	}
+	if o.pingPending != nil && r.publish(ctx, mqtt.Message{Topic: o.hac.PingMinuteTopic(), Payload: o.pingPending}) {
+		o.pingPending = nil
 	}
 }
 

@@ -76,7 +76,7 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		})
 
 	if cfg.MQTT.Enable {
-		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"))
+		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"), outbox.WithSections(cfg))
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}

@@ -285,10 +285,13 @@ func (m *Monitor) restore(env monitor.Env) *run {
 		r.lastSig = m.state(r).signature()
 		return r
 	}
-	restoreTrack := func(f extip.Family, ip string, changed, noAnswer *time.Time, agreed []string, outcome Outcome) {
+	restoreTrack := func(f extip.Family, ip, prev string, changed, noAnswer *time.Time, agreed []string, outcome Outcome) {
 		var t Track
 		if a, err := netip.ParseAddr(ip); err == nil {
 			t.Addr = a
+		}
+		if a, err := netip.ParseAddr(prev); err == nil {
+			t.Previous = a
 		}
 		if changed != nil {
 			t.ChangedAt = *changed
@@ -299,8 +302,8 @@ func (m *Monitor) restore(env monitor.Env) *run {
 		t.Agreed, t.Outcome = agreed, outcome
 		r.tracks[f] = t
 	}
-	restoreTrack(extip.IPv4, st.IP, st.ChangedAt, st.NoAnswerSince, st.Agreed, st.Consensus)
-	restoreTrack(extip.IPv6, st.IP6, st.ChangedAt6, st.NoAnswerSince6, st.Agreed6, st.Consensus6)
+	restoreTrack(extip.IPv4, st.IP, st.Previous, st.ChangedAt, st.NoAnswerSince, st.Agreed, st.Consensus)
+	restoreTrack(extip.IPv6, st.IP6, st.Previous6, st.ChangedAt6, st.NoAnswerSince6, st.Agreed6, st.Consensus6)
 	if m.iface != "" { // without an interface the CGNAT flag is not known
 		r.cgnat, r.cgnatAddr = st.CGNAT, st.CGNATAddress
 	}
@@ -325,6 +328,7 @@ func (m *Monitor) state(r *run) State {
 	st := State{CGNAT: r.cgnat, CGNATAddress: r.cgnatAddr, Agreed: []string{}, Providers: []ProviderState{}}
 	if t, ok := r.tracks[extip.IPv4]; ok {
 		st.IP, st.ChangedAt, st.Consensus, st.NoAnswerSince = addrString(t.Addr), timePtr(t.ChangedAt), t.Outcome, nil
+		st.Previous = addrString(t.Previous)
 		if t.Agreed != nil {
 			st.Agreed = t.Agreed
 		}
@@ -335,6 +339,7 @@ func (m *Monitor) state(r *run) State {
 	if slices.Contains(m.families, extip.IPv6) {
 		t := r.tracks[extip.IPv6]
 		st.IP6, st.ChangedAt6, st.Consensus6 = addrString(t.Addr), timePtr(t.ChangedAt), t.Outcome
+		st.Previous6 = addrString(t.Previous)
 		st.Agreed6 = t.Agreed
 		if st.Agreed6 == nil {
 			st.Agreed6 = []string{}

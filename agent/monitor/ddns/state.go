@@ -15,6 +15,10 @@ type State struct {
 	IP string `json:"ip"`
 	// ChangedAt is when IP was confirmed.
 	ChangedAt *time.Time `json:"changed_at,omitempty"`
+	// Previous is the address IP replaced, omitted until the address
+	// changed from a known one: on a first start ChangedAt is when the
+	// address was learnt, not a change.
+	Previous string `json:"previous,omitempty"`
 	// Agreed lists the providers behind the last accepted IPv4 consensus.
 	Agreed []string `json:"agreed"`
 	// Consensus is the last IPv4 round's outcome: ok, no-answer,
@@ -24,10 +28,12 @@ type State struct {
 	// answers; ddns-no-update was reported).
 	NoAnswerSince *time.Time `json:"no_answer_since,omitempty"`
 
-	// IP6, ChangedAt6, Agreed6, Consensus6 and NoAnswerSince6 are the same
-	// for IPv6, present only when an IPv6 provider is configured.
+	// IP6, ChangedAt6, Previous6, Agreed6, Consensus6 and NoAnswerSince6
+	// are the same for IPv6, present only when an IPv6 provider is
+	// configured.
 	IP6            string     `json:"ip6,omitempty"`
 	ChangedAt6     *time.Time `json:"changed_at6,omitempty"`
+	Previous6      string     `json:"previous6,omitempty"`
 	Agreed6        []string   `json:"agreed6,omitempty"`
 	Consensus6     Outcome    `json:"consensus6,omitempty"`
 	NoAnswerSince6 *time.Time `json:"no_answer_since6,omitempty"`

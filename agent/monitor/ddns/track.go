@@ -14,6 +14,10 @@ type Track struct {
 	Addr netip.Addr
 	// ChangedAt is when Addr was confirmed (zero while unknown).
 	ChangedAt time.Time
+	// Previous is the confirmed address Addr replaced; invalid until the
+	// address changed from a known one (the first address learnt is not a
+	// change).
+	Previous netip.Addr
 	// Agreed lists the providers behind the last accepted consensus.
 	Agreed []string
 	// Outcome is the last round's consensus outcome ("" before the first).
@@ -80,6 +84,9 @@ func (t Track) Observe(c Consensus, quorum int, now time.Time) (Track, Decision)
 			return t, d
 		}
 		d.Change, d.Old, d.New = true, t.Addr, c.Addr
+		if t.Addr.IsValid() {
+			t.Previous = t.Addr
+		}
 		t.Addr, t.ChangedAt, t.Candidate = c.Addr, now, netip.Addr{}
 		return t, d
 	case NoAnswer:
