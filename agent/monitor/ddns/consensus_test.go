@@ -279,3 +279,25 @@ func TestCGNATAddress(t *testing.T) {
 		}
 	}
 }
+
+// TestObservePrevious: the first address learnt has no previous one (it is
+// not a change: Home Assistant's "External IP changed" stays unknown); a
+// real change keeps the replaced address.
+func TestObservePrevious(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 1, 2, 3, 4, 5, 0, time.UTC)
+	honest := func(a netip.Addr) round { return round{v("p1", "a", a), v("p2", "b", a), v("p3", "c", a)} }
+	var tr ddns.Track
+	tr, _ = tr.Observe(ddns.Decide(honest(ipX), nil, 2), 2, now)
+	if tr.Addr != ipX || tr.Previous.IsValid() {
+		t.Fatalf("first address: %v, previous %v", tr.Addr, tr.Previous)
+	}
+	tr, _ = tr.Observe(ddns.Decide(honest(ipY), nil, 2), 2, now.Add(time.Minute))
+	if tr.Addr != ipY || tr.Previous != ipX {
+		t.Errorf("after a change: %v, previous %v, want %v", tr.Addr, tr.Previous, ipX)
+	}
+	tr, _ = tr.Observe(ddns.Decide(honest(ipY), nil, 2), 2, now.Add(2*time.Minute))
+	if tr.Previous != ipX {
+		t.Errorf("unchanged round lost the previous address: %v", tr.Previous)
+	}
+}
