@@ -1,8 +1,10 @@
 package updown
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
+	"syscall"
 	"time"
 
 	"imon/agent/probe"
@@ -23,6 +25,23 @@ type Params struct {
 	// AddPing are the addping entries; when set, every status change waits
 	// for their results, which go into the event.
 	AddPing []string
+	// PathGrace is how long after the start of a run a probe that could
+	// not be sent for want of a route (ENETUNREACH, EHOSTUNREACH) is not
+	// counted as lost while no reply has been seen in the run: at boot the
+	// default route comes later (failover still choosing, dhcpcd with
+	// nogateway), and the path not being up yet is not an outage. Default
+	// DefaultPathGrace.
+	PathGrace time.Duration
+}
+
+// DefaultPathGrace is Params.PathGrace when unset: well beyond failover's
+// first choice at its defaults (up-after 5 probes 1 s apart).
+const DefaultPathGrace = 30 * time.Second
+
+// NoRoute reports whether err is a send error for want of a route to the
+// target: the path is not there, no probe went out.
+func NoRoute(err error) bool {
+	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH)
 }
 
 func (p Params) dnsCheck() bool { return p.DNSServer != "" && p.DNSLookup != "" }
@@ -92,6 +111,9 @@ func NewMachine(p Params) *Machine {
 	}
 	if p.DownInterval <= 0 {
 		p.DownInterval = time.Second
+	}
+	if p.PathGrace <= 0 {
+		p.PathGrace = DefaultPathGrace
 	}
 	return &Machine{p: p, st: State{Target: p.Target, Status: StatusUnknown}}
 }
@@ -164,7 +186,16 @@ func (m *Machine) ResolveFailed(now time.Time, err error) Output {
 }
 
 // Probe folds in one probe outcome.
+//
+// Until the first reply of the run, and for at most PathGrace after its
+// start, a probe that could not be sent for want of a route is ignored:
+// the path to the target is not up yet, which leaves the status as it is
+// (unknown on a first start, the restored one otherwise), and no outage is
+// declared.
 func (m *Machine) Probe(now time.Time, o probe.Outcome) Output {
+	if !o.OK && m.lastReply.IsZero() && NoRoute(o.Err) && now.Sub(m.origin) < m.p.PathGrace {
+		return Output{}
+	}
 	m.tr.Add(o)
 	if o.OK {
 		if o.At.After(m.lastReply) {

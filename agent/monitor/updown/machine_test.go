@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"reflect"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -383,4 +384,73 @@ func TestDurationFormats(t *testing.T) {
 			t.Errorf("Words(%v) = %q, want %q", tc.d, got, tc.words)
 		}
 	}
+}
+
+// TestNoRouteAtStart: at boot the default route comes after the agent
+// starts (failover still choosing, dhcpcd with nogateway); probes that
+// cannot be sent for want of a route are not losses until the first reply
+// of the run or PathGrace, so no false outage is journaled (issue 13: the
+// Internet went off 2.5 s after start and on at +5 s, Outages +1). Once
+// the path was up, and after the grace, a missing route is an outage.
+func TestNoRouteAtStart(t *testing.T) {
+	noRoute := func(seq uint64, ms int) probe.Outcome {
+		now := at(ms)
+		return probe.Outcome{Seq: seq, Sent: now, At: now, Err: fmt.Errorf("write: %w", syscall.ENETUNREACH)}
+	}
+	reply := func(seq uint64, ms int) probe.Outcome {
+		now := at(ms)
+		return probe.Outcome{Seq: seq, Sent: now.Add(-time.Millisecond), At: now, OK: true, RTT: time.Millisecond}
+	}
+	p := Params{Target: ip, PingCount: 2, PathGrace: 10 * time.Second}
+
+	t.Run("fresh start", func(t *testing.T) {
+		h := newHarness(t, p, nil)
+		for i := range 8 { // 4 s without a route: still unknown, nothing journaled
+			h.apply(h.m.Probe(at(500*i), noRoute(uint64(i+1), 500*i)))
+		}
+		if st := h.m.State(); st.Status != StatusUnknown || st.Outages != 0 || len(h.events) != 0 {
+			t.Fatalf("without a route: status %s, outages %d, events %v", st.Status, st.Outages, h.events)
+		}
+		h.apply(h.m.Probe(at(5000), reply(9, 5000)))
+		if len(h.events) != 1 || h.events[0].Kind != KindStatus || !h.m.State().Up || h.m.State().Outages != 0 {
+			t.Fatalf("first reply: events %v, state %+v", h.events, h.m.State())
+		}
+		// The route is gone later (both WANs down): a real outage.
+		h.apply(h.m.Probe(at(6000), noRoute(10, 6000)))
+		h.apply(h.m.Probe(at(6500), noRoute(11, 6500)))
+		if len(h.events) != 2 || h.events[1].Kind != event.KindUpdownOffline || h.m.State().Outages != 1 {
+			t.Fatalf("route lost after the path was up: events %v", h.events)
+		}
+	})
+	t.Run("restored up", func(t *testing.T) {
+		last := &State{Target: ip, Status: StatusUp, Up: true, Since: At(t0.Add(-time.Hour)), Outages: 3}
+		h := newHarness(t, p, last)
+		for i := range 8 {
+			h.apply(h.m.Probe(at(500*i), noRoute(uint64(i+1), 500*i)))
+		}
+		h.apply(h.m.Probe(at(5000), reply(9, 5000)))
+		if st := h.m.State(); len(h.events) != 0 || st.Status != StatusUp || st.Outages != 3 {
+			t.Fatalf("reboot without a route yet: events %v, state %+v", h.events, st)
+		}
+	})
+	t.Run("no route beyond the grace", func(t *testing.T) {
+		h := newHarness(t, p, nil)
+		for i := range 24 { // 12 s: the grace ends at 10 s
+			h.apply(h.m.Probe(at(500*i), noRoute(uint64(i+1), 500*i)))
+		}
+		if len(h.events) != 1 || h.events[0].Kind != KindStatus || h.m.State().Status != StatusDown {
+			t.Fatalf("no route for 12 s: events %v, status %s", h.events, h.m.State().Status)
+		}
+		if !h.m.State().Since.Equal(t0) {
+			t.Errorf("outage since %v, want the start %v", h.m.State().Since, t0)
+		}
+	})
+	t.Run("timeouts still count", func(t *testing.T) {
+		h := newHarness(t, p, nil)
+		h.apply(h.m.Probe(at(1000), probe.Outcome{Seq: 1, Sent: at(0), At: at(1000)}))
+		h.apply(h.m.Probe(at(1500), probe.Outcome{Seq: 2, Sent: at(500), At: at(1500)}))
+		if h.m.State().Status != StatusDown {
+			t.Errorf("two timeouts at start: status %s", h.m.State().Status)
+		}
+	})
 }
