@@ -1,5 +1,6 @@
-# imon — see README.md. `make demo` runs the agent on a loopback-only demo
-# config; `make test` runs every test (as root, for the network-namespace
+# imon — see README.md. `make demo` runs the agent in a network-namespace
+# home and plays a failover, an outage and an IP change (as root; else a
+# loopback-only demo); `make test` runs every test (as root, for the network-namespace
 # end-to-end tests).
 
 GO       ?= go
@@ -33,8 +34,11 @@ test-short:
 bench: build
 	GO=$(GO) IMON_BIN=$(CURDIR)/bin/$(BINARY) IMON_FULL=$(IMON_FULL) sh deploy/bench.sh
 
+# As root: a network-namespace home and a scripted minute (e2e/demo);
+# otherwise, or with DEMO=loopback, the loopback demo.
 demo: build
-	DEMO_DIR=$(DEMO_DIR) IMON=$(CURDIR)/bin/$(BINARY) MQTT=$(MQTT) DEMO_SECONDS=$(DEMO_SECONDS) sh deploy/demo/demo.sh
+	$(GO) build -o bin/imon-demo ./e2e/demo
+	DEMO=$(DEMO) DEMO_BIN=$(CURDIR)/bin/imon-demo DEMO_DIR=$(DEMO_DIR) IMON=$(CURDIR)/bin/$(BINARY) MQTT=$(MQTT) DEMO_SECONDS=$(DEMO_SECONDS) sh deploy/demo/demo.sh
 
 lint: fmt vet staticcheck
 

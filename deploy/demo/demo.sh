@@ -1,8 +1,19 @@
 #!/bin/sh
-# make demo: run imon on a loopback-only config with a journal in a
-# temporary folder, until Ctrl-C (or DEMO_SECONDS), then replay the journal.
+# make demo. As root (with ip and nft), and unless DEMO=loopback: the
+# network-namespace home of e2e/demo ($DEMO_BIN): two WANs, an internet,
+# MQTT when Mosquitto is installed, and a scripted minute with a failover,
+# an outage and an IP change. Otherwise: imon on a loopback-only config
+# with a journal in a temporary folder, until Ctrl-C (or DEMO_SECONDS),
+# then the journal replayed.
 set -eu
 : "${IMON:?}"
+if [ "${DEMO:-}" != loopback ] && [ "$(id -u)" = 0 ] && [ -n "${DEMO_BIN:-}" ] &&
+	command -v ip >/dev/null 2>&1 && command -v nft >/dev/null 2>&1; then
+	exec env IMON="$IMON" DEMO_DIR="${DEMO_DIR:-}" "$DEMO_BIN"
+fi
+if [ "${DEMO:-}" != loopback ]; then
+	echo "== loopback demo (the network-namespace demo needs root, ip and nft; DEMO=loopback forces this one)"
+fi
 DEMO_DIR=${DEMO_DIR:-$(mktemp -d /tmp/imon-demo.XXXXXX)}
 mkdir -p "$DEMO_DIR"
 chmod 0755 "$DEMO_DIR"
