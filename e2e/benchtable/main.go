@@ -228,6 +228,7 @@ const (
 	pDDNS     = "imon/agent/monitor/ddns"
 	pOutbox   = "imon/agent/outbox"
 	pConfig   = "imon/config"
+	pHA       = "imon/homeassistant"
 )
 
 var (
@@ -311,6 +312,8 @@ var rows = []row{
 		target: "—", format: unitf(" msg/s", -1)},
 	{figure: "journal append → subscriber receives, median", pkg: pOutbox, bench: "BenchmarkAppendToReceive", unit: "ms-median",
 		target: "≤ 10 ms", ok: atMost(10), format: unitf(" ms", 2)},
+	{figure: "Home Assistant recorder rows a day, one instance at the defaults (per-round wiring: {rows/day-per-round})", pkg: pHA, bench: "BenchmarkRecorderRowsPerDay", unit: "rows/day",
+		target: "≤ 10,000", ok: atMost(10_000), format: count},
 	{figure: "manual failover: `imon failover` → route switched, median", pkg: pE2E, bench: "BenchmarkManualFailover", unit: "cli-ms-median",
 		target: "≤ 200 ms", ok: atMost(200), format: ms1},
 	{figure: "manual failover: MQTT BASE/failover/set → route switched, median", pkg: pE2E, bench: "BenchmarkManualFailover", unit: "mqtt-ms-median",
