@@ -386,19 +386,20 @@ func (d *demo) run(imon string) int {
 	time.Sleep(300 * time.Millisecond) // let the follower print agent-stop
 	_ = follow.Process.Kill()
 
-	d.report(imon, cfg, start)
+	d.report(imon, cfg)
 	return d.summary(w.Seen())
 }
 
 // report prints `imon report` for the demo's minute and writes its HTML
 // page, when this imon has the command.
-func (d *demo) report(imon, cfg string, start time.Time) {
+func (d *demo) report(imon, cfg string) {
 	help, err := exec.Command(imon, "report", "--help").CombinedOutput()
 	if err != nil || !strings.Contains(string(help), "imon report") {
 		fmt.Println("\n   (this imon has no `imon report` yet)")
 		return
 	}
-	since := fmt.Sprintf("%ds", int(time.Since(start).Seconds())+60)
+	// The journal is the demo's own: the last hour is the whole run.
+	since := "1h"
 	say("imon report --since %s", since)
 	c := exec.Command(imon, "report", "--config", cfg, "--since", since)
 	c.Stdout, c.Stderr = os.Stdout, os.Stderr
