@@ -13,9 +13,13 @@
 // HA ≥ 2024.12, would need a two-step component removal instead).
 //
 // The entities read the monitors' retained state topics
-// (BASE/<monitor>/state, the monitor's State JSON as journaled) through
-// value_template, so the mapping from imon's state to Home Assistant lives
-// here, with the field names in fields.go. Every entity's availability is
+// (BASE/<monitor>/state, the monitor's State JSON as journaled; the ping
+// entities BASE/ping/minute, the minute's statistics, so that the recorder
+// writes at most a row a minute for them) through value_template and
+// json_attributes_template, so the mapping from imon's state to Home
+// Assistant lives here, with the field names in fields.go. No entity is
+// created disabled: Home Assistant keeps a disabled entity when its config
+// is cleared, so it would outlive its monitor. Every entity's availability is
 // BASE/status (retained online/offline, offline as MQTT last will), except
 // the "Agent" connectivity sensor, which reads BASE/status itself and so
 // shows Disconnected, not unavailable, when the agent is gone.
