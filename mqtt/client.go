@@ -133,6 +133,11 @@ type Config struct {
 	Backoff func(n int) time.Duration
 	// ConnectTimeout bounds one attempt; 0 means DefaultConnectTimeout.
 	ConnectTimeout time.Duration
+	// MaxPacketSize is the Maximum Packet Size declared in CONNECT: the
+	// broker must not send bigger packets, and one that comes anyway ends
+	// the connection (*PacketTooLargeError) before it is read into memory.
+	// 0 means DefaultMaxPacketSize.
+	MaxPacketSize int
 	// PacketTimeout bounds Publish and Subscribe; 0 means
 	// DefaultPacketTimeout.
 	PacketTimeout time.Duration
@@ -215,6 +220,12 @@ func New(cfg Config) (*Client, error) {
 	}
 	if cfg.Backoff == nil {
 		cfg.Backoff = DefaultBackoff
+	}
+	if cfg.MaxPacketSize == 0 {
+		cfg.MaxPacketSize = DefaultMaxPacketSize
+	}
+	if cfg.MaxPacketSize < 128 || cfg.MaxPacketSize > maxPacket {
+		return nil, fmt.Errorf("mqtt maximum packet size %d out of range 128..%d", cfg.MaxPacketSize, maxPacket)
 	}
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = DefaultConnectTimeout

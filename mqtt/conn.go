@@ -19,6 +19,7 @@ type Conn struct {
 	cli           *paho.Client
 	nc            net.Conn // the connection paho writes to
 	recvMax       uint16
+	maxOut        int // the broker's Maximum Packet Size; 0 = none declared
 	packetTimeout time.Duration
 
 	lostOnce sync.Once
@@ -35,6 +36,12 @@ func (cn *Conn) Done() <-chan struct{} { return cn.done }
 // this connection (Mosquitto: 20 by default). Send blocks while it is
 // reached.
 func (cn *Conn) ReceiveMaximum() uint16 { return cn.recvMax }
+
+// MaxPacketSize is the broker's Maximum Packet Size (CONNACK), 0 when it
+// declared none (then the protocol's 268,435,460 bytes apply). Send refuses
+// a message that does not fit with a *TooLargeError, before writing it:
+// a broker disconnects a client that sends a bigger packet.
+func (cn *Conn) MaxPacketSize() int { return cn.maxOut }
 
 func (cn *Conn) setLost(err error) {
 	cn.lostOnce.Do(func() {
@@ -59,6 +66,11 @@ func (cn *Conn) Send(ctx context.Context, m Message) (*Ack, error) {
 	case <-cn.done:
 		return nil, ErrConnectionLost
 	default:
+	}
+	if cn.maxOut > 0 {
+		if size := m.PacketSize(); size > cn.maxOut {
+			return nil, &TooLargeError{Topic: m.Topic, Size: size, Limit: cn.maxOut}
+		}
 	}
 	a := &Ack{resp: make(chan packets.ControlPacket, 1), done: cn.done, topic: m.Topic}
 	p := m.publish()

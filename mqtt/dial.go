@@ -88,6 +88,9 @@ func (c *Client) connect(ctx context.Context) (*Conn, error) {
 		done:          make(chan struct{}),
 		recvMax:       65535, // MQTT's default when the broker sends none
 	}
+	// A packet over the limit ends the connection with this reason, even
+	// if paho's own report of the read error comes later.
+	nc.in.onFail = cn.setLost
 	cn.cli = paho.NewClient(paho.ClientConfig{
 		ClientID: c.cfg.ClientID,
 		Conn:     nc,
@@ -105,11 +108,12 @@ func (c *Client) connect(ctx context.Context) (*Conn, error) {
 		},
 	})
 	expiry := uint32(0)
+	maxIn := uint32(c.cfg.MaxPacketSize)
 	cp := &paho.Connect{
 		ClientID:   c.cfg.ClientID,
 		KeepAlive:  uint16(c.cfg.KeepAlive / time.Second),
 		CleanStart: true,
-		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry},
+		Properties: &paho.ConnectProperties{SessionExpiryInterval: &expiry, MaximumPacketSize: &maxIn},
 	}
 	if c.cfg.Username != "" {
 		cp.Username, cp.UsernameFlag = c.cfg.Username, true
@@ -134,10 +138,13 @@ func (c *Client) connect(ctx context.Context) (*Conn, error) {
 	if ca.Properties != nil && ca.Properties.ReceiveMaximum != nil {
 		cn.recvMax = *ca.Properties.ReceiveMaximum
 	}
+	if ca.Properties != nil && ca.Properties.MaximumPacketSize != nil {
+		cn.maxOut = int(*ca.Properties.MaximumPacketSize)
+	}
 	return cn, nil
 }
 
-func (c *Client) dial(ctx context.Context) (net.Conn, error) {
+func (c *Client) dial(ctx context.Context) (*bufferedConn, error) {
 	var d net.Dialer
 	u := c.server
 	if u.Scheme == "unix" {
@@ -145,7 +152,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("connect: %w", err)
 		}
-		return newBufferedConn(nc), nil
+		return newBufferedConn(nc, c.cfg.MaxPacketSize), nil
 	}
 	var tlsCfg *tls.Config
 	if isTLS(u.Scheme) {
@@ -161,7 +168,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 		return nil, fmt.Errorf("connect: %w", err)
 	}
 	if tlsCfg == nil {
-		return newBufferedConn(nc), nil
+		return newBufferedConn(nc, c.cfg.MaxPacketSize), nil
 	}
 	tc := tls.Client(nc, tlsCfg)
 	if err := tc.HandshakeContext(ctx); err != nil {
@@ -170,7 +177,7 @@ func (c *Client) dial(ctx context.Context) (net.Conn, error) {
 	}
 	// The buffered connection's single flusher makes the tls.Conn safe for
 	// paho's concurrent writers.
-	return newBufferedConn(tc), nil
+	return newBufferedConn(tc, c.cfg.MaxPacketSize), nil
 }
 
 func (c *Client) tlsConfig() (*tls.Config, error) {
@@ -228,7 +235,8 @@ type bufferedConn struct {
 	net.Conn
 	r *bufio.Reader
 
-	packet sync.Mutex // held by paho for the pieces of one packet
+	in     *packetLimiter // what paho reads: r, a packet at most maxIn bytes
+	packet sync.Mutex     // held by paho for the pieces of one packet
 
 	mu      sync.Mutex // guards the following
 	buf     []byte
@@ -243,12 +251,14 @@ type bufferedConn struct {
 // DISCONNECT) to be written.
 const flushTimeout = time.Second
 
-func newBufferedConn(c net.Conn) net.Conn {
-	return &bufferedConn{Conn: c, r: bufio.NewReaderSize(c, 16<<10)}
+func newBufferedConn(c net.Conn, maxIn int) *bufferedConn {
+	r := bufio.NewReaderSize(c, 16<<10)
+	return &bufferedConn{Conn: c, r: r, in: &packetLimiter{r: r, limit: maxIn}}
 }
 
-// Read reads through the buffer.
-func (c *bufferedConn) Read(p []byte) (int, error) { return c.r.Read(p) }
+// Read reads through the buffer, refusing a packet bigger than the
+// Maximum Packet Size declared (see packetLimiter).
+func (c *bufferedConn) Read(p []byte) (int, error) { return c.in.Read(p) }
 
 // Lock implements sync.Locker for paho's packet writes.
 func (c *bufferedConn) Lock() { c.packet.Lock() }
