@@ -18,6 +18,7 @@ import (
 	"sync"
 	"time"
 
+	"imon/agent/command"
 	"imon/agent/monitor"
 	"imon/event"
 	"imon/journal"
@@ -78,6 +79,12 @@ type Options struct {
 	// for lack of space before a full-journal episode is over (see Emit;
 	// default DefaultJournalFullSettle).
 	JournalFullSettle time.Duration
+	// FailoverEnabled: manual failover commands are accepted (else they
+	// are rejected; see FailoverCommand).
+	FailoverEnabled bool
+	// CommandLimits is the budget of manual commands; zero fields take
+	// command.DefaultLimits'.
+	CommandLimits command.Limits
 	// RestartBackoff is the first delay before a failed monitor is restarted
 	// (default 1 s, doubling up to 1 min).
 	RestartBackoff time.Duration
@@ -92,6 +99,9 @@ type Agent struct {
 	running map[string]bool
 
 	full fullEpisode // appends failing for lack of space (see Emit)
+
+	cmdMu sync.Mutex // guards cmd
+	cmd   commandGate
 }
 
 // New returns an agent for opt.
@@ -108,7 +118,8 @@ func New(opt Options) *Agent {
 	if opt.RestartBackoff == 0 {
 		opt.RestartBackoff = time.Second
 	}
-	return &Agent{opt: opt, log: opt.Logger, running: map[string]bool{}}
+	return &Agent{opt: opt, log: opt.Logger, running: map[string]bool{},
+		cmd: commandGate{budget: command.NewBudget(opt.CommandLimits), now: time.Now}}
 }
 
 // Emit journals ev for the agent's instance and returns it as stored.
@@ -251,6 +262,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	}
 	stopMonitors()
 	monitors.Wait()
+	a.flushThrottled()
 
 	stopCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), a.opt.DrainTimeout)
 	defer cancel()

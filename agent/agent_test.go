@@ -3,12 +3,14 @@ package agent_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"strings"
 	"sync/atomic"
 	"testing"
 	"time"
 
 	"imon/agent"
+	"imon/agent/command"
 	"imon/agent/logsink"
 	"imon/agent/monitor"
 	"imon/event"
@@ -139,7 +141,10 @@ func TestLogConsumerResumesFromCursor(t *testing.T) {
 // and a disabled failover monitor are journaled as command-rejected.
 func TestFailoverCommand(t *testing.T) {
 	j := journaltest.Open(t)
-	a := agent.New(agent.Options{Instance: "t", Journal: j})
+	// No budget to speak of, no spacing: this test is about parsing.
+	lim := command.Limits{Burst: 100, MinSwitch: -1}
+	on := agent.New(agent.Options{Instance: "t", Journal: j, FailoverEnabled: true, CommandLimits: lim})
+	off := agent.New(agent.Options{Instance: "t", Journal: j, CommandLimits: lim})
 	ctx := context.Background()
 	for _, tc := range []struct {
 		mode    string
@@ -149,12 +154,16 @@ func TestFailoverCommand(t *testing.T) {
 		{"primary", true, event.KindFailoverCommand},
 		{"standby", true, event.KindFailoverCommand},
 		{"auto", true, event.KindFailoverCommand},
+		{"PRIMARY", true, event.KindFailoverCommand}, // one parser for the CLI and MQTT
 		{"toggle", true, event.KindCommandRejected},
-		{"PRIMARY", true, event.KindCommandRejected},
 		{strings.Repeat("x", 1<<20), true, event.KindCommandRejected},
 		{"primary", false, event.KindCommandRejected},
 	} {
-		ev, err := a.FailoverCommand(ctx, tc.mode, "cli", tc.enabled)
+		a := on
+		if !tc.enabled {
+			a = off
+		}
+		ev, err := a.FailoverCommand(ctx, []byte(tc.mode), "cli")
 		if ev.Kind != tc.kind {
 			t.Errorf("mode %.10q enabled %v: kind %s, want %s", tc.mode, tc.enabled, ev.Kind, tc.kind)
 		}
@@ -164,6 +173,45 @@ func TestFailoverCommand(t *testing.T) {
 		if len(ev.Data) > 512 {
 			t.Errorf("mode %.10q: rejected payload journaled in full (%d bytes)", tc.mode, len(ev.Data))
 		}
+	}
+}
+
+// TestCommandFloodSummarised: a flood of commands journals the budget's
+// burst and then one command-throttled summary per window, not one event
+// per command (before the budget every command was journaled).
+func TestCommandFloodSummarised(t *testing.T) {
+	j := journaltest.Open(t)
+	a := agent.New(agent.Options{Instance: "t", Journal: j, FailoverEnabled: true,
+		CommandLimits: command.Limits{Burst: 5, Every: time.Hour, Window: 100 * time.Millisecond}})
+	ctx := context.Background()
+	throttled := 0
+	for i := range 1000 {
+		_, err := a.FailoverCommand(ctx, []byte(fmt.Sprintf("bad %d", i)), "mqtt")
+		if errors.Is(err, agent.ErrCommandThrottled) {
+			throttled++
+		}
+	}
+	if throttled != 995 {
+		t.Errorf("%d commands throttled, want 995", throttled)
+	}
+	wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	if err := j.Wait(wctx, 5); err != nil {
+		t.Fatalf("no summary: %v", err)
+	}
+	evs, err := j.Read(1, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(evs) != 6 || evs[4].Kind != event.KindCommandRejected || evs[5].Kind != event.KindCommandThrottled {
+		t.Fatalf("journal: %v, want 5 command-rejected and 1 command-throttled", evs)
+	}
+	var d struct {
+		Dropped int
+		Sources map[string]int
+	}
+	if err := evs[5].DecodeData(&d); err != nil || d.Dropped != 995 || d.Sources["mqtt"] != 995 {
+		t.Errorf("summary %+v (%v), want 995 dropped from mqtt", d, err)
 	}
 }
 

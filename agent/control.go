@@ -39,10 +39,12 @@ type Reply struct {
 // `imon status`, `imon journal` and `imon failover` reach the running agent
 // (the journal file itself is locked by the agent).
 type Control struct {
-	Path     string
-	J        Journal
-	Status   func() any
-	Failover func(ctx context.Context, mode string) (event.Event, error)
+	Path   string
+	J      Journal
+	Status func() any
+	// Failover is the agent's command entry point (Agent.FailoverCommand):
+	// the request's mode is its payload, "cli" its source.
+	Failover func(ctx context.Context, payload []byte, source string) (event.Event, error)
 	Log      *slog.Logger
 }
 
@@ -133,7 +135,7 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 		}
 		reply(Reply{OK: true, Status: b})
 	case "failover":
-		ev, err := c.Failover(ctx, req.Mode)
+		ev, err := c.Failover(ctx, []byte(req.Mode), "cli")
 		if err != nil {
 			reply(Reply{Error: err.Error(), Seq: ev.Seq})
 			return

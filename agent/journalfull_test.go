@@ -58,7 +58,7 @@ func (s *syncBuffer) String() string {
 func TestEmitJournalFull(t *testing.T) {
 	j := &fullJournal{Journal: journaltest.Open(t)}
 	var logs syncBuffer
-	a := agent.New(agent.Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	a := agent.New(agent.Options{Instance: "t", Journal: j, FailoverEnabled: true, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
 		JournalFullSettle: time.Nanosecond})
 	ctx := context.Background()
 	emit := func(mon, kind string, state any) event.Event {
@@ -91,7 +91,7 @@ func TestEmitJournalFull(t *testing.T) {
 	}
 	wg.Wait()
 	emit("failover", event.KindFailoverStandby, map[string]string{"active": "standby"})
-	if _, err := a.FailoverCommand(ctx, "primary", "cli", true); !errors.Is(err, journal.ErrNoSpace) {
+	if _, err := a.FailoverCommand(ctx, []byte("primary"), "cli"); !errors.Is(err, journal.ErrNoSpace) {
 		t.Errorf("failover command while full: err %v, want ErrNoSpace", err)
 	}
 	if n := strings.Count(logs.String(), "journal full"); n != 1 {

@@ -37,6 +37,7 @@ const (
 	KindJournalRecovered = "journal-recovered" // a corrupt journal was moved aside at startup
 	KindFailoverCommand  = "failover-command"  // manual failover request (CLI or MQTT), data {"mode": "primary|standby|auto", "source": "..."}
 	KindCommandRejected  = "command-rejected"  // a malformed or impossible command, data {"source","reason","payload"}
+	KindCommandThrottled = "command-throttled" // failover commands dropped over the command budget in one window, data {"dropped","sources","from","to","window_s"}
 	KindActionSkipped    = "action-skipped"    // an event too old at startup to run the action script for
 	KindActionFailed     = "action-failed"     // the action script failed, timed out or could not start
 )

@@ -38,6 +38,7 @@ import (
 	"slices"
 	"strings"
 
+	"imon/agent/command"
 	"imon/config"
 )
 
@@ -275,8 +276,9 @@ var (
 	tplCGNATAttrs    = `{{ {'interface_address': value_json.get('cgnat_address')} | tojson }}`
 )
 
-// Failover modes, the payloads of BASE/failover/set.
-var FailoverModes = []string{"auto", "primary", "standby"}
+// Failover modes, the payloads of BASE/failover/set (the select shows
+// them with ModeLabels).
+var FailoverModes = command.ModeNames()
 
 // Labels Home Assistant shows for the failover states.
 const (

@@ -4,10 +4,13 @@ import (
 	"context"
 	"encoding/json"
 	"log/slog"
+	"slices"
 	"strconv"
 	"testing"
 	"time"
 
+	"imon/agent"
+	"imon/agent/command"
 	"imon/agent/outbox"
 	"imon/config"
 	"imon/event"
@@ -59,6 +62,19 @@ func goldenSections() *config.Config {
 	return c
 }
 
+// commander is the agent's command entry point on j, as cmd/imon wires it
+// (with a budget generous enough for the tests that publish many commands
+// at once; the budget is tested in package command and the e2e suite).
+func commander(j outbox.Journal, enabled []string) []outbox.Option {
+	aj, ok := j.(agent.Journal)
+	if !ok {
+		return nil
+	}
+	a := agent.New(agent.Options{Instance: instance, Journal: aj, FailoverEnabled: slices.Contains(enabled, "failover"),
+		CommandLimits: command.Limits{Burst: 1000, MinSwitch: -1}})
+	return []outbox.Option{outbox.WithCommander(a.FailoverCommand)}
+}
+
 type running struct {
 	o    *outbox.Outbox
 	stop func()
@@ -68,7 +84,8 @@ type running struct {
 func run(t testing.TB, cfg config.MQTT, ha config.HomeAssistant, enabled []string, j outbox.Journal, opts ...outbox.Option) running {
 	t.Helper()
 	log := slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-	o, err := outbox.New(cfg, ha, enabled, instance, version, j, log, append(fast(), opts...)...)
+	opts = append(append(fast(), commander(j, enabled)...), opts...)
+	o, err := outbox.New(cfg, ha, enabled, instance, version, j, log, opts...)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -27,11 +27,13 @@
 //
 // # Commands
 //
-// BASE/failover/set accepts primary, standby and auto (see ParseCommand);
-// each becomes a failover-command event (monitor "agent", data {mode,
-// source: "mqtt"}) that the failover monitor acts on. Anything else, and any
-// command while the failover monitor is not enabled, is journaled as
-// command-rejected and changes nothing.
+// Payloads received on BASE/failover/set go, with source "mqtt", to the
+// agent's one entry point of commands (WithCommander), the same the
+// control socket uses: it budgets them, parses them (primary, standby,
+// auto; see package command) and journals a failover-command event that
+// the failover monitor acts on, or a command-rejected event. The outbox
+// itself only queues them (commandQueue; beyond it they are dropped and
+// counted, so a flood cannot stall the client).
 package outbox
 
 import (
@@ -109,6 +111,7 @@ type options struct {
 	agentInterval time.Duration
 	journalSize   func() int64
 	sections      *config.Config
+	commander     Commander
 }
 
 // WithSections gives discovery the monitors' sections of the configuration

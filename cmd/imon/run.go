@@ -84,17 +84,16 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 		Alive:            w.alive,
 		WatchdogInterval: w.watchdog,
 		Stopping:         w.stopping,
+		FailoverEnabled:  cfg.Failover.Enable,
 	})
 	w.agent = ag
 
 	ctl := &agent.Control{
-		Path:   cfg.Journal.Socket,
-		J:      j,
-		Status: func() any { return buildStatus(cfg, j, w.names, true) },
-		Failover: func(ctx context.Context, mode string) (event.Event, error) {
-			return ag.FailoverCommand(ctx, mode, "cli", cfg.Failover.Enable)
-		},
-		Log: log,
+		Path:     cfg.Journal.Socket,
+		J:        j,
+		Status:   func() any { return buildStatus(cfg, j, w.names, true) },
+		Failover: ag.FailoverCommand,
+		Log:      log,
 	}
 	ln, err := ctl.Listen()
 	if err != nil {

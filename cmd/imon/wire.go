@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"fmt"
 	"log/slog"
 	"os"
@@ -76,7 +77,12 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		})
 
 	if cfg.MQTT.Enable {
-		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"), outbox.WithSections(cfg))
+		// Commands from MQTT take the control socket's road: the agent's
+		// FailoverCommand (w.agent is set before the agent runs).
+		cmds := outbox.WithCommander(func(ctx context.Context, p []byte, src string) (event.Event, error) {
+			return w.agent.FailoverCommand(ctx, p, src)
+		})
+		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"), outbox.WithSections(cfg), cmds)
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}

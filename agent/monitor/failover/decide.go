@@ -5,6 +5,7 @@ import (
 	"net/netip"
 	"time"
 
+	"imon/agent/command"
 	"imon/agent/probe"
 	"imon/event"
 )
@@ -48,8 +49,9 @@ type LinkInfo struct {
 
 // Command is a manual failover request (event failover-command).
 type Command struct {
-	Mode   Mode
+	Mode   command.Mode
 	Source string // "cli", "mqtt"
+	Seq    uint64 // the failover-command event's seq (0 = unknown)
 }
 
 // Adopted reports, once at start, which WAN imon's default route already
@@ -175,9 +177,9 @@ func (d *decider) input(in Input) {
 		d.link(in)
 	case Command:
 		s.Mode = in.Mode
-		s.SkipHold = in.Mode != ModeAuto
+		s.SkipHold = in.Mode != command.ModeAuto
 		msg := fmt.Sprintf("Failover mode set to %s (%s)", in.Mode, in.Source)
-		d.emit(KindMode, msg, map[string]any{"mode": in.Mode, "source": in.Source})
+		d.emit(KindMode, msg, map[string]any{"mode": in.Mode, "source": in.Source, "command": in.Seq})
 		d.why = "manual " + string(in.Mode)
 	case Adopted:
 		s.Active = in.Active

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"imon/agent/command"
 	"imon/agent/probe"
 	"imon/event"
 )
@@ -161,7 +162,7 @@ func TestInitialBothUp(t *testing.T) {
 		t.Errorf("active %d after %d switches", m.s.Active, len(m.switches))
 	}
 	snap := m.snapshot()
-	if snap.Active != "primary" || !snap.WANs[0].Up || snap.WANs[1].Switches != 0 || snap.WANs[0].Switches != 1 || snap.Mode != ModeAuto {
+	if snap.Active != "primary" || !snap.WANs[0].Up || snap.WANs[1].Switches != 0 || snap.WANs[0].Switches != 1 || snap.Mode != command.ModeAuto {
 		t.Errorf("snapshot %+v", snap)
 	}
 }
@@ -410,9 +411,9 @@ func TestManualPin(t *testing.T) {
 	m.alive = [2]bool{true, true}
 	m.run(2 * time.Second)
 	mark := len(m.events)
-	m.feed(Command{Mode: ModeStandby, Source: "cli"})
+	m.feed(Command{Mode: command.ModeStandby, Source: "cli"})
 	wantKinds(t, m.kinds(mark), "failover-mode", "failover-standby", "failover-postping")
-	if m.s.Active != 1 || m.snapshot().Mode != ModeStandby {
+	if m.s.Active != 1 || m.snapshot().Mode != command.ModeStandby {
 		t.Fatal("pin to standby not applied")
 	}
 	// The pinned standby dies: fail over anyway.
@@ -433,13 +434,13 @@ func TestManualPin(t *testing.T) {
 	// auto restores the policy (prefer-primary): the primary has been up
 	// all along and owes no hold, so imon uses it at once.
 	mark = len(m.events)
-	m.feed(Command{Mode: ModeAuto, Source: "mqtt"})
+	m.feed(Command{Mode: command.ModeAuto, Source: "mqtt"})
 	wantKinds(t, m.kinds(mark), "failover-mode", "failover-primary")
 	// A pin to a WAN that is down changes nothing now.
 	m.alive[1] = false
 	m.run(3 * time.Second)
 	mark = len(m.events)
-	m.feed(Command{Mode: ModeStandby, Source: "cli"})
+	m.feed(Command{Mode: command.ModeStandby, Source: "cli"})
 	wantKinds(t, m.kinds(mark), "failover-mode")
 	if m.s.Active != 0 {
 		t.Error("pinned to a dead WAN")
@@ -572,11 +573,11 @@ func TestNext(t *testing.T) {
 
 func TestParseMode(t *testing.T) {
 	for _, s := range []string{"auto", "primary", "standby"} {
-		if _, err := ParseMode(s); err != nil {
+		if _, err := command.ParseMode(s); err != nil {
 			t.Error(err)
 		}
 	}
-	if _, err := ParseMode("toggle"); err == nil {
+	if _, err := command.ParseMode("toggle"); err == nil {
 		t.Error("toggle accepted")
 	}
 }

@@ -30,6 +30,7 @@ import (
 
 	"github.com/vishvananda/netns"
 
+	"imon/agent/command"
 	"imon/agent/monitor"
 	"imon/agent/probe"
 	"imon/agent/route"
@@ -458,12 +459,12 @@ func (r *runner) onCommand(ev event.Event) {
 		r.log.Debug("bad failover-command", "err", err)
 		return
 	}
-	mode, err := ParseMode(d.Mode)
+	mode, err := command.ParseMode(d.Mode)
 	if err != nil {
 		r.log.Debug("bad failover-command", "err", err)
 		return
 	}
-	r.push(Command{Mode: mode, Source: d.Source})
+	r.push(Command{Mode: mode, Source: d.Source, Seq: ev.Seq})
 }
 
 func (r *runner) onProbe(p probeMsg) {

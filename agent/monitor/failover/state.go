@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"time"
 
+	"imon/agent/command"
 	"imon/agent/probe"
 	"imon/config"
 )
@@ -19,25 +20,6 @@ const (
 	StatusUp      Status = "up"
 	StatusDown    Status = "down"
 )
-
-// Mode is the manual override.
-type Mode string
-
-// Modes of the failover-command event.
-const (
-	ModeAuto    Mode = "auto"    // the configured policy (prefer-primary)
-	ModePrimary Mode = "primary" // the primary is pinned: used whenever it is up
-	ModeStandby Mode = "standby" // the standby is pinned
-)
-
-// ParseMode checks a mode name.
-func ParseMode(s string) (Mode, error) {
-	switch m := Mode(s); m {
-	case ModeAuto, ModePrimary, ModeStandby:
-		return m, nil
-	}
-	return "", fmt.Errorf("unknown failover mode %q (want primary, standby or auto)", s)
-}
 
 // Params are the decision parameters, from the failover config section.
 type Params struct {
@@ -129,7 +111,7 @@ type State struct {
 	Active int // WAN of imon's default route (-1 = none)
 	// ActiveSince is when Active last changed (by this run or the last).
 	ActiveSince time.Time
-	Mode        Mode
+	Mode        command.Mode
 	Hold        time.Duration // current failback hold
 	Flaps       int
 	SkipHold    bool // a manual pin asked for an immediate switch
@@ -145,7 +127,7 @@ type State struct {
 
 // NewState returns the state of a fresh start at now.
 func NewState(p Params, now time.Time) State {
-	s := State{p: p, Active: -1, Pending: -1, Mode: ModeAuto, Hold: p.Hold, Started: now, restored: -2}
+	s := State{p: p, Active: -1, Pending: -1, Mode: command.ModeAuto, Hold: p.Hold, Started: now, restored: -2}
 	for i := range s.WAN {
 		s.WAN[i].Status = StatusUnknown
 		s.WAN[i].Since = now
@@ -161,7 +143,7 @@ func (s State) Params() Params { return s.p }
 type Snapshot struct {
 	Active         string        `json:"active"` // "primary", "standby" or ""
 	ActiveSince    time.Time     `json:"active_since,omitzero"`
-	Mode           Mode          `json:"mode"`
+	Mode           command.Mode  `json:"mode"`
 	HoldS          float64       `json:"hold_s"`           // current failback hold
 	HoldRemainingS float64       `json:"hold_remaining_s"` // until failback is allowed (0 = none pending)
 	Flaps          int           `json:"flaps"`
@@ -250,7 +232,7 @@ func Restore(s State, raw json.RawMessage) State {
 	if len(raw) == 0 || json.Unmarshal(raw, &snap) != nil {
 		return s
 	}
-	if m, err := ParseMode(string(snap.Mode)); err == nil {
+	if m, err := command.ParseMode(string(snap.Mode)); err == nil {
 		s.Mode = m
 	}
 	if snap.HoldS > 0 {
@@ -296,9 +278,9 @@ func (s State) devnam(i int) string {
 // with prefer-primary; -1 when any working WAN will do.
 func (s State) preferred() int {
 	switch s.Mode {
-	case ModePrimary:
+	case command.ModePrimary:
 		return 0
-	case ModeStandby:
+	case command.ModeStandby:
 		return 1
 	}
 	if s.p.PreferPrimary {

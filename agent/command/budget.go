@@ -1,0 +1,154 @@
+package command
+
+import (
+	"errors"
+	"fmt"
+	"maps"
+	"math"
+	"slices"
+	"strings"
+	"time"
+
+	"imon/event"
+)
+
+// Limits bound what commands can do to the journal and the route.
+type Limits struct {
+	// Burst and Every make a token bucket per source ("cli", "mqtt"):
+	// Burst commands at once, then one per Every. A command over the
+	// budget is dropped (not journaled, not acted on) and counted.
+	Burst int
+	Every time.Duration
+	// Window: the commands dropped from the first drop on, for Window,
+	// are journaled as one command-throttled event when it ends.
+	Window time.Duration
+	// MinSwitch is the minimum time between two accepted commands that
+	// change the mode (primary, standby, auto): a command that would change
+	// it sooner is rejected. Repeating the current mode is always allowed.
+	MinSwitch time.Duration
+}
+
+// DefaultLimits are the documented budget (docs/mqtt.md, "Command
+// budget"): a burst of 5 commands per source, then one every 2 s; one
+// command-throttled summary per minute of dropped commands; 10 s between
+// mode changes.
+var DefaultLimits = Limits{Burst: 5, Every: 2 * time.Second, Window: time.Minute, MinSwitch: 10 * time.Second}
+
+// ErrTooSoon wraps Budget.Switch's refusal of a mode change that comes
+// less than MinSwitch after the last one.
+var ErrTooSoon = errors.New("too soon after the last mode change")
+
+// Budget applies Limits. It is pure (the caller passes the time) and not
+// safe for concurrent use.
+type Budget struct {
+	lim     Limits
+	buckets map[string]bucket
+
+	haveMode   bool
+	lastMode   Mode
+	lastChange time.Time
+
+	open Throttled // the summary window in progress (Dropped > 0)
+}
+
+type bucket struct {
+	tokens float64
+	at     time.Time
+}
+
+// NewBudget returns a budget; zero fields of lim take DefaultLimits'.
+func NewBudget(lim Limits) *Budget {
+	if lim.Burst <= 0 {
+		lim.Burst = DefaultLimits.Burst
+	}
+	if lim.Every <= 0 {
+		lim.Every = DefaultLimits.Every
+	}
+	if lim.Window <= 0 {
+		lim.Window = DefaultLimits.Window
+	}
+	if lim.MinSwitch < 0 {
+		lim.MinSwitch = 0
+	} else if lim.MinSwitch == 0 {
+		lim.MinSwitch = DefaultLimits.MinSwitch
+	}
+	return &Budget{lim: lim, buckets: map[string]bucket{}}
+}
+
+// Limits returns the limits in force.
+func (b *Budget) Limits() Limits { return b.lim }
+
+// Take spends a token of source's bucket at now. ok is false when the
+// bucket is empty: the command is dropped and counted. When that drop
+// opened a summary window, closeAt is when the caller must call Close
+// (zero otherwise).
+func (b *Budget) Take(source string, now time.Time) (ok bool, closeAt time.Time) {
+	bk, seen := b.buckets[source]
+	if !seen {
+		bk = bucket{tokens: float64(b.lim.Burst), at: now}
+	}
+	if el := now.Sub(bk.at); el > 0 {
+		bk.tokens = math.Min(float64(b.lim.Burst), bk.tokens+float64(el)/float64(b.lim.Every))
+	}
+	bk.at = now
+	if bk.tokens >= 1 {
+		bk.tokens--
+		b.buckets[source] = bk
+		return true, time.Time{}
+	}
+	b.buckets[source] = bk
+	if b.open.Dropped == 0 {
+		b.open = Throttled{From: now, Window: b.lim.Window, BySource: map[string]int{}}
+		closeAt = now.Add(b.lim.Window)
+	}
+	b.open.Dropped++
+	b.open.BySource[source]++
+	b.open.To = now
+	return false, closeAt
+}
+
+// Close ends the summary window and returns it (Dropped == 0: none was
+// open).
+func (b *Budget) Close() Throttled {
+	t := b.open
+	b.open = Throttled{}
+	return t
+}
+
+// Switch checks an accepted command against MinSwitch at now and records
+// it: nil when mode is the last accepted mode or the last change is at
+// least MinSwitch ago, else an error wrapping ErrTooSoon saying how long to
+// wait.
+func (b *Budget) Switch(mode Mode, now time.Time) error {
+	if b.haveMode && mode == b.lastMode {
+		return nil
+	}
+	if b.haveMode {
+		if wait := b.lastChange.Add(b.lim.MinSwitch).Sub(now); wait > 0 {
+			return fmt.Errorf("%w (%s, %s ago; the minimum is %s): retry in %s", ErrTooSoon,
+				b.lastMode, now.Sub(b.lastChange).Round(time.Millisecond), b.lim.MinSwitch, wait.Round(100*time.Millisecond))
+		}
+	}
+	b.haveMode, b.lastMode, b.lastChange = true, mode, now
+	return nil
+}
+
+// Throttled summarises the commands dropped over the budget in a window.
+type Throttled struct {
+	Dropped  int
+	BySource map[string]int
+	From, To time.Time // first and last drop
+	Window   time.Duration
+}
+
+// Event is the command-throttled event of the summary.
+func (t Throttled) Event() event.Event {
+	srcs := make([]string, 0, len(t.BySource))
+	for _, s := range slices.Sorted(maps.Keys(t.BySource)) {
+		srcs = append(srcs, fmt.Sprintf("%d from %s", t.BySource[s], s))
+	}
+	return event.New(event.MonitorAgent, event.KindCommandThrottled,
+		fmt.Sprintf("Dropped %d failover commands over the command budget (%s) in %s", t.Dropped, strings.Join(srcs, ", "), t.Window),
+		map[string]any{"dropped": t.Dropped, "sources": t.BySource, "from": t.From.UTC(), "to": t.To.UTC(), "window_s": t.Window.Seconds()}).
+		WithLevel(event.LevelWarn)
+}
