@@ -43,7 +43,6 @@ import (
 	"log/slog"
 	"os"
 	"regexp"
-	"strconv"
 	"sync"
 	"time"
 
@@ -176,6 +175,8 @@ type Outbox struct {
 	lastErr   string
 	lastErrAt time.Time
 	dropped   int // commands dropped because the queue was full
+
+	trimJournaled uint64 // the last event whose trim was journaled (pump only)
 }
 
 var nodeUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_-]`)
@@ -522,15 +523,24 @@ func (o *Outbox) sendBurst(ctx context.Context, cn *mqtt.Conn, buf *[]event.Even
 		if ev.Seq < *next {
 			continue
 		}
-		payload, err := ev.MarshalJSON()
+		m, trimmed, ok, err := o.eventMessage(ev, cn.MaxPacketSize())
 		if err != nil {
-			return fmt.Errorf("encoding event %d: %w", ev.Seq, err)
+			return err
 		}
-		a, err := cn.Send(ctx, mqtt.Message{
-			Topic:   o.eventTopic,
-			Payload: payload,
-			User:    []mqtt.UserProperty{{Key: "seq", Value: strconv.FormatUint(ev.Seq, 10)}},
-		})
+		if len(trimmed) > 0 {
+			// Never a stuck stream: an event the broker cannot take goes
+			// out trimmed (or, below any sensible limit, not at all).
+			full, _ := ev.MarshalJSON()
+			o.journalTrim(ctx, ev, len(full), cn.MaxPacketSize(), trimmed, ok)
+		}
+		if !ok {
+			*next = ev.Seq + 1
+			if len(*window) == 0 {
+				o.j.SetCursor(CursorName, ev.Seq)
+			}
+			continue
+		}
+		a, err := cn.Send(ctx, m)
 		if err != nil {
 			return fmt.Errorf("sending event %d: %w", ev.Seq, err)
 		}
