@@ -33,13 +33,14 @@ const (
 const (
 	KindAgentStart       = "agent-start"
 	KindAgentStop        = "agent-stop"
-	KindMonitorError     = "monitor-error"     // a monitor returned an error or panicked; restarted with backoff
-	KindJournalRecovered = "journal-recovered" // a corrupt journal was moved aside at startup
-	KindFailoverCommand  = "failover-command"  // manual failover request (CLI or MQTT), data {"mode": "primary|standby|auto", "source": "..."}
-	KindCommandRejected  = "command-rejected"  // a malformed or impossible command, data {"source","reason","payload"}
-	KindCommandThrottled = "command-throttled" // failover commands dropped over the command budget in one window, data {"dropped","sources","from","to","window_s"}
-	KindActionSkipped    = "action-skipped"    // an event too old at startup to run the action script for
-	KindActionFailed     = "action-failed"     // the action script failed, timed out or could not start
+	KindMonitorError     = "monitor-error"      // a monitor returned an error or panicked; restarted with backoff
+	KindJournalRecovered = "journal-recovered"  // a corrupt journal was moved aside at startup
+	KindFailoverCommand  = "failover-command"   // manual failover request (CLI or MQTT), data {"mode": "primary|standby|auto", "source": "..."}
+	KindCommandRejected  = "command-rejected"   // a malformed or impossible command, data {"source","reason","payload"}
+	KindCommandThrottled = "command-throttled"  // failover commands dropped over the command budget in one window, data {"dropped","sources","from","to","window_s"}
+	KindMQTTEventTrimmed = "mqtt-event-trimmed" // an event over the broker's Maximum Packet Size was published trimmed (monitor "mqtt"), data {"seq","size","limit","trimmed","published"}
+	KindActionSkipped    = "action-skipped"     // an event too old at startup to run the action script for
+	KindActionFailed     = "action-failed"      // the action script failed, timed out or could not start
 )
 
 var actionKinds = map[string]bool{

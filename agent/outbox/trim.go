@@ -12,7 +12,7 @@ import (
 // KindEventTrimmed (monitor "mqtt") is journaled once for an event that
 // did not fit in the broker's Maximum Packet Size and was published
 // trimmed; data {"seq", "size", "limit", "trimmed": ["data", ...]}.
-const KindEventTrimmed = "mqtt-event-trimmed"
+const KindEventTrimmed = event.KindMQTTEventTrimmed
 
 // Trimmed is the marker that replaces the data of an event published
 // trimmed on BASE/event: {"trimmed": true, "seq": N, "size": BYTES}, where
