@@ -142,13 +142,13 @@ func (c *Config) checkFiles() Problems {
 // (imon-NAME). The error is always a [Problems]. A Config is returned along
 // with the Problems when the data is syntactically valid JSON.
 func Parse(path string, data []byte) (*Config, error) {
-	return parse(path, data, os.Hostname)
+	return parse(path, data, os.Hostname, ReadMachineID)
 }
 
 // utf8BOM is skipped at the start of a file.
 var utf8BOM = []byte{0xef, 0xbb, 0xbf}
 
-func parse(path string, data []byte, hostname func() (string, error)) (*Config, error) {
+func parse(path string, data []byte, hostname func() (string, error), machineID func() string) (*Config, error) {
 	if len(data) > MaxConfigBytes {
 		return nil, Problems{tooLarge(path, int64(len(data)))}
 	}
@@ -176,6 +176,7 @@ func parse(path string, data []byte, hostname func() (string, error)) (*Config, 
 	if h, err := hostname(); err == nil {
 		c.hostname = h
 	}
+	c.machineID = machineID()
 	c.derive()
 	ps = append(ps, c.validate()...)
 	return c, ps.Capped().Err()
@@ -254,7 +255,7 @@ func (c *Config) derive() {
 		c.Journal.Socket = filepath.Join(DefaultSocketDir, inst+".sock")
 	}
 	if !c.isSet(SectionMQTT, "node-id") {
-		c.MQTT.NodeID = DefaultNodeID(c.hostname, inst)
+		c.MQTT.NodeID = DefaultNodeID(c.hostname, c.machineID, inst)
 	}
 	if !c.isSet(SectionMQTT, "client-id") {
 		c.MQTT.ClientID = DefaultClientIDPrefix + c.MQTT.NodeID
@@ -290,12 +291,18 @@ func DefaultProbeInterval(interval time.Duration, pingCount int) time.Duration {
 	return max(min(d, interval), min(MinDefaultProbeInterval, interval))
 }
 
-// DefaultNodeID is the default MQTT node id: "<hostname>-<instance>" with
-// every character outside [a-zA-Z0-9_-] replaced by '_'.
-func DefaultNodeID(hostname, instance string) string {
+// DefaultNodeID is the default MQTT node id: "<hostname>-<tag>-<instance>"
+// with every character outside [a-zA-Z0-9_-] replaced by '_', where tag is
+// MachineTag(machineID): two machines with the same host name (every
+// Raspberry Pi is "raspberrypi") get different node ids, and so different
+// topics and client ids. Without a machine id it is "<hostname>-<instance>".
+func DefaultNodeID(hostname, machineID, instance string) string {
 	id := instance
+	if tag := MachineTag(machineID); tag != "" {
+		id = tag + "-" + id
+	}
 	if hostname != "" {
-		id = hostname + "-" + instance
+		id = hostname + "-" + id
 	}
 	b := []byte(id)
 	for i, ch := range b {

@@ -633,7 +633,7 @@ func TestDefaultNodeID(t *testing.T) {
 		{"pi.lan", "wan.2", "pi_lan-wan_2"},
 		{"", "main", "main"},
 	} {
-		got := config.DefaultNodeID(tc.host, tc.inst)
+		got := config.DefaultNodeID(tc.host, "", tc.inst)
 		if got != tc.want {
 			t.Errorf("DefaultNodeID(%q, %q) = %q, want %q", tc.host, tc.inst, got, tc.want)
 		}

@@ -117,8 +117,9 @@ const (
 )
 
 // MQTT and Home Assistant defaults. The default node id is
-// "<hostname>-<instance>" reduced to [a-zA-Z0-9_-] (other characters become
-// '_'); the default client id is DefaultClientIDPrefix+node id.
+// "<hostname>-<machine tag>-<instance>" reduced to [a-zA-Z0-9_-] (other
+// characters become '_'; see DefaultNodeID); the default client id is
+// DefaultClientIDPrefix+node id.
 const (
 	DefaultTopicPrefix     = "imon"
 	DefaultClientIDPrefix  = "imon-"

@@ -47,7 +47,7 @@ func TestLevenshtein(t *testing.T) {
 
 func TestNodeIDFromHostname(t *testing.T) {
 	t.Parallel()
-	c, err := parse("/etc/default/imon-wan2", []byte(`{}`), func() (string, error) { return "rpi.home", nil })
+	c, err := parse("/etc/default/imon-wan2", []byte(`{}`), func() (string, error) { return "rpi.home", nil }, noMachineID)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -59,7 +59,7 @@ func TestNodeIDFromHostname(t *testing.T) {
 func TestPositions(t *testing.T) {
 	t.Parallel()
 	data := []byte("{\n\t\"global\": {\"note\": \"é\"}, \"ping\": {\"enable\": 5}\n}")
-	_, err := parse("f", data, os.Hostname)
+	_, err := parse("f", data, os.Hostname, noMachineID)
 	ps, ok := err.(Problems)
 	if !ok || len(ps) != 1 {
 		t.Fatalf("err = %v", err)
@@ -94,7 +94,7 @@ func FuzzParse(f *testing.F) {
 	f.Add([]byte(`{"a": [[[[[[[[[]]]]]]]]]}`))
 	f.Add([]byte("\xef\xbb\xbf{}"))
 	f.Fuzz(func(t *testing.T, data []byte) {
-		c, err := parse("/etc/default/imon-fuzz", data, func() (string, error) { return "host", nil })
+		c, err := parse("/etc/default/imon-fuzz", data, func() (string, error) { return "host", nil }, noMachineID)
 		if err != nil {
 			ps, ok := err.(Problems)
 			if !ok || len(ps) == 0 {
@@ -118,4 +118,36 @@ func FuzzParse(f *testing.F) {
 			_ = CheckHostWith(c, SystemIfaceAddrs)
 		}
 	})
+}
+
+func noMachineID() string { return "" }
+
+// TestNodeIDFromMachineID: the default node id carries a tag of the
+// machine id, so two Raspberry Pis both named raspberrypi differ; explicit
+// node-id and client-id are kept.
+func TestNodeIDFromMachineID(t *testing.T) {
+	t.Parallel()
+	host := func() (string, error) { return "raspberrypi", nil }
+	ids := map[string]bool{}
+	for _, mid := range []string{"3d1219c7c4c5404aaa1f6d2a48adfda4", "0b5f1fd7a6e54d5c9b8a3f0e0f7c2d11"} {
+		c, err := parse("/etc/imon/imon.json", []byte(`{}`), host, func() string { return mid })
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := "raspberrypi-" + MachineTag(mid) + "-main"
+		if c.MQTT.NodeID != want || c.MQTT.ClientID != "imon-"+want || len(MachineTag(mid)) != 6 {
+			t.Errorf("machine %s: node id %q, client id %q; want %q", mid, c.MQTT.NodeID, c.MQTT.ClientID, want)
+		}
+		ids[c.MQTT.NodeID] = true
+	}
+	if len(ids) != 2 {
+		t.Errorf("two machines share the node id %v", ids)
+	}
+	c, err := parse("f", []byte(`{"mqtt": {"node-id": "pi", "client-id": "me"}}`), host, func() string { return "3d1219c7c4c5404aaa1f6d2a48adfda4" })
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c.MQTT.NodeID != "pi" || c.MQTT.ClientID != "me" {
+		t.Errorf("explicit ids replaced: %q %q", c.MQTT.NodeID, c.MQTT.ClientID)
+	}
 }

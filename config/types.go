@@ -23,9 +23,10 @@ type Config struct {
 	// set holds "section.key" of every key the file gave a (non-empty)
 	// value, so that defaults derived from other settings (the instance
 	// name, the interval) can be recomputed; nil for a Config built in code.
-	set      map[string]bool
-	pos      map[string]position // where each "section.key" is in the file
-	hostname string              // the machine's name, for the default MQTT node id
+	set       map[string]bool
+	pos       map[string]position // where each "section.key" is in the file
+	hostname  string              // the machine's name, for the default MQTT node id
+	machineID string              // /etc/machine-id, for the default MQTT node id
 }
 
 // Global is the "global" section.
@@ -120,7 +121,7 @@ type MQTT struct {
 	CAFile       string        // "ca-file": PEM CA bundle for mqtts
 	ClientID     string        // "client-id"; default imon-NODEID
 	TopicPrefix  string        // "topic-prefix"; default "imon"
-	NodeID       string        // "node-id"; default <hostname>-<instance> reduced to [a-zA-Z0-9_-]
+	NodeID       string        // "node-id"; default <hostname>-<machine tag>-<instance> reduced to [a-zA-Z0-9_-]
 	Commands     bool          // "commands": accept BASE/failover/set; default true
 	KeepAlive    time.Duration // "keepalive" seconds; default 30s
 }

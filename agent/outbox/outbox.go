@@ -42,7 +42,6 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
-	"regexp"
 	"sync"
 	"time"
 
@@ -179,8 +178,6 @@ type Outbox struct {
 	trimJournaled uint64 // the last event whose trim was journaled (pump only)
 }
 
-var nodeUnsafe = regexp.MustCompile(`[^a-zA-Z0-9_-]`)
-
 // New returns the outbox for an instance. enabled lists the monitors that
 // run ("updown", "ping", "ddns", "failover"). Empty TopicPrefix, NodeID,
 // ClientID, KeepAlive and DiscoveryPrefix get their defaults (the config
@@ -201,7 +198,7 @@ func New(cfg config.MQTT, ha config.HomeAssistant, enabled []string, instance, v
 	}
 	if cfg.NodeID == "" {
 		host, _ := os.Hostname()
-		cfg.NodeID = nodeUnsafe.ReplaceAllString(host+"-"+instance, "_")
+		cfg.NodeID = config.DefaultNodeID(host, config.ReadMachineID(), instance)
 	}
 	if cfg.ClientID == "" {
 		cfg.ClientID = config.DefaultClientIDPrefix + cfg.NodeID
