@@ -53,6 +53,7 @@ import (
 	"crypto/tls"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"math/rand/v2"
 	"net/url"
@@ -328,6 +329,7 @@ func (c *Client) Run(ctx context.Context) error {
 	c.mu.Unlock()
 
 	failures := 0
+	quickDrops := 0 // connections in a row that the broker dropped soon after CONNACK
 	for {
 		if failures > 0 {
 			t := time.NewTimer(c.cfg.Backoff(failures))
@@ -356,14 +358,70 @@ func (c *Client) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return nil
 		}
-		if time.Since(started) >= stableAfter {
-			failures = 0
-		} else {
+		switch {
+		case time.Since(started) >= stableAfter:
+			failures, quickDrops = 0, 0
+		case closedByPeer(err):
 			failures++
+			quickDrops++
+		default:
+			failures++
+			quickDrops = 0
 		}
+		err = c.takeover(err, quickDrops)
 		c.log.Debug("mqtt connection lost", "err", err)
 		c.report(Status{Server: c.Server(), Err: err, Failures: failures})
 	}
+}
+
+// takeoverDrops is how many connections in a row the broker must drop,
+// each within stableAfter of its CONNACK and without a reason, before the
+// client reports a takeover: Mosquitto 2 closes a session taken over by
+// another client with the same id without sending DISCONNECT 0x8E.
+const takeoverDrops = 3
+
+// TakeoverError reports that another client uses this client's id: the
+// broker said so (DISCONNECT 0x8E, session taken over), or dropped Drops
+// connections in a row soon after accepting them.
+type TakeoverError struct {
+	ClientID string
+	Drops    int // 0 when the broker said so
+	Err      error
+}
+
+// Error names the client id.
+func (e *TakeoverError) Error() string {
+	if e.Drops == 0 {
+		return fmt.Sprintf("another client uses client id %q: the broker handed it the session (set a unique mqtt client-id)", e.ClientID)
+	}
+	return fmt.Sprintf("another client uses client id %q: the broker closed %d connections in a row within %s of accepting them (%v); set a unique mqtt client-id",
+		e.ClientID, e.Drops, stableAfter, e.Err)
+}
+
+// Unwrap returns the last connection's error.
+func (e *TakeoverError) Unwrap() error { return e.Err }
+
+// takeover turns the loss of a connection into a *TakeoverError when it
+// looks like one (see TakeoverError); other errors are returned as they are.
+func (c *Client) takeover(err error, quickDrops int) error {
+	var de *DisconnectError
+	switch {
+	case errors.As(err, &de) && de.Code == 0x8E:
+		return &TakeoverError{ClientID: c.cfg.ClientID, Err: err}
+	case quickDrops < takeoverDrops:
+		return err
+	}
+	return &TakeoverError{ClientID: c.cfg.ClientID, Drops: quickDrops, Err: err}
+}
+
+// errClosed is the loss of a connection that paho reported no error for.
+var errClosed = errors.New("connection closed")
+
+// closedByPeer reports whether err is the broker closing the connection
+// without a word (end of stream), as opposed to a reset, a timeout or a
+// DISCONNECT with a reason.
+func closedByPeer(err error) bool {
+	return errors.Is(err, io.EOF) || errors.Is(err, errClosed)
 }
 
 func (c *Client) report(st Status) {

@@ -51,7 +51,7 @@ func (cn *Conn) setLost(err error) {
 }
 
 func (cn *Conn) lostErr() error {
-	cn.setLost(errors.New("connection closed"))
+	cn.setLost(errClosed)
 	return cn.cause
 }
 
@@ -289,18 +289,25 @@ func (e *FileError) Unwrap() error { return e.Err }
 // Classify names the kind of a connection problem, for reporting a
 // change once rather than every failed attempt: "network" (unreachable,
 // dropped, timed out), "refused 0xNN" (the broker refused the connection),
-// "closed 0xNN" (the broker sent DISCONNECT), "tls", "password-file",
-// "ca-file"; "" for nil.
+// "closed 0xNN" (the broker sent DISCONNECT), "takeover" (another client
+// uses the client id), "too-large" (the broker sent a packet over the
+// limit), "tls", "password-file", "ca-file"; "" for nil.
 func Classify(err error) string {
 	var (
 		re *RefusedError
 		de *DisconnectError
 		te *TLSError
 		fe *FileError
+		to *TakeoverError
+		pl *PacketTooLargeError
 	)
 	switch {
 	case err == nil:
 		return ""
+	case errors.As(err, &to):
+		return "takeover"
+	case errors.As(err, &pl):
+		return "too-large"
 	case errors.As(err, &re):
 		return fmt.Sprintf("refused 0x%02x", re.Code)
 	case errors.As(err, &de):

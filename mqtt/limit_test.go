@@ -7,12 +7,14 @@ import (
 	"io"
 	"net"
 	"runtime"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/eclipse/paho.golang/packets"
 
 	"imon/mqtt"
+	"imon/mqtt/mqtttest"
 )
 
 // fakeBroker is a TCP listener on loopback that answers CONNECT with
@@ -216,4 +218,50 @@ func TestPacketSize(t *testing.T) {
 			t.Errorf("PacketSize of %d-byte payload = %d, packet is %d bytes", len(m.Payload), got, buf.Len())
 		}
 	}
+}
+
+// TestTakeoverReported: two clients with the same id take the session
+// from each other; Mosquitto 2 closes the loser without a DISCONNECT, and
+// after a few quick drops in a row the client says "another client uses
+// client id X" instead of "connection closed" (seen failing: the reason
+// was only "connection closed" / EOF).
+func TestTakeoverReported(t *testing.T) {
+	mqtttest.Require(t)
+	b := mqtttest.Start(t, mqtttest.Options{})
+	cfg := mqtt.Config{Server: b.URL(), ClientID: "imon-twin"}
+	_, sl1 := start(t, cfg)
+	_, sl2 := start(t, cfg)
+	takeover := func(st mqtt.Status) bool {
+		var te *mqtt.TakeoverError
+		return errors.As(st.Err, &te) && te.ClientID == "imon-twin"
+	}
+	found := make(chan mqtt.Status, 2)
+	for _, sl := range []*statusLog{sl1, sl2} {
+		go func() {
+			deadline := time.After(60 * time.Second)
+			for {
+				select {
+				case st := <-sl.ch:
+					if takeover(st) {
+						found <- st
+						return
+					}
+				case <-deadline:
+					found <- mqtt.Status{}
+					return
+				}
+			}
+		}()
+	}
+	st := <-found
+	if !takeover(st) {
+		t.Fatal("no takeover reported within 60 s by either client")
+	}
+	if !strings.Contains(st.Err.Error(), `another client uses client id "imon-twin"`) {
+		t.Errorf("reason %q", st.Err)
+	}
+	if got := mqtt.Classify(st.Err); got != "takeover" {
+		t.Errorf("Classify = %q", got)
+	}
+	t.Logf("reason: %v", st.Err)
 }
