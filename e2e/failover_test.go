@@ -158,9 +158,16 @@ func TestFailoverEndToEnd(t *testing.T) {
 	})
 	t.Run("manual pin", func(t *testing.T) {
 		failoverCLI(t, b, cfg, "standby")
+		pinned := time.Now()
 		w.Next(5*time.Second, "failover-mode", harness.Kind("failover-mode"))
 		w.Next(5*time.Second, "failover-standby", harness.Kind(event.KindFailoverStandby))
 		oneDefault(t, b, "wan1")
+		// Mode changes are at least 10 s apart (the command budget).
+		out, err := harness.Command(t, b.Host.Name, "failover", "--config", cfg, "auto").CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "too soon") {
+			t.Errorf("auto right after standby: %v %s, want a too-soon refusal", err, out)
+		}
+		time.Sleep(time.Until(pinned.Add(10 * time.Second))) // the documented minimum
 		failoverCLI(t, b, cfg, "auto")
 		w.Next(5*time.Second, "failover-primary", harness.Kind(event.KindFailoverPrimary))
 		oneDefault(t, b, "wan0")

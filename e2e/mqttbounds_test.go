@@ -19,6 +19,7 @@ import (
 
 	"imon/agent"
 	"imon/e2e/harness"
+	"imon/e2e/testbed"
 	"imon/event"
 	"imon/mqtt"
 	"imon/mqtt/mqtttest"
@@ -345,4 +346,80 @@ func controlFailover(t *testing.T, socket, mode string) agent.Reply {
 		t.Fatalf("failover %s: %v", mode, err)
 	}
 	return r
+}
+
+// TestFailoverCommandHonestAndBudgeted runs the failover monitor on a
+// testbed. `imon failover primary` while the primary is down exits 1 and
+// says why (it printed "journaled" and exited 0). Then 50 valid commands a
+// second alternating primary/standby for 5 s on the control socket move
+// the route at most once (the minimum of 10 s between mode changes; before
+// there were 249 route changes and action runs in 5 s).
+func TestFailoverCommandHonestAndBudgeted(t *testing.T) {
+	b := testbed.New(t)
+	dir := t.TempDir()
+	action, calls := harness.RecordingAction(t, dir)
+	cfg := failoverConfig(t, dir, action, 1)
+	harness.Start(t, b.Host.Name, cfg)
+	w := harness.Watch(t, cfg)
+	w.WaitFor(20*time.Second, "failover-primary", harness.Kind(event.KindFailoverPrimary))
+	socket := filepath.Join(dir, strings.TrimPrefix(filepath.Base(cfg), "imon-")+".sock")
+
+	b.CutUpstream(0)
+	w.Next(10*time.Second, "failover-standby", harness.Kind(event.KindFailoverStandby))
+	out, err := harness.Command(t, b.Host.Name, "failover", "--config", cfg, "primary").CombinedOutput()
+	if err == nil {
+		t.Fatalf("imon failover primary with the primary down exited 0:\n%s", out)
+	}
+	if !strings.Contains(string(out), "primary network is down") || !strings.Contains(string(out), "stays via standby") {
+		t.Errorf("imon failover primary: %s", out)
+	}
+	t.Logf("imon failover primary: %s", strings.TrimSpace(string(out)))
+	pinned := time.Now()
+
+	// The pin takes effect when the primary is back.
+	b.Heal()
+	w.Next(20*time.Second, "failover-primary", harness.Kind(event.KindFailoverPrimary))
+	oneDefault(t, b, "wan0")
+
+	// A mode change within 10 s of the last is refused with the wait.
+	r := controlFailover(t, socket, "standby")
+	if r.OK || !strings.Contains(r.Error, "too soon") {
+		t.Errorf("standby right after primary: %+v, want a too-soon rejection", r)
+	}
+	time.Sleep(time.Until(pinned.Add(10 * time.Second))) // the documented minimum between mode changes
+
+	callsBefore := len(harness.ActionCalls(t, calls))
+	tick := time.NewTicker(20 * time.Millisecond)
+	var ok, throttled, rejected int
+	for i := range 250 {
+		<-tick.C
+		mode := []string{"standby", "primary"}[i%2]
+		switch r := controlFailover(t, socket, mode); {
+		case r.OK:
+			ok++
+		case strings.Contains(r.Error, "budget"):
+			throttled++
+		default:
+			rejected++
+		}
+	}
+	tick.Stop()
+	t.Logf("250 commands in 5 s: %d accepted, %d rejected, %d over the budget", ok, rejected, throttled)
+	// Let the last accepted command take effect, then count.
+	w.Next(10*time.Second, "the first switch", harness.Kind(event.KindFailoverStandby))
+	var switches int
+	for _, ev := range w.Seen() {
+		if ev.Time.After(pinned.Add(10*time.Second)) && (ev.Kind == event.KindFailoverPrimary || ev.Kind == event.KindFailoverStandby) {
+			switches++
+		}
+	}
+	if switches > 2 {
+		t.Errorf("%d route changes from 250 alternating commands, want ≤ 2", switches)
+	}
+	if got := len(harness.ActionCalls(t, calls)) - callsBefore; got > 8 {
+		t.Errorf("%d action runs during the command flood", got)
+	}
+	if ok+rejected > 5+3+2 {
+		t.Errorf("%d commands journaled in 5 s, want the burst of 5 and one per 2 s", ok+rejected)
+	}
 }

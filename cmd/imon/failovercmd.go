@@ -51,7 +51,7 @@ func cmdFailover(args []string) error {
 	defer wcancel()
 	msg, err := waitFailover(wctx, cfg.Journal.Socket, r.Seq, mode)
 	if err != nil {
-		return fmt.Errorf("failover %s (command #%d): %w", mode, r.Seq, err)
+		return fmt.Errorf("command #%d: %w", r.Seq, err)
 	}
 	fmt.Printf("failover %s (command #%d): %s\n", mode, r.Seq, msg)
 	return nil
