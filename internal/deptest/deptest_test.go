@@ -11,6 +11,8 @@
 //   - imon/event (the record) and imon/homeassistant (pure discovery
 //     payloads) link none of the heavy I/O libraries: bbolt, paho, netlink,
 //     pro-bing. Anything can import them cheaply, and their tests are pure.
+//   - imon/agent/command (the one Mode type, its parser, the command
+//     budget) is pure too: the CLI, MQTT, failover and discovery share it.
 //   - imon/journal imports no imon/agent package: the store knows events,
 //     not the agent that writes them.
 //   - imon/mqtt imports nothing of imon: it is a generic MQTT v5 client.
@@ -49,6 +51,11 @@ var rules = []rule{
 		why:  "the event record stays free of I/O libraries",
 		from: "imon/event/...",
 		deny: heavy,
+	},
+	{
+		why:  "the command road (Mode, parser, budget) is shared by the CLI, MQTT, failover and discovery: pure",
+		from: "imon/agent/command",
+		deny: append([]string{"imon/journal/...", "imon/mqtt/...", "imon/agent/outbox/...", "imon/agent/monitor/..."}, heavy...),
 	},
 	{
 		why:  "discovery payloads are pure",
