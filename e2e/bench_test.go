@@ -40,6 +40,7 @@ import (
 	"imon/agent/action"
 	"imon/agent/outbox"
 	"imon/agent/route"
+	"imon/agent/command"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
 	"imon/event"
@@ -786,8 +787,8 @@ func (r *benchRoutes) until(i int, timeout time.Duration) time.Time {
 }
 
 // BenchmarkManualFailover pins the standby, then the primary, on the
-// testbed (interval 1, pingcount 2, pingwait 1, both WANs up), 5 times
-// each per op, and measures from the command until the kernel reports the
+// testbed (interval 1, pingcount 2, pingwait 1, both WANs up), twice each
+// per op and way (mode changes are 10 s apart: the command budget), and measures from the command until the kernel reports the
 // new default route (netlink, host namespace): with `imon failover
 // standby|primary` (the CLI process included) and, when Mosquitto is
 // installed, with a QoS 1 publish on BASE/failover/set. Target: ≤ 200 ms.
@@ -812,10 +813,12 @@ func BenchmarkManualFailover(b *testing.B) {
 	time.Sleep(2 * time.Second) // both WANs' probes settle (up-after)
 
 	modes := []string{"standby", "primary"}
+	var last time.Time // the last mode change: the next waits command.DefaultLimits.MinSwitch
 	trial := func(send func(mode string)) (lat []float64) {
-		for range 5 {
+		for range 2 {
 			for i, mode := range modes {
-				time.Sleep(500 * time.Millisecond)
+				time.Sleep(max(500*time.Millisecond, time.Until(last.Add(command.DefaultLimits.MinSwitch+200*time.Millisecond))))
+				last = time.Now()
 				rt.drain()
 				start := time.Now()
 				send(mode)
@@ -841,6 +844,7 @@ func BenchmarkManualFailover(b *testing.B) {
 			})...)
 		}
 	}
+	time.Sleep(time.Until(last.Add(command.DefaultLimits.MinSwitch + 200*time.Millisecond)))
 	if out, err := harness.Command(b, "", "failover", "--config", cfg, "auto").CombinedOutput(); err != nil {
 		b.Errorf("imon failover auto: %v\n%s", err, out)
 	}
