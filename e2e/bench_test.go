@@ -38,9 +38,9 @@ import (
 
 	"imon/agent"
 	"imon/agent/action"
+	"imon/agent/command"
 	"imon/agent/outbox"
 	"imon/agent/route"
-	"imon/agent/command"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
 	"imon/event"
