@@ -20,6 +20,16 @@
 // paho's blocking Publish allows one message per round trip, and concurrent
 // Publish calls may overtake each other on the wire.
 //
+// # Bounds
+//
+// The client declares a Maximum Packet Size (Config.MaxPacketSize, 8 KiB by
+// default) and refuses a bigger incoming packet before it is read into
+// memory (*PacketTooLargeError; see packetLimiter: paho allocates what a
+// header declares). Send refuses a message over the broker's Maximum
+// Packet Size (*TooLargeError) instead of getting disconnected for it.
+// Connections that the broker closes again and again soon after accepting
+// them are reported as a *TakeoverError: another client uses the id.
+//
 // # Caveats
 //
 //   - Every connection starts a clean session (Clean Start, session expiry
