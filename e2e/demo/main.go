@@ -374,9 +374,12 @@ func (d *demo) run(imon string) int {
 			d.Errorf("imon failover %s: %v", mode, err)
 		}
 	}
+	pinned := time.Now()
 	cli("standby")
 	w.Next(15*time.Second, "the manual switch to the standby", harness.Kind(event.KindFailoverStandby))
-	time.Sleep(2 * time.Second)
+	// Mode changes by command are at least 10 s apart (the command budget,
+	// docs/mqtt.md): an earlier auto would be refused as too soon.
+	time.Sleep(time.Until(pinned.Add(10*time.Second + 200*time.Millisecond)))
 	cli("auto")
 	w.Next(30*time.Second, "back to the primary", harness.Kind(event.KindFailoverPrimary))
 	time.Sleep(time.Second)
