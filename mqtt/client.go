@@ -65,12 +65,13 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"math/rand/v2"
 	"net/url"
 	"sync"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
+
+	"imon/internal/backoff"
 )
 
 // Payloads of the status topic.
@@ -264,23 +265,10 @@ func DefaultBackoff(n int) time.Duration {
 	return Backoff(time.Second, time.Minute)(n)
 }
 
-// Backoff returns an exponential backoff from min to max with ±20 % jitter.
-func Backoff(min, max time.Duration) func(n int) time.Duration {
-	return func(n int) time.Duration {
-		d := min
-		for i := 1; i < n && d < max; i++ {
-			d *= 2
-		}
-		d = time.Duration(float64(d) * (0.8 + 0.4*rand.Float64()))
-		return minDur(d, max)
-	}
-}
-
-func minDur(a, b time.Duration) time.Duration {
-	if a < b {
-		return a
-	}
-	return b
+// Backoff returns an exponential backoff from lo to hi with ±20 % jitter
+// (imon's one retry schedule, internal/backoff).
+func Backoff(lo, hi time.Duration) func(n int) time.Duration {
+	return backoff.Policy{Min: lo, Max: hi, Jitter: 0.2}.Delay
 }
 
 // Connected waits until a connection is up and returns it, or returns
@@ -299,13 +287,6 @@ func (c *Client) Connected(ctx context.Context) (*Conn, error) {
 			return nil, ctx.Err()
 		}
 	}
-}
-
-// Current returns the live connection, or nil when there is none.
-func (c *Client) Current() *Conn {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.cur
 }
 
 func (c *Client) clearCurrent(cn *Conn) {
