@@ -208,6 +208,7 @@ func defaultConfig() *Config {
 			TableBase:      DefaultTableBase,
 			RulePriority:   DefaultRulePriority,
 			FwmarkBase:     DefaultFwmarkBase,
+			RouteProtocol:  DefaultRouteProtocol,
 		},
 		Ping: Ping{Probe: probe},
 		Journal: Journal{

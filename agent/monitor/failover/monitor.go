@@ -104,6 +104,7 @@ func RouteConfig(f config.Failover) route.Config {
 		TableBase:    f.TableBase,
 		RulePriority: f.RulePriority,
 		FwmarkBase:   f.FwmarkBase,
+		Protocol:     f.RouteProtocol,
 	}
 }
 
