@@ -151,7 +151,7 @@ func TestFaultTwoInstancesNoTugOfWar(t *testing.T) {
 	harness.Start(t, b.Host.Name, cfgA)
 	wa := harness.Watch(t, cfgA)
 	wa.WaitFor(20*time.Second, "failover-primary of A", harness.Kind(event.KindFailoverPrimary))
-	harness.Start(t, b.Host.Name, cfgB)
+	agB := harness.Start(t, b.Host.Name, cfgB)
 	wb := harness.Watch(t, cfgB)
 	wb.WaitFor(20*time.Second, "failover-primary of B", harness.Kind(event.KindFailoverPrimary))
 
@@ -187,4 +187,21 @@ func TestFaultTwoInstancesNoTugOfWar(t *testing.T) {
 		}
 		both(step.devA, step.devB)
 	}
+
+	// B stops (SIGTERM): its rules and tables go, its default route and
+	// everything of A's stay.
+	if err := agB.Stop(); err != nil {
+		t.Errorf("B's exit: %v", err)
+	}
+	rules := b.Run(b.Host, "ip", "rule")
+	if strings.Contains(rules, "proto 202") || strings.Count(rules, "proto 201") != 6 {
+		t.Errorf("after B's stop, want A's 6 rules and none of B's:\n%s", rules)
+	}
+	for table, want := range map[string]bool{"201": true, "202": true, "211": false, "212": false} {
+		out, _ := testbed.Exec(b.Host, "ip", "-4", "route", "show", "table", table)
+		if got := strings.TrimSpace(out) != ""; got != want {
+			t.Errorf("after B's stop, table %s has routes %v, want %v:\n%s", table, got, want, out)
+		}
+	}
+	both("wan0", "wan2")
 }

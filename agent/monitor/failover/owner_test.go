@@ -2,6 +2,7 @@ package failover_test
 
 import (
 	"net/netip"
+	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -80,6 +81,19 @@ func TestTwoInstancesOneKernel(t *testing.T) {
 			}
 		}
 		untouchedA("B's start")
+		// A's route (metric 201) takes precedence over B's (301): B says
+		// so, with advice that would help.
+		shadowed := false
+		b.j.mu.Lock()
+		evs := slices.Clone(b.j.evs)
+		b.j.mu.Unlock()
+		for _, e := range evs {
+			shadowed = shadowed || e.Kind == failover.KindError && strings.Contains(e.Msg, "default via 192.0.2.1 dev wan0 proto 201 metric 201 has a lower metric than imon's (301)") &&
+				strings.Contains(e.Msg, "give imon a metric below 201")
+		}
+		if !shadowed {
+			t.Errorf("B did not report A's route as shadowing its own: %v", b.j.kinds())
+		}
 
 		// B pinned to its standby: one replace of B's route; A sees the
 		// change and leaves it.
