@@ -30,6 +30,10 @@ func roSection(ifs, gws [2]string, extra string) string {
   }`, ifs[0], gws[0], ifs[1], gws[1], extra)
 }
 
+// roTargets makes instance A probe the internet target through each WAN,
+// so that an upstream cut is seen (its gateway still answers).
+var roTargets = fmt.Sprintf(`, "primary-ping": %q, "standby-ping": %q`, testbed.Target, testbed.Target)
+
 // roInstance is a unique instance name with prefix p.
 func roInstance(p string) string { return fmt.Sprintf("%s%d", p, time.Now().UnixNano()%1e6) }
 
@@ -63,6 +67,81 @@ func (r *roDefaults) count(d time.Duration) (n int, seen []string) {
 	}
 }
 
+// until waits for the kernel to report a main-table default route with
+// protocol proto through interface index ifindex, and returns when (the
+// zero time after timeout). Other changes are counted in n.
+func (r *roDefaults) until(proto, ifindex int, timeout time.Duration) (at time.Time, n int) {
+	deadline := time.After(timeout)
+	for {
+		select {
+		case u := <-r.upd:
+			if u.Kind != route.RouteChanged || u.Route.Table != route.MainTable || !u.Route.IsDefault() {
+				continue
+			}
+			n++
+			if !u.Deleted && u.Route.Proto == proto && u.LinkIndex == ifindex {
+				return time.Now(), n
+			}
+		case <-deadline:
+			return time.Time{}, n
+		}
+	}
+}
+
+// roIndex is the interface index of ifname in the host namespace.
+func roIndex(t *testing.T, b *testbed.Bed, ifname string) int {
+	t.Helper()
+	nl, err := route.NewNetlinkAt(testbed.Handle(t, b.Host))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nl.Close()
+	l, err := nl.LinkByName(ifname)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return l.Index
+}
+
+// roCutPrimary cuts the primary's upstream (instance A, proto 201, on
+// wan0 and wan1): A's default route must move to wan1 within 1.5 s, with
+// at most two default-route changes on the way.
+func roCutPrimary(t *testing.T, b *testbed.Bed, defaults *roDefaults) {
+	t.Helper()
+	defaults.count(0)
+	wan1 := roIndex(t, b, "wan1")
+	b.CutUpstream(0)
+	cut := time.Now()
+	at, n := defaults.until(201, wan1, 3*time.Second)
+	if at.IsZero() {
+		t.Fatalf("A's default route did not move to wan1 within 3 s of the upstream cut (%d changes):\n%s", n, b.DefaultRoute())
+	}
+	t.Logf("upstream cut: A switched to wan1 after %v", at.Sub(cut))
+	if d := at.Sub(cut); d > 1500*time.Millisecond {
+		t.Errorf("upstream cut: switched after %v, want within 1.5 s", d)
+	}
+	if more, seen := defaults.count(time.Second); n+more > 2 {
+		t.Errorf("upstream cut: %d default-route changes, want 1 or 2: %v", n+more, seen)
+	}
+}
+
+// roStatusAndStop checks that the agent of cfg answers imon status, and
+// that SIGTERM ends it within 5 s.
+func roStatusAndStop(t *testing.T, cfg string, ag *harness.Agent) {
+	t.Helper()
+	out, err := harness.Command(t, "", "status", "--config", cfg, "--json").CombinedOutput()
+	if err != nil || !strings.Contains(string(out), `"failover"`) {
+		t.Errorf("imon status: %v\n%s", err, out)
+	}
+	start := time.Now()
+	if err := ag.Stop(); err != nil {
+		t.Errorf("exit after SIGTERM: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("SIGTERM ended the agent after %v, want within 5 s", d)
+	}
+}
+
 // TestFaultTwoInstancesOverlapRefused: a second instance over the same two
 // WANs (swapped), with its own metric, tables, rule priorities and fwmarks,
 // is refused by imon check and at start, naming both instances and files;
@@ -74,8 +153,8 @@ func TestFaultTwoInstancesOverlapRefused(t *testing.T) {
 	ifs := testbed.WANIf
 	gws := [2]string{testbed.Gateway[0].String(), testbed.Gateway[1].String()}
 	nameA, nameB := roInstance("roa"), roInstance("rob")
-	cfgA := writeConfig(t, dir, nameA, "", roSection(ifs, gws, ""))
-	harness.Start(t, b.Host.Name, cfgA)
+	cfgA := writeConfig(t, dir, nameA, "", roSection(ifs, gws, roTargets))
+	agA := harness.Start(t, b.Host.Name, cfgA)
 	wa := harness.Watch(t, cfgA)
 	wa.WaitFor(20*time.Second, "failover-primary of A", harness.Kind(event.KindFailoverPrimary))
 	before := b.DefaultRoute()
@@ -121,6 +200,9 @@ func TestFaultTwoInstancesOverlapRefused(t *testing.T) {
 	if after := b.DefaultRoute(); after != before {
 		t.Errorf("default route changed from %q to %q", before, after)
 	}
+	// A still fails over as usual, answers and stops.
+	roCutPrimary(t, b, defaults)
+	roStatusAndStop(t, cfgA, agA)
 }
 
 // TestFaultTwoInstancesNoTugOfWar: two instances over four distinct WANs,
@@ -139,7 +221,7 @@ func TestFaultTwoInstancesNoTugOfWar(t *testing.T) {
 
 	dir := fltDir(t)
 	nameA, nameB := roInstance("roa"), roInstance("rob")
-	cfgA := writeConfig(t, dir, nameA, "", roSection(testbed.WANIf, [2]string{testbed.Gateway[0].String(), testbed.Gateway[1].String()}, ""))
+	cfgA := writeConfig(t, dir, nameA, "", roSection(testbed.WANIf, [2]string{testbed.Gateway[0].String(), testbed.Gateway[1].String()}, roTargets))
 	cfgB := writeConfig(t, dir, nameB, "", roSection([2]string{"wan2", "wan3"}, [2]string{"192.0.2.17", "192.0.2.25"},
 		`, "metric": 301, "table-base": 211, "rule-priority": 10200, "fwmark-base": 713, "route-protocol": 202`))
 	for _, c := range []string{cfgA, cfgB} {
@@ -148,7 +230,7 @@ func TestFaultTwoInstancesNoTugOfWar(t *testing.T) {
 		}
 	}
 	defaults := roWatchDefaults(t, b)
-	harness.Start(t, b.Host.Name, cfgA)
+	agA := harness.Start(t, b.Host.Name, cfgA)
 	wa := harness.Watch(t, cfgA)
 	wa.WaitFor(20*time.Second, "failover-primary of A", harness.Kind(event.KindFailoverPrimary))
 	agB := harness.Start(t, b.Host.Name, cfgB)
@@ -188,6 +270,10 @@ func TestFaultTwoInstancesNoTugOfWar(t *testing.T) {
 		both(step.devA, step.devB)
 	}
 
+	// A's primary upstream is cut: A switches as usual, B's route stays.
+	roCutPrimary(t, b, defaults)
+	both("wan1", "wan2")
+
 	// B stops (SIGTERM): its rules and tables go, its default route and
 	// everything of A's stay.
 	if err := agB.Stop(); err != nil {
@@ -203,5 +289,6 @@ func TestFaultTwoInstancesNoTugOfWar(t *testing.T) {
 			t.Errorf("after B's stop, table %s has routes %v, want %v:\n%s", table, got, want, out)
 		}
 	}
-	both("wan0", "wan2")
+	both("wan1", "wan2")
+	roStatusAndStop(t, cfgA, agA)
 }
