@@ -162,16 +162,24 @@ func (m *Manager) Link(i int) (Link, error) {
 func (m *Manager) SyncPolicy(i int, l Link) error {
 	wantRoutes, wantRules := Desired(m.cfg, i, l)
 	var errs []error
-	have, err := m.k.Routes(m.cfg.Table(i))
+	all, err := m.k.Routes(m.cfg.Table(i))
 	if err != nil {
 		return err
 	}
-	have = slices.DeleteFunc(have, func(r Route) bool { return !m.cfg.ownsRoute(r) })
+	have := slices.DeleteFunc(slices.Clone(all), func(r Route) bool { return !m.cfg.ownsRoute(r) })
 	for _, w := range wantRoutes {
-		if !slices.ContainsFunc(have, w.same) {
-			if err := m.k.RouteReplace(w); err != nil {
-				errs = append(errs, err)
-			}
+		if slices.ContainsFunc(have, w.same) {
+			continue
+		}
+		// A replace would take over a route with the same key that is
+		// not ours (the admin's, another instance's): leave it, say so.
+		if j := slices.IndexFunc(all, func(r Route) bool { return !m.cfg.ownsRoute(r) && sameKey(r, w) }); j >= 0 {
+			errs = append(errs, fmt.Errorf("table %d: route %s is not this instance's (proto %d): %w; choose another table-base",
+				w.Table, all[j], m.cfg.Proto(), ErrForeignRoute))
+			continue
+		}
+		if err := m.k.RouteReplace(w); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	have, err = m.k.Routes(m.cfg.Table(i))

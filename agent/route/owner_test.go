@@ -1,6 +1,7 @@
 package route_test
 
 import (
+	"errors"
 	"net/netip"
 	"strings"
 	"testing"
@@ -136,5 +137,38 @@ func TestRestartAdoptsOnlyOwnTag(t *testing.T) {
 		if !strings.Contains(got, want) {
 			t.Errorf("%q gone:\n%s", want, got)
 		}
+	}
+}
+
+// TestForeignRouteInOwnTable: a route of someone else in one of the
+// instance's tables, with the key of a route the instance wants there
+// (same destination and metric), is never replaced: SyncPolicy reports it
+// and leaves it.
+func TestForeignRouteInOwnTable(t *testing.T) {
+	f, m := newFake(t)
+	admin := route.Route{Table: 201, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: netip.MustParseAddr("192.0.2.3"), Dev: "wan0", Proto: 4}
+	f.AddForeign(admin)
+	err := m.SyncPolicy(0, mustLink(t, m, 0))
+	if !errors.Is(err, route.ErrForeignRoute) || !strings.Contains(err.Error(), "table 201") || !strings.Contains(err.Error(), "table-base") {
+		t.Errorf("SyncPolicy over a foreign route in table 201: %v", err)
+	}
+	if got := f.String(); !strings.Contains(got, "ip route add default via 192.0.2.3 dev wan0 table 201 proto 4\n") ||
+		strings.Contains(got, "default via 192.0.2.1 dev wan0 table 201") {
+		t.Errorf("the foreign route was replaced:\n%s", got)
+	}
+	// The rest of the table and the rules are in place; the other WAN is
+	// not affected.
+	if err := m.SyncPolicy(1, mustLink(t, m, 1)); err != nil {
+		t.Errorf("SyncPolicy(1): %v", err)
+	}
+	if got := f.String(); !strings.Contains(got, "unreachable default table 201 proto 201") || !strings.Contains(got, "pref 10101 from 192.0.2.2 lookup 201") {
+		t.Errorf("the rest of WAN 0's policy is missing:\n%s", got)
+	}
+	// Cleanup leaves it too.
+	if _, err := m.Cleanup(); err != nil {
+		t.Fatal(err)
+	}
+	if got := f.String(); got != "ip route add default via 192.0.2.3 dev wan0 table 201 proto 4\n" {
+		t.Errorf("after cleanup:\n%s", got)
 	}
 }

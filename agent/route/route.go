@@ -74,6 +74,10 @@ var (
 	// ErrForeignDefault: a default route imon does not own already uses the
 	// metric imon was told to use.
 	ErrForeignDefault = errors.New("a foreign default route uses the same metric")
+	// ErrForeignRoute: a route imon does not own sits in one of the
+	// instance's tables where imon wants one of its own (the same
+	// destination and metric).
+	ErrForeignRoute = errors.New("a foreign route is in the way")
 )
 
 // Route is an IPv4 route.
@@ -143,6 +147,11 @@ func (r Route) same(o Route) bool {
 		r.Src == o.Src && r.Metric == o.Metric && r.Proto == o.Proto && r.Scope == o.Scope &&
 		r.Unreachable == o.Unreachable
 }
+
+// sameKey reports whether a and b are the same route for the kernel's
+// IPv4 add and replace: the same table, destination and metric (a replace
+// of one overwrites the other, whoever owns it).
+func sameKey(a, b Route) bool { return a.Table == b.Table && a.Dst == b.Dst && a.Metric == b.Metric }
 
 // Rule is an IPv4 policy routing rule. Exactly one of Src and Mark selects
 // traffic; Table is the table looked up.
