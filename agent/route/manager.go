@@ -290,12 +290,13 @@ func (m *Manager) SetDefault(i int, l Link) error {
 		}
 	default:
 		if err := m.k.RouteAdd(want); err != nil {
-			if !errors.Is(err, ErrExist) {
-				return err
+			if errors.Is(err, ErrExist) {
+				// Not ours (we had none with this metric a moment ago):
+				// a route someone added meanwhile, never replaced. The
+				// caller retries and then sees it as foreign.
+				return fmt.Errorf("default route with metric %d added by someone else meanwhile: %w", m.cfg.Metric, ErrForeignDefault)
 			}
-			if err := m.k.RouteReplace(want); err != nil {
-				return err
-			}
+			return err
 		}
 	}
 	for _, r := range owned {

@@ -172,3 +172,22 @@ func TestForeignRouteInOwnTable(t *testing.T) {
 		t.Errorf("after cleanup:\n%s", got)
 	}
 }
+
+// TestDefaultAppearedMeanwhile: a default route with imon's metric that
+// appears between the listing and the add (EEXIST) is not replaced.
+func TestDefaultAppearedMeanwhile(t *testing.T) {
+	f, m := newFake(t)
+	f.FailWith(func(op string) error {
+		if op == "RouteAdd" {
+			return route.ErrExist
+		}
+		return nil
+	})
+	err := m.SetDefault(0, mustLink(t, m, 0))
+	if !errors.Is(err, route.ErrForeignDefault) {
+		t.Errorf("SetDefault after EEXIST: %v, want ErrForeignDefault", err)
+	}
+	if ops := f.Ops(); len(ops) != 0 {
+		t.Errorf("SetDefault after EEXIST changed the kernel: %q", ops)
+	}
+}
