@@ -116,17 +116,14 @@ func Overlaps(c, other *Config) Problems {
 	}
 	them := fmt.Sprintf("instance %q (%s)", other.Global.Instance, other.Path)
 	us := fmt.Sprintf("instance %q", c.Global.Instance)
-	for _, w := range []struct {
-		key string
-		if_ string
-	}{{"primary-if", f.Primary.If}, {"standby-if", f.Standby.If}} {
-		for _, ow := range []struct {
-			key string
-			if_ string
-		}{{"primary-if", o.Primary.If}, {"standby-if", o.Standby.If}} {
-			if w.if_ != "" && w.if_ == ow.if_ {
+	type wanIf struct{ key, ifname string }
+	ours := []wanIf{{"primary-if", f.Primary.If}, {"standby-if", f.Standby.If}}
+	theirs := []wanIf{{"primary-if", o.Primary.If}, {"standby-if", o.Standby.If}}
+	for _, w := range ours {
+		for _, ow := range theirs {
+			if w.ifname != "" && w.ifname == ow.ifname {
 				add(w.key, "%s and %s both use WAN interface %s (there as %s): two failover instances must not share a WAN",
-					us, them, w.if_, ow.key)
+					us, them, w.ifname, ow.key)
 			}
 		}
 	}
