@@ -65,7 +65,10 @@ func TestOverlaps(t *testing.T) {
 		}
 		for _, p := range ps {
 			s := p.Error()
-			for _, want := range []string{`/etc/default/imon-b: `, `instance "b"`, `instance "a" (/etc/default/imon-a)`} {
+			if !strings.HasPrefix(s, "/etc/default/imon-b:") {
+				t.Errorf("%s: %q is not on imon-b", tc.name, s)
+			}
+			for _, want := range []string{`instance "b"`, `instance "a" (/etc/default/imon-a)`} {
 				if !strings.Contains(s, want) {
 					t.Errorf("%s: %q does not name %s", tc.name, s, want)
 				}
@@ -94,8 +97,8 @@ func TestOverlapMessage(t *testing.T) {
 	a := mustParse(t, "/etc/default/imon-a", []byte(foConfig([2]string{"wan0", "wan1"}, "")))
 	b := mustParseLoose(t, "/etc/default/imon-b", foConfig([2]string{"wan1", "wan2"}, `, "metric": 301, "table-base": 202, "rule-priority": 10200, "fwmark-base": 713, "route-protocol": 202`))
 	got := config.Overlaps(b, a).Error()
-	want := `/etc/default/imon-b: failover.primary-if: instance "b" and instance "a" (/etc/default/imon-a) both use WAN interface wan1 (there as standby-if): two failover instances must not share a WAN
-/etc/default/imon-b: failover.table-base: instance "b" uses routing tables 202..203 and instance "a" (/etc/default/imon-a) uses 201..202: two failover instances must not share routing tables; choose a table-base outside the other's range`
+	want := `/etc/default/imon-b:2: failover.primary-if: instance "b" and instance "a" (/etc/default/imon-a) both use WAN interface wan1 (there as standby-if): two failover instances must not share a WAN
+/etc/default/imon-b:3: failover.table-base: instance "b" uses routing tables 202..203 and instance "a" (/etc/default/imon-a) uses 201..202: two failover instances must not share routing tables; choose a table-base outside the other's range`
 	if got != want {
 		t.Errorf("got:\n%s\nwant:\n%s", got, want)
 	}

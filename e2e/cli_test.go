@@ -212,10 +212,10 @@ func TestCLICheck(t *testing.T) {
 		r := imon(t, "check", "--config", b)
 		wantExit(t, r, 1, "check of an overlapping second instance")
 		for _, key := range []string{"standby-if", "table-base", "rule-priority", "fwmark-base", "metric", "route-protocol"} {
-			want := b + ": failover." + key + `: instance "b" `
+			want := " failover." + key + `: instance "b" `
 			found := false
 			for _, l := range lines(r.stderr) {
-				found = found || strings.HasPrefix(l, want) && strings.Contains(l, `instance "a" (`+a+`)`)
+				found = found || strings.HasPrefix(l, b+":") && strings.Contains(l, want) && strings.Contains(l, `instance "a" (`+a+`)`)
 			}
 			if !found {
 				t.Errorf("no line starting %q naming instance \"a\" (%s) in:\n%s", want, a, r.stderr)
