@@ -209,6 +209,7 @@ func defaultConfig() *Config {
 			TableBase:      DefaultTableBase,
 			RulePriority:   DefaultRulePriority,
 			FwmarkBase:     DefaultFwmarkBase,
+			RouteProtocol:  DefaultRouteProtocol,
 		},
 		Ping: Ping{Probe: probe},
 		Journal: Journal{

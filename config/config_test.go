@@ -71,7 +71,7 @@ func defaultFailover() config.Failover {
 	return config.Failover{
 		Probe: probe, Metric: 201, DownAfter: 6, UpAfter: 5,
 		HoldTime: 30 * time.Second, HoldMax: 600 * time.Second, ProbeInterval: time.Second,
-		FlushConntrack: true, TableBase: 201, RulePriority: 10100, FwmarkBase: 457,
+		FlushConntrack: true, TableBase: 201, RulePriority: 10100, FwmarkBase: 457, RouteProtocol: 201,
 	}
 }
 

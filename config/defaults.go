@@ -98,6 +98,10 @@ const (
 	// DefaultFwmarkBase is the fwmark of the primary's probes (0x1c9); the
 	// standby's is DefaultFwmarkBase+1.
 	DefaultFwmarkBase = 457
+	// DefaultRouteProtocol is the route protocol number (`proto 201`) an
+	// instance tags its routes and rules with; a second failover instance
+	// on the same router needs another (CheckInstances).
+	DefaultRouteProtocol = 201
 )
 
 // Journal defaults. The paths contain the instance name.

@@ -107,6 +107,7 @@ var schema = []sectionSpec{
 			{name: "table-base", field: func(c *Config) any { return &c.Failover.TableBase }},
 			{name: "rule-priority", field: func(c *Config) any { return &c.Failover.RulePriority }},
 			{name: "fwmark-base", field: func(c *Config) any { return &c.Failover.FwmarkBase }},
+			{name: "route-protocol", field: func(c *Config) any { return &c.Failover.RouteProtocol }},
 		})},
 	{name: SectionPing, monitor: true, keys: concat(
 		probeKeys(func(c *Config) *Probe { return &c.Ping.Probe }),

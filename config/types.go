@@ -87,6 +87,7 @@ type Failover struct {
 	TableBase      int           // "table-base": routing table of the primary (standby = +1); default 201
 	RulePriority   int           // "rule-priority": first ip-rule priority imon uses; default 10100
 	FwmarkBase     uint32        // "fwmark-base": fwmark of the primary's probes (standby = +1); default 0x1c9 (457)
+	RouteProtocol  int           // "route-protocol": protocol number tagging this instance's routes and rules; default 201
 }
 
 // WAN is one failover link.

@@ -245,6 +245,29 @@ func (v *validator) failover() {
 	if f.FwmarkBase < 1 || f.FwmarkBase > 1<<32-2 {
 		v.add(s, "fwmark-base", "must be 1..%d, got %d", uint32(1<<32-2), f.FwmarkBase)
 	}
+	if p := f.RouteProtocol; p < 1 || p > 255 {
+		v.add(s, "route-protocol", "must be 1..255, got %d", p)
+	} else if name := reservedProtocol(p); name != "" {
+		v.add(s, "route-protocol", "%d is the route protocol of %s: imon would take its routes for its own; choose an unassigned number such as 201..250", p, name)
+	}
+}
+
+// reservedProtocol names the owner of route protocol p when p is assigned
+// (the kernel's rtnetlink.h RTPROT_* values, iproute2's rt_protos and FRR's
+// 186..197), or "".
+func reservedProtocol(p int) string {
+	switch {
+	case p >= 186 && p <= 197:
+		return "FRR (186..197)"
+	case p == 0:
+		return "unspec"
+	}
+	names := map[int]string{
+		1: "redirect", 2: "the kernel", 3: "boot", 4: "static routes", 8: "gated", 9: "router advertisements",
+		10: "mrt", 11: "zebra", 12: "BIRD", 13: "dnrouted", 14: "xorp", 15: "ntk", 16: "DHCP clients",
+		17: "mrouted", 18: "keepalived", 42: "babel", 84: "OVN", 99: "openr",
+	}
+	return names[p]
 }
 
 func (v *validator) ping() {

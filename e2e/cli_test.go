@@ -157,7 +157,9 @@ func TestCLICheck(t *testing.T) {
 	})
 
 	t.Run("several problems", func(t *testing.T) {
-		cfg := harness.WriteFile(t, dir, "imon-broken", `{
+		// A folder of its own: next to the failover instance of
+		// imon-configure-output.json it would overlap it too.
+		cfg := harness.WriteFile(t, t.TempDir(), "imon-broken", `{
   "global": {"instance": "broken", "actoin": "/x"},
   "updown": {"enable": true, "interval": "abc", "pingcount": 0, "monitorip": "1.2.3.999"},
   "ping": {"enable": true},
@@ -194,6 +196,30 @@ func TestCLICheck(t *testing.T) {
 		}
 		if r.stdout != "" {
 			t.Errorf("stdout = %q, want nothing", r.stdout)
+		}
+	})
+
+	t.Run("two failover instances", func(t *testing.T) {
+		// Instance b shares a WAN and the default ranges with instance a
+		// next to it: refused, naming both instances and files.
+		odir := t.TempDir()
+		section := func(if0, if1 string) string {
+			return fmt.Sprintf(`"failover": {"enable": true, "primary-if": %q, "primary-name": "p", "primary-gw": "192.0.2.1",
+  "standby-if": %q, "standby-name": "s", "standby-gw": "192.0.2.9"}`, if0, if1)
+		}
+		a := writeConfig(t, odir, "a", "", section("nosuchif0", "nosuchif1"))
+		b := writeConfig(t, odir, "b", "", section("nosuchif2", "nosuchif0"))
+		r := imon(t, "check", "--config", b)
+		wantExit(t, r, 1, "check of an overlapping second instance")
+		for _, key := range []string{"standby-if", "table-base", "rule-priority", "fwmark-base", "metric", "route-protocol"} {
+			want := " failover." + key + `: instance "b" `
+			found := false
+			for _, l := range lines(r.stderr) {
+				found = found || strings.HasPrefix(l, b+":") && strings.Contains(l, want) && strings.Contains(l, `instance "a" (`+a+`)`)
+			}
+			if !found {
+				t.Errorf("no line starting %q naming instance \"a\" (%s) in:\n%s", want, a, r.stderr)
+			}
 		}
 	})
 

@@ -224,8 +224,6 @@ func (f *Fake) Routes(table int) ([]Route, error) {
 	return out, nil
 }
 
-func sameKey(a, b Route) bool { return a.Table == b.Table && a.Dst == b.Dst && a.Metric == b.Metric }
-
 func (f *Fake) validate(r Route) error {
 	if r.Unreachable {
 		return nil

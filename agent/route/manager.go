@@ -23,14 +23,36 @@ type WAN struct {
 	GW netip.Addr // gateway
 }
 
-// Config is what the manager needs from the failover configuration.
+// Config is what the manager needs from the failover configuration. Two
+// instances on one router must differ in every range and in Protocol
+// (config.CheckInstances refuses overlaps): the protocol is what tells
+// this instance's routes from another's.
 type Config struct {
 	WANs         []WAN  // 0 = primary, 1 = standby
 	Metric       int    // metric of the main-table default route
 	TableBase    int    // table of WAN 0; WAN i uses TableBase+i
 	RulePriority int    // first rule priority; WAN i uses RulePriority+RulesPerWAN*i ... +2
 	FwmarkBase   uint32 // fwmark of WAN 0's probes; WAN i uses FwmarkBase+i
+	Protocol     int    // route and rule protocol of everything this instance creates (0 = [Protocol])
 }
+
+// Proto is the protocol number this instance tags its routes and rules
+// with.
+func (c Config) Proto() int {
+	if c.Protocol == 0 {
+		return Protocol
+	}
+	return c.Protocol
+}
+
+// ownsRoute reports whether this instance created r: it carries the
+// instance's protocol. (Where the route may be, main table or the WAN
+// tables, is up to the caller.)
+func (c Config) ownsRoute(r Route) bool { return r.Proto == c.Proto() }
+
+// ownsRule reports whether this instance created r: its protocol, at one
+// of its priorities.
+func (c Config) ownsRule(r Rule) bool { return r.Proto == c.Proto() && c.ownsPriority(r.Priority) }
 
 // Table is the routing table of WAN i.
 func (c Config) Table(i int) int { return c.TableBase + i }
@@ -86,9 +108,10 @@ func (c Config) Usable(i int, l Link) error {
 func Desired(c Config, i int, l Link) ([]Route, []Rule) {
 	t := c.Table(i)
 	p := c.RulePriority + RulesPerWAN*i
+	proto := c.Proto()
 	def := netip.MustParsePrefix("0.0.0.0/0")
-	routes := []Route{{Table: t, Dst: def, Metric: UnreachableMetric, Proto: Protocol, Unreachable: true}}
-	rules := []Rule{{Priority: p + 2, Mark: c.Mark(i), Table: t, SuppressPrefixlen: -1, Proto: Protocol}}
+	routes := []Route{{Table: t, Dst: def, Metric: UnreachableMetric, Proto: proto, Unreachable: true}}
+	rules := []Rule{{Priority: p + 2, Mark: c.Mark(i), Table: t, SuppressPrefixlen: -1, Proto: proto}}
 	if c.Usable(i, l) != nil {
 		return routes, rules
 	}
@@ -98,13 +121,13 @@ func Desired(c Config, i int, l Link) ([]Route, []Rule) {
 		connected = a.Peer
 	}
 	routes = append(routes,
-		Route{Table: t, Dst: def, Gw: c.WANs[i].GW, LinkIndex: l.Index, Proto: Protocol},
-		Route{Table: t, Dst: connected, LinkIndex: l.Index, Src: a.Prefix.Addr(), Proto: Protocol, Scope: ScopeLink},
+		Route{Table: t, Dst: def, Gw: c.WANs[i].GW, LinkIndex: l.Index, Proto: proto},
+		Route{Table: t, Dst: connected, LinkIndex: l.Index, Src: a.Prefix.Addr(), Proto: proto, Scope: ScopeLink},
 	)
 	src := netip.PrefixFrom(a.Prefix.Addr(), 32)
 	rules = append(rules,
-		Rule{Priority: p, Src: src, Table: MainTable, SuppressPrefixlen: 0, Proto: Protocol},
-		Rule{Priority: p + 1, Src: src, Table: t, SuppressPrefixlen: -1, Proto: Protocol},
+		Rule{Priority: p, Src: src, Table: MainTable, SuppressPrefixlen: 0, Proto: proto},
+		Rule{Priority: p + 1, Src: src, Table: t, SuppressPrefixlen: -1, Proto: proto},
 	)
 	return routes, rules
 }
@@ -133,22 +156,30 @@ func (m *Manager) Link(i int) (Link, error) {
 
 // SyncPolicy makes WAN i's table and rules match link l (see Desired):
 // missing ones are added, wrong or stale owned ones removed. Only routes
-// and rules tagged with Protocol are ever deleted. It returns the link's
+// and rules tagged with the instance's protocol are ever deleted. It returns the link's
 // Problem (ErrNoRoute) when the WAN is not usable, after applying the
 // fallback routes, or the first kernel error.
 func (m *Manager) SyncPolicy(i int, l Link) error {
 	wantRoutes, wantRules := Desired(m.cfg, i, l)
 	var errs []error
-	have, err := m.k.Routes(m.cfg.Table(i))
+	all, err := m.k.Routes(m.cfg.Table(i))
 	if err != nil {
 		return err
 	}
-	have = slices.DeleteFunc(have, func(r Route) bool { return !r.Owned() })
+	have := slices.DeleteFunc(slices.Clone(all), func(r Route) bool { return !m.cfg.ownsRoute(r) })
 	for _, w := range wantRoutes {
-		if !slices.ContainsFunc(have, w.same) {
-			if err := m.k.RouteReplace(w); err != nil {
-				errs = append(errs, err)
-			}
+		if slices.ContainsFunc(have, w.same) {
+			continue
+		}
+		// A replace would take over a route with the same key that is
+		// not ours (the admin's, another instance's): leave it, say so.
+		if j := slices.IndexFunc(all, func(r Route) bool { return !m.cfg.ownsRoute(r) && sameKey(r, w) }); j >= 0 {
+			errs = append(errs, fmt.Errorf("table %d: route %s is not this instance's (proto %d): %w; choose another table-base",
+				w.Table, all[j], m.cfg.Proto(), ErrForeignRoute))
+			continue
+		}
+		if err := m.k.RouteReplace(w); err != nil {
+			errs = append(errs, err)
 		}
 	}
 	have, err = m.k.Routes(m.cfg.Table(i))
@@ -156,7 +187,7 @@ func (m *Manager) SyncPolicy(i int, l Link) error {
 		return err
 	}
 	for _, h := range have {
-		if h.Owned() && !slices.ContainsFunc(wantRoutes, h.same) {
+		if m.cfg.ownsRoute(h) && !slices.ContainsFunc(wantRoutes, h.same) {
 			if err := m.k.RouteDel(h); err != nil && !errors.Is(err, ErrNotFound) {
 				errs = append(errs, err)
 			}
@@ -169,7 +200,7 @@ func (m *Manager) SyncPolicy(i int, l Link) error {
 	}
 	p := m.cfg.RulePriority + RulesPerWAN*i
 	for _, r := range rules {
-		if r.Owned() && r.Priority >= p && r.Priority < p+RulesPerWAN && !slices.ContainsFunc(wantRules, r.same) {
+		if m.cfg.ownsRule(r) && r.Priority >= p && r.Priority < p+RulesPerWAN && !slices.ContainsFunc(wantRules, r.same) {
 			if err := m.k.RuleDel(r); err != nil && !errors.Is(err, ErrNotFound) {
 				errs = append(errs, err)
 			}
@@ -188,8 +219,9 @@ func (m *Manager) SyncPolicy(i int, l Link) error {
 	return m.cfg.Usable(i, l)
 }
 
-// Defaults lists the main table's default routes: the ones imon owns and
-// the foreign ones.
+// Defaults lists the main table's default routes: the ones this instance
+// owns (its protocol) and the foreign ones (the admin's, dhcpcd's, another
+// instance's).
 func (m *Manager) Defaults() (owned, foreign []Route, err error) {
 	rs, err := m.k.Routes(MainTable)
 	if err != nil {
@@ -199,7 +231,7 @@ func (m *Manager) Defaults() (owned, foreign []Route, err error) {
 		if !r.IsDefault() || r.Unreachable {
 			continue
 		}
-		if r.Owned() {
+		if m.cfg.ownsRoute(r) {
 			owned = append(owned, r)
 		} else {
 			foreign = append(foreign, r)
@@ -208,8 +240,10 @@ func (m *Manager) Defaults() (owned, foreign []Route, err error) {
 	return owned, foreign, nil
 }
 
-// Active returns the WAN that imon's main-table default route goes
-// through (-1 when there is none): what a previous run left, to adopt.
+// Active returns the WAN that this instance's main-table default route
+// goes through (-1 when there is none): what a previous run of the same
+// instance left, to adopt. A route with another protocol is never adopted,
+// even through one of this instance's WANs.
 func (m *Manager) Active() (int, error) {
 	owned, _, err := m.Defaults()
 	if err != nil {
@@ -237,7 +271,7 @@ func (m *Manager) SetDefault(i int, l Link) error {
 		return err
 	}
 	w := m.cfg.WANs[i]
-	want := Route{Table: MainTable, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: w.GW, LinkIndex: l.Index, Metric: m.cfg.Metric, Proto: Protocol}
+	want := Route{Table: MainTable, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: w.GW, LinkIndex: l.Index, Metric: m.cfg.Metric, Proto: m.cfg.Proto()}
 	owned, foreign, err := m.Defaults()
 	if err != nil {
 		return err
@@ -256,12 +290,13 @@ func (m *Manager) SetDefault(i int, l Link) error {
 		}
 	default:
 		if err := m.k.RouteAdd(want); err != nil {
-			if !errors.Is(err, ErrExist) {
-				return err
+			if errors.Is(err, ErrExist) {
+				// Not ours (we had none with this metric a moment ago):
+				// a route someone added meanwhile, never replaced. The
+				// caller retries and then sees it as foreign.
+				return fmt.Errorf("default route with metric %d added by someone else meanwhile: %w", m.cfg.Metric, ErrForeignDefault)
 			}
-			if err := m.k.RouteReplace(want); err != nil {
-				return err
-			}
+			return err
 		}
 	}
 	for _, r := range owned {
@@ -290,9 +325,11 @@ func (m *Manager) Shadowed() ([]Route, error) {
 	return out, nil
 }
 
-// Cleanup removes imon's rules and per-WAN tables and keeps the main
-// table's default route, so that the LAN stays online after a clean stop.
-// It returns the number of rules and routes removed.
+// Cleanup removes this instance's rules and per-WAN tables and keeps the
+// main table's default route, so that the LAN stays online after a clean
+// stop. Only rules with the instance's protocol at its priorities, and
+// routes with its protocol in its tables, are deleted. It returns the
+// number of rules and routes removed.
 func (m *Manager) Cleanup() (int, error) {
 	n := 0
 	var errs []error
@@ -301,7 +338,7 @@ func (m *Manager) Cleanup() (int, error) {
 		errs = append(errs, err)
 	}
 	for _, r := range rules {
-		if r.Owned() && m.cfg.ownsPriority(r.Priority) {
+		if m.cfg.ownsRule(r) {
 			if err := m.k.RuleDel(r); err != nil && !errors.Is(err, ErrNotFound) {
 				errs = append(errs, err)
 				continue
@@ -316,7 +353,7 @@ func (m *Manager) Cleanup() (int, error) {
 			continue
 		}
 		for _, r := range rs {
-			if r.Owned() {
+			if m.cfg.ownsRoute(r) {
 				if err := m.k.RouteDel(r); err != nil && !errors.Is(err, ErrNotFound) {
 					errs = append(errs, err)
 					continue

@@ -1,7 +1,8 @@
 // Package route is imon's route manager: it keeps the kernel's routing state
 // for the failover monitor's two WAN links, and touches nothing else.
 //
-// What it owns, all tagged with route protocol [Protocol] (201, "imon"):
+// What it owns, all tagged with the instance's route protocol
+// ([Config.Protocol], by default [Protocol], 201):
 //
 //   - one routing table per WAN (table-base, table-base+1) holding that WAN's
 //     default route via its gateway and its connected subnet;
@@ -14,9 +15,13 @@
 //     configured metric, switched with an atomic replace (never a moment
 //     without a default route).
 //
-// Ownership is decided by the protocol number: a route or rule imon did not
-// tag is never changed or deleted. A foreign default route with the same
-// metric is an error ([ErrForeignDefault]) rather than a replace target.
+// Ownership is decided by the protocol number, and for rules also by the
+// instance's priority range: a route or rule this instance did not tag is
+// never adopted, changed or deleted, whether the admin, dhcpcd or another
+// imon instance (with its own protocol number) made it. A foreign default
+// route with the same metric is an error ([ErrForeignDefault]) rather than
+// a replace target; one with a lower metric is reported by
+// [Manager.Shadowed]; one with a higher metric is left alone.
 //
 // The kernel sits behind the small [Kernel] interface: [Netlink] is the real
 // one (vishvananda/netlink, in the caller's or a given network namespace),
@@ -40,9 +45,10 @@ import (
 	"strings"
 )
 
-// Protocol is the route (and rule) protocol number imon tags everything it
-// creates with (`proto 201`). It is unassigned in iproute2's rt_protos and
-// outside FRR's range (186-197).
+// Protocol is the default route (and rule) protocol number an instance tags
+// everything it creates with (`proto 201`, failover key route-protocol).
+// It is unassigned in iproute2's rt_protos and outside FRR's range
+// (186-197).
 const Protocol = 201
 
 // MainTable is the kernel's main routing table.
@@ -68,6 +74,10 @@ var (
 	// ErrForeignDefault: a default route imon does not own already uses the
 	// metric imon was told to use.
 	ErrForeignDefault = errors.New("a foreign default route uses the same metric")
+	// ErrForeignRoute: a route imon does not own sits in one of the
+	// instance's tables where imon wants one of its own (the same
+	// destination and metric).
+	ErrForeignRoute = errors.New("a foreign route is in the way")
 )
 
 // Route is an IPv4 route.
@@ -89,9 +99,6 @@ type Route struct {
 
 // IsDefault reports whether r is a default route.
 func (r Route) IsDefault() bool { return r.Dst.Bits() == 0 }
-
-// Owned reports whether imon created r.
-func (r Route) Owned() bool { return r.Proto == Protocol }
 
 // String renders r as `ip route` would print it (with table and proto).
 func (r Route) String() string {
@@ -141,6 +148,11 @@ func (r Route) same(o Route) bool {
 		r.Unreachable == o.Unreachable
 }
 
+// sameKey reports whether a and b are the same route for the kernel's
+// IPv4 add and replace: the same table, destination and metric (a replace
+// of one overwrites the other, whoever owns it).
+func sameKey(a, b Route) bool { return a.Table == b.Table && a.Dst == b.Dst && a.Metric == b.Metric }
+
 // Rule is an IPv4 policy routing rule. Exactly one of Src and Mark selects
 // traffic; Table is the table looked up.
 type Rule struct {
@@ -153,9 +165,6 @@ type Rule struct {
 	SuppressPrefixlen int
 	Proto             int
 }
-
-// Owned reports whether imon created r.
-func (r Rule) Owned() bool { return r.Proto == Protocol }
 
 // String renders r as `ip rule` would print it.
 func (r Rule) String() string { return fmt.Sprintf("%d: %s", r.Priority, r.body()) }

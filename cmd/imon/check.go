@@ -25,6 +25,7 @@ func cmdCheck(args []string) error {
 	}
 	if cfg != nil {
 		problems = append(problems, config.CheckHost(cfg)...)
+		problems = append(problems, config.CheckInstances(cfg)...)
 	}
 	if len(problems) > 0 {
 		for _, p := range problems.Capped() {

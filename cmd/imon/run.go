@@ -31,6 +31,11 @@ func cmdRun(args []string) error {
 	if err != nil {
 		return err
 	}
+	// Another failover instance over the same WANs or ranges would fight
+	// over the routes: refuse before touching any.
+	if err := config.CheckInstances(cfg).Err(); err != nil {
+		return err
+	}
 	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
 	defer stop()
 	return run(ctx, cfg, *nosyslog, os.Args)

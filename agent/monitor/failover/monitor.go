@@ -105,6 +105,7 @@ func RouteConfig(f config.Failover) route.Config {
 		TableBase:    f.TableBase,
 		RulePriority: f.RulePriority,
 		FwmarkBase:   f.FwmarkBase,
+		Protocol:     f.RouteProtocol,
 	}
 }
 
@@ -444,7 +445,7 @@ func (r *runner) checkShadowed() {
 	if err != nil || len(sh) == 0 {
 		return
 	}
-	r.push(Fault{WAN: -1, Msg: fmt.Sprintf("default route %s has a lower metric than imon's (%d) and takes precedence; remove it (dhcpcd: nogateway) or raise imon's metric", sh[0], r.m.Cfg.Metric)})
+	r.push(Fault{WAN: -1, Msg: fmt.Sprintf("default route %s has a lower metric than imon's (%d) and takes precedence; remove it (dhcpcd: nogateway) or give imon a metric below %d", sh[0], r.m.Cfg.Metric, sh[0].Metric)})
 }
 
 func (r *runner) onCommand(ev event.Event) {
