@@ -213,8 +213,9 @@ func defaultConfig() *Config {
 		},
 		Ping: Ping{Probe: probe},
 		Journal: Journal{
-			MaxAge:   DefaultJournalMaxAge,
-			MaxBytes: DefaultJournalMaxBytes,
+			MaxAge:      DefaultJournalMaxAge,
+			MaxBytes:    DefaultJournalMaxBytes,
+			HistoryDays: DefaultHistoryDays,
 		},
 		MQTT: MQTT{
 			TopicPrefix: DefaultTopicPrefix,

@@ -78,7 +78,7 @@ func defaultFailover() config.Failover {
 func defaultTail(inst string) (config.Journal, config.MQTT, config.HomeAssistant) {
 	return config.Journal{
 			Path: "/var/lib/imon/" + inst + ".db", Socket: "/run/imon/" + inst + ".sock",
-			MaxAge: 30 * 24 * time.Hour, MaxBytes: 64 << 20,
+			MaxAge: 30 * 24 * time.Hour, MaxBytes: 64 << 20, HistoryDays: 365,
 		},
 		config.MQTT{TopicPrefix: "imon", Commands: true, KeepAlive: 30 * time.Second},
 		config.HomeAssistant{DiscoveryPrefix: "homeassistant"}

@@ -116,6 +116,10 @@ const (
 	// DefaultJournalMaxBytes bounds the journal file size (64 MiB): small
 	// enough for an SD card.
 	DefaultJournalMaxBytes = 64 << 20
+	// DefaultHistoryDays is how many days of rollups (imon report) are
+	// kept; MaxHistoryDays bounds it (about 10 years, a few MiB).
+	DefaultHistoryDays = 365
+	MaxHistoryDays     = 3660
 	// MinJournalMaxBytes is the smallest accepted max-bytes (1 MiB).
 	MinJournalMaxBytes = 1 << 20
 )

@@ -119,6 +119,7 @@ var schema = []sectionSpec{
 		{name: "socket", field: func(c *Config) any { return &c.Journal.Socket }},
 		{name: "max-age", field: func(c *Config) any { return &c.Journal.MaxAge }},
 		{name: "max-bytes", field: func(c *Config) any { return &c.Journal.MaxBytes }},
+		{name: "history-days", field: func(c *Config) any { return &c.Journal.HistoryDays }},
 	}},
 	{name: SectionMQTT, keys: []keySpec{
 		{name: "enable", field: func(c *Config) any { return &c.MQTT.Enable }},

@@ -111,6 +111,9 @@ type Journal struct {
 	Socket   string        // "socket": agent control socket; default /run/imon/INSTANCE.sock
 	MaxAge   time.Duration // "max-age" seconds; default 30 days (2592000)
 	MaxBytes int64         // "max-bytes"; default 64 MiB
+	// HistoryDays is "history-days": days of rollups kept for imon report
+	// and the availability sensors; default 365, 1..3660.
+	HistoryDays int
 }
 
 // MQTT is the "mqtt" section (imon extension).

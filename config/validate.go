@@ -329,6 +329,9 @@ func (v *validator) journal() {
 	if j.MaxBytes < MinJournalMaxBytes {
 		v.add(s, "max-bytes", "must be at least %d (1 MiB), got %d", MinJournalMaxBytes, j.MaxBytes)
 	}
+	if j.HistoryDays < 1 || j.HistoryDays > MaxHistoryDays {
+		v.add(s, "history-days", "must be between 1 and %d, got %d", MaxHistoryDays, j.HistoryDays)
+	}
 }
 
 func (v *validator) mqtt() {
