@@ -67,3 +67,4 @@ clean:
 
 -include deploy/deploy.mk
 -include deploy/faults.mk
+-include deploy/report.mk

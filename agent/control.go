@@ -20,10 +20,10 @@ import (
 // Request is one control-socket request: a single JSON line sent by the
 // imon CLI to the running agent.
 type Request struct {
-	Cmd    string `json:"cmd"`              // "status", "journal" or "failover"
+	Cmd    string `json:"cmd"`              // "status", "journal", "failover" or "history"
 	From   uint64 `json:"from,omitempty"`   // journal: first seq (0 = the oldest kept)
 	Follow bool   `json:"follow,omitempty"` // journal: keep streaming new events
-	Since  string `json:"since,omitempty"`  // journal: RFC 3339 time; events at or after it
+	Since  string `json:"since,omitempty"`  // journal: RFC 3339 time; events at or after it; history: first day
 	Mode   string `json:"mode,omitempty"`   // failover: primary|standby|auto
 }
 
@@ -33,6 +33,8 @@ type Reply struct {
 	Error  string          `json:"error,omitempty"`
 	Seq    uint64          `json:"seq,omitempty"`
 	Status json.RawMessage `json:"status,omitempty"`
+	// History is the answer to history: the rollups (history.Snapshot).
+	History json.RawMessage `json:"history,omitempty"`
 }
 
 // Control serves the agent's control socket, a unix socket through which
@@ -45,7 +47,10 @@ type Control struct {
 	// Failover is the agent's command entry point (Agent.FailoverCommand):
 	// the request's mode is its payload, "cli" its source.
 	Failover func(ctx context.Context, payload []byte, source string) (event.Event, error)
-	Log      *slog.Logger
+	// History returns the rollups from since on (imon report); nil when
+	// the agent keeps none.
+	History func(ctx context.Context, since time.Time) (any, error)
+	Log     *slog.Logger
 }
 
 // Listen creates the socket (removing a stale one) with mode 0600.
@@ -141,6 +146,29 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 			return
 		}
 		reply(Reply{OK: true, Seq: ev.Seq})
+	case "history":
+		if c.History == nil {
+			reply(Reply{Error: "this agent keeps no history"})
+			return
+		}
+		since, err := time.Parse(time.RFC3339Nano, req.Since)
+		if err != nil {
+			reply(Reply{Error: fmt.Sprintf("bad since %q: %v", req.Since, err)})
+			return
+		}
+		hctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		h, err := c.History(hctx, since)
+		if err != nil {
+			reply(Reply{Error: err.Error()})
+			return
+		}
+		b, err := json.Marshal(h)
+		if err != nil {
+			reply(Reply{Error: err.Error()})
+			return
+		}
+		reply(Reply{OK: true, History: b})
 	case "journal":
 		// A watcher goroutine notices the client hanging up (EOF on read).
 		go func() {

@@ -271,7 +271,7 @@ func snapshotOf(store *Store, proj *Projector, fromMS, now int64, alive bool) (*
 			byKey[dayKey{d.Subject, d.Date}] = d
 		}
 	}
-	snap := &Snapshot{Zone: proj.loc.String(), Now: now, Alive: alive, State: *proj.State()}
+	snap := &Snapshot{Zone: ZoneName(proj.loc), Now: now, Alive: alive, State: *proj.State()}
 	for _, d := range byKey {
 		snap.Days = append(snap.Days, d)
 	}
@@ -292,4 +292,10 @@ func snapshotOf(store *Store, proj *Projector, fromMS, now int64, alive bool) (*
 		return nil, err
 	}
 	return out, nil
+}
+
+// Report answers the control socket's history request: the snapshot from
+// since on.
+func (c *Consumer) Report(ctx context.Context, since time.Time) (any, error) {
+	return c.Snapshot(ctx, since.UnixMilli())
 }

@@ -374,7 +374,7 @@ func (p *Projector) updown(ev *event.Event, t int64) {
 		return
 	}
 	if st.Target != "" {
-		p.st.Labels[SubjectInternet] = st.Target
+		p.st.Labels[SubjectInternet] = "internet (" + st.Target + ")"
 	}
 	status := normStatus(st.Status)
 	s := p.subject(SubjectInternet, t)

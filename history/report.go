@@ -81,11 +81,13 @@ type SubjectReport struct {
 	Label   string    `json:"label"`
 	Status  string    `json:"status"` // now
 	Since   time.Time `json:"since"`  // of the current status (as far as the rollups know)
-	Today   Avail     `json:"today"`
-	Days7   Avail     `json:"days7"`
-	Days30  Avail     `json:"days30"`
-	Window  Avail     `json:"window"`
-	Cells   []Cell    `json:"cells"`
+	// Standby: the active WAN is the standby (SubjectActive).
+	Standby bool   `json:"standby,omitempty"`
+	Today   Avail  `json:"today"`
+	Days7   Avail  `json:"days7"`
+	Days30  Avail  `json:"days30"`
+	Window  Avail  `json:"window"`
+	Cells   []Cell `json:"cells"`
 }
 
 // Avail are the figures of a period: seconds of each status and the
@@ -264,7 +266,7 @@ func BuildReport(s *Snapshot, loc *time.Location, opt ReportOptions) *Report {
 			Cells:  []Cell{},
 		}
 		if st := s.State.Subjects[n]; st != nil {
-			sr.Status = st.Status
+			sr.Status, sr.Standby = st.Status, st.Standby
 			sr.Since = ms2t(st.Changed, loc)
 		}
 		for i, c := range cells {

@@ -41,6 +41,7 @@ const usage = `usage: imon [run] [--instance NAME] [--config PATH] [--nosyslog]
        imon journal [--instance NAME] [--config PATH] [--since DUR|TIME] [--monitor M] [--kind K] [--follow] [--json]
        imon status [--instance NAME] [--config PATH] [--json]
        imon failover [--instance NAME] [--config PATH] primary|standby|auto
+       imon report [--instance NAME] [--config PATH] [--since 24h|7d|30d|DATE] [--monitor M] [--json] [--html FILE]
        imon version
 `
 
@@ -52,12 +53,13 @@ var commands = map[string]func(args []string) error{
 	"status":    cmdStatus,
 	"failover":  cmdFailover,
 	"version":   cmdVersion,
+	"report":    cmdReport,
 	"help":      func([]string) error { fmt.Print(usage); return nil },
 }
 
 // flagsWithValue are the flags whose value is the next argument, so that the
 // subcommand can be found anywhere on the line ("imon --instance demo run").
-var flagsWithValue = map[string]bool{"instance": true, "config": true, "since": true, "monitor": true, "kind": true}
+var flagsWithValue = map[string]bool{"instance": true, "config": true, "since": true, "monitor": true, "kind": true, "html": true}
 
 func realMain(argv []string) int {
 	name := "run"

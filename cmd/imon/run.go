@@ -98,6 +98,7 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 		J:        j,
 		Status:   func() any { return buildStatus(cfg, j, w.names, true) },
 		Failover: ag.FailoverCommand,
+		History:  w.history.Report,
 		Log:      log,
 	}
 	ln, err := ctl.Listen()

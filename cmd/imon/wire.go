@@ -21,6 +21,7 @@ import (
 	"imon/agent/sdnotify"
 	"imon/config"
 	"imon/event"
+	"imon/history"
 	"imon/journal"
 )
 
@@ -31,6 +32,7 @@ type wiring struct {
 	consumers []agent.Consumer
 	names     []string // enabled monitors
 	agent     *agent.Agent
+	history   *history.Consumer
 
 	ready, alive, stopping func()
 	watchdog               time.Duration
@@ -75,6 +77,8 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 			MaxAge:   cfg.Global.ActionMaxAge,
 			Logger:   log.With("monitor", "action"),
 		})
+	w.history = newHistory(cfg, j, log)
+	w.consumers = append(w.consumers, w.history)
 
 	if cfg.MQTT.Enable {
 		// Commands from MQTT take the control socket's road: the agent's
