@@ -157,25 +157,44 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.J.SetCursor(CursorName, proj.Seq())
 		return nil
 	}
+	var flushErr error
+	fold := func(evs []event.Event) bool {
+		stop := false
+		c.mu.Lock()
+		for i := range evs {
+			proj.Apply(&evs[i])
+			stop = stop || evs[i].Kind == event.KindAgentStop
+		}
+		c.mu.Unlock()
+		pending += len(evs)
+		if stop || proj.DirtyCount() >= flushDirtyDays {
+			flushErr = flush()
+		}
+		return flushErr == nil && ctx.Err() == nil
+	}
 	for {
+		if from, last := proj.Seq()+1, c.J.LastSeq(); last >= from+4*readChunk {
+			// A long backlog (a rebuild, a restart after long): read ahead.
+			if err := readAhead(c.J, from, last, fold); err != nil {
+				_ = flush()
+				return fmt.Errorf("rollups: read journal: %w", err)
+			}
+			if flushErr != nil {
+				return flushErr
+			}
+			if c.Changed != nil {
+				c.Changed()
+			}
+			continue
+		}
 		evs, err := c.J.Read(proj.Seq()+1, readChunk)
 		if err != nil {
 			_ = flush()
 			return fmt.Errorf("rollups: read journal: %w", err)
 		}
 		if len(evs) > 0 {
-			stop := false
-			c.mu.Lock()
-			for i := range evs {
-				proj.Apply(&evs[i])
-				stop = stop || evs[i].Kind == event.KindAgentStop
-			}
-			c.mu.Unlock()
-			pending += len(evs)
-			if stop || proj.DirtyCount() >= flushDirtyDays {
-				if err := flush(); err != nil {
-					return err
-				}
+			if !fold(evs) && flushErr != nil {
+				return flushErr
 			}
 			if c.Changed != nil {
 				c.Changed()

@@ -3,7 +3,6 @@ package history
 import (
 	"encoding/json"
 	"strconv"
-	"strings"
 	"time"
 
 	"imon/event"
@@ -72,6 +71,7 @@ type Projector struct {
 	// cache of the local day last looked up
 	cDate        string
 	cStart, cEnd int64
+	pingDay      *Day // the ping day last changed (dirty while set)
 }
 
 // NewProjector returns a projector for days of loc continuing from st (the
@@ -108,6 +108,7 @@ func (p *Projector) DirtyCount() int { return len(p.dirty) }
 // before keepFrom (Unix ms) from memory: they are in the store.
 func (p *Projector) ClearDirty(keepFrom int64) {
 	clear(p.dirty)
+	p.pingDay = nil
 	for k, d := range p.days {
 		if d.End <= keepFrom {
 			delete(p.days, k)
@@ -481,25 +482,32 @@ func (p *Projector) ping(ev *event.Event, t int64) {
 	}
 	a := ev.Args[0]
 	var f [6]string
-	for i := 5; i >= 0; i-- {
-		j := strings.LastIndexByte(a, ':')
-		if j < 0 {
+	end := len(a)
+	for i, k := 5, len(a)-1; i >= 0; k-- {
+		if k < 0 {
 			return
 		}
-		f[i], a = a[j+1:], a[:j]
+		if a[k] == ':' {
+			f[i], end = a[k+1:end], k
+			i--
+		}
 	}
-	if p.st.Labels[SubjectPing] != a {
-		p.st.Labels[SubjectPing] = a
+	if target := a[:end]; p.st.Labels[SubjectPing] != target {
+		p.st.Labels[SubjectPing] = target
 	}
 	alive := f[0] == "True"
-	avg, err1 := strconv.ParseFloat(f[2], 64)
-	mx, err2 := strconv.ParseFloat(f[3], 64)
-	loss, err3 := strconv.ParseFloat(f[4], 64)
-	jit, err4 := strconv.ParseFloat(f[5], 64)
-	if err1 != nil || err2 != nil || err3 != nil || err4 != nil {
+	avg, ok1 := parseDecimal(f[2])
+	mx, ok2 := parseDecimal(f[3])
+	loss, ok3 := parseDecimal(f[4])
+	jit, ok4 := parseDecimal(f[5])
+	if !ok1 || !ok2 || !ok3 || !ok4 {
 		return
 	}
-	d := p.day(SubjectPing, t)
+	d := p.pingDay
+	if d == nil || t < d.Start || t >= d.End {
+		d = p.day(SubjectPing, t)
+		p.pingDay = d
+	}
 	sl := &d.Hours[int((t-d.Start)/hourMS)]
 	sl.Rounds++
 	sl.LossSum += loss
@@ -521,6 +529,36 @@ func (p *Projector) ipChange(ev *event.Event, t int64) {
 	if len(d.IPChanges) < MaxIPChangesPerDay {
 		d.IPChanges = append(d.IPChanges, IPChange{At: t, New: ev.Args[0], Old: ev.Args[1], V6: ev.Kind == event.KindDDNSIP6Update})
 	}
+}
+
+// parseDecimal parses the action argument's numbers ("12.345", "0.0",
+// "1"): plain decimals without a sign or exponent quickly, anything else
+// with strconv.
+func parseDecimal(s string) (float64, bool) {
+	// digits as one integer and a power of ten: one division, correctly
+	// rounded like strconv (at most 15 digits are exact in a float64)
+	var n, scale uint64 = 0, 1
+	dot := false
+	if len(s) == 0 || len(s) > 15 {
+		v, err := strconv.ParseFloat(s, 64)
+		return v, err == nil
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		switch {
+		case c >= '0' && c <= '9':
+			n = n*10 + uint64(c-'0')
+			if dot {
+				scale *= 10
+			}
+		case c == '.' && !dot:
+			dot = true
+		default:
+			v, err := strconv.ParseFloat(s, 64)
+			return v, err == nil
+		}
+	}
+	return float64(n) / float64(scale), true
 }
 
 // Finish accounts every subject's open period up to now, for a view: when

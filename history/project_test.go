@@ -1,6 +1,8 @@
 package history
 
 import (
+	"math"
+	"strconv"
 	"testing"
 	"time"
 	_ "time/tzdata"
@@ -69,6 +71,16 @@ func TestProjectorMatchesModel(t *testing.T) {
 					t.Fatalf("%s seed %d: %s: %d days, want %d", zone, seed, subj, len(got[subj]), len(days))
 				}
 			}
+		}
+	}
+}
+
+func TestParseDecimal(t *testing.T) {
+	for _, s := range []string{"0", "0.0", "12.345", "1.0", "0.333", "99999.999", "1e3", "-1.5", "1.2.3", "", "abc", "123456789012345678.5"} {
+		want, werr := strconv.ParseFloat(s, 64)
+		got, ok := parseDecimal(s)
+		if ok != (werr == nil) || (ok && math.Abs(got-want) > 1e-9*math.Max(1, math.Abs(want))) {
+			t.Errorf("parseDecimal(%q) = %v, %v; want %v, %v", s, got, ok, want, werr == nil)
 		}
 	}
 }

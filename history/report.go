@@ -350,7 +350,7 @@ func latencyOf(s *Snapshot, cells []time.Time, cellEnd func(int) int64, fromMS, 
 		l.MeanMs = round(tot.RTTSum/float64(tot.Alive), 3)
 		l.JitterMs = round(tot.JitSum/float64(tot.Alive), 3)
 	}
-	l.MaxMs = tot.RTTMaxMs
+	l.MaxMs = round(tot.RTTMaxMs, 3)
 	hist := make([]uint32, HistBuckets)
 	for _, d := range s.Days {
 		if d.Subject == SubjectPing && d.End > fromMS && d.Start <= nowMS {
@@ -366,7 +366,7 @@ func latencyOf(s *Snapshot, cells []time.Time, cellEnd func(int) int64, fromMS, 
 		if sl.Rounds == 0 {
 			continue
 		}
-		pt := LatencyPoint{Start: c, Rounds: sl.Rounds, LossPct: round(sl.LossSum/float64(sl.Rounds)*100, 2), MaxMs: sl.RTTMaxMs}
+		pt := LatencyPoint{Start: c, Rounds: sl.Rounds, LossPct: round(sl.LossSum/float64(sl.Rounds)*100, 2), MaxMs: round(sl.RTTMaxMs, 3)}
 		if sl.Alive > 0 {
 			pt.MeanMs = round(sl.RTTSum/float64(sl.Alive), 3)
 			pt.JitterMs = round(sl.JitSum/float64(sl.Alive), 3)
