@@ -31,6 +31,7 @@ package homeassistant
 
 import (
 	"bytes"
+	"cmp"
 	"encoding/json"
 	"fmt"
 	"net/netip"
@@ -242,6 +243,7 @@ type def struct {
 	statusSensor                  bool   // reads BASE/status itself, no availability
 	minute                        bool   // reads BASE/ping/minute instead of the monitor's state
 	published                     func(Config) bool
+	stateTopic                    string // BASE/stateTopic/state instead of the monitor's
 }
 
 // Templates. get() yields None (→ unknown in Home Assistant) for a missing
@@ -398,7 +400,7 @@ func Entities(c Config) []Entity {
 		SWVersion:    c.Version,
 	}
 	org := Origin{Name: OriginName, SWVersion: c.Version, SupportURL: SupportURL}
-	table := defs(c)
+	table := append(defs(c), availabilityDefs()...)
 	out := make([]Entity, 0, len(table))
 	for _, d := range table {
 		e := Entity{Monitor: d.monitor, Key: d.key, Component: d.component, Reads: d.reads, published: d.published}
@@ -407,7 +409,7 @@ func Entities(c Config) []Entity {
 			Name:              d.name,
 			UniqueID:          uid,
 			DefaultEntityID:   d.component + "." + entityID(uid),
-			StateTopic:        c.StateTopic(d.monitor),
+			StateTopic:        c.StateTopic(cmp.Or(d.stateTopic, d.monitor)),
 			ValueTemplate:     d.template,
 			Options:           d.options,
 			DeviceClass:       d.deviceClass,

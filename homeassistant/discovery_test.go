@@ -472,6 +472,7 @@ func TestTemplatesRender(t *testing.T) {
 		{"agent_last_error", agent, "none"},
 		{"agent_last_error", `{"last_error":"broker refused"}`, "broker refused"},
 	}
+	cases = append(cases, availabilityCases...)
 	var rc []renderCase
 	for _, c := range cases {
 		tp, ok := tpl[c.entity]

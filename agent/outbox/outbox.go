@@ -110,6 +110,7 @@ type options struct {
 	journalSize   func() int64
 	sections      *config.Config
 	commander     Commander
+	availability  func(ctx context.Context) ([]byte, error) // see WithAvailability
 }
 
 // WithSections gives discovery the monitors' sections of the configuration

@@ -25,6 +25,7 @@ func (o *Outbox) publishRetained(ctx context.Context, cn *mqtt.Conn) {
 	r.clearDisabledStates(ctx)
 	r.publishStates(ctx)
 	r.agentState(ctx)
+	r.availability(ctx)
 
 	agentTick := time.NewTicker(o.opt.agentInterval)
 	defer agentTick.Stop()
@@ -68,10 +69,13 @@ func (o *Outbox) publishRetained(ctx context.Context, cn *mqtt.Conn) {
 			r.publishStates(ctx)
 			r.lastAgent = nil
 			r.agentState(ctx)
+			r.lastAvail, r.availAt = nil, time.Time{}
+			r.availability(ctx)
 		case <-o.errs:
 			r.agentState(ctx)
 		case <-agentTick.C:
 			r.agentState(ctx)
+			r.availability(ctx)
 		}
 	}
 }
@@ -82,7 +86,9 @@ type retained struct {
 	cn        *mqtt.Conn
 	states    map[string]uint64 // monitor -> seq of the state published
 	lastAgent []byte
-	lastErr   string // the last failure logged
+	lastAvail []byte    // availability payload last published
+	availAt   time.Time // when it was last computed
+	lastErr   string    // the last failure logged
 }
 
 // publishAll sends msgs pipelined (QoS 1, retained) and waits for every

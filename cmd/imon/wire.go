@@ -86,7 +86,8 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		cmds := outbox.WithCommander(func(ctx context.Context, p []byte, src string) (event.Event, error) {
 			return w.agent.FailoverCommand(ctx, p, src)
 		})
-		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"), outbox.WithSections(cfg), cmds)
+		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"),
+			outbox.WithSections(cfg), cmds, outbox.WithAvailability(w.history.AvailabilityState))
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}
