@@ -164,6 +164,9 @@ func BenchmarkRebuild(b *testing.B) {
 	b.ReportMetric(float64(busy.events)/cpu.Seconds(), "events/cpu-s")
 	b.ReportMetric(float64(busy.events), "events")
 	b.ReportMetric(per.Seconds(), "s/rebuild")
+	if fi, err := os.Stat(hpath); err == nil {
+		b.ReportMetric(float64(fi.Size())/busyDays, "rollup-B/day")
+	}
 }
 
 func BenchmarkReport30Days(b *testing.B) {

@@ -229,6 +229,7 @@ const (
 	pOutbox   = "imon/agent/outbox"
 	pConfig   = "imon/config"
 	pHA       = "imon/homeassistant"
+	pHistory  = "imon/history"
 )
 
 var (
@@ -255,6 +256,12 @@ var rows = []row{
 		target: "stated", format: unitf(" B", 0)},
 	{figure: "open 1M-event journal + last seq + 4 monitors' state (in process)", pkg: pJournal, bench: "BenchmarkOpenLarge", unit: "ms/open",
 		target: "≤ 100 ms", ok: atMost(100), format: ms1},
+	{figure: "imon report of 30 days of a busy instance ({events} events), from the rollups", pkg: pHistory, bench: "BenchmarkReport30Days", unit: "s/report",
+		target: "≤ 1 s", ok: atMost(1), format: unitf(" s", 3)},
+	{figure: "rollups rebuilt from the raw journal ({events} events)", pkg: pHistory, bench: "BenchmarkRebuild", unit: "events/s",
+		target: "≥ 1,000,000 events/s", ok: atLeast(1_000_000), format: unitf(" events/s", -1)},
+	{figure: "rollup rebuild per CPU-second (its own cost on a loaded machine)", pkg: pHistory, bench: "BenchmarkRebuild", unit: "events/cpu-s",
+		target: "—", format: unitf(" events/s", -1)},
 	{figure: "agent start, 1M-event journal: exec → control socket answers status", pkg: pE2E, bench: "BenchmarkAgentStart", unit: "ms-status-1M",
 		target: "≤ 100 ms", ok: atMost(100), format: ms1},
 	{figure: "agent start, 1M-event journal: exec → agent-start journaled", pkg: pE2E, bench: "BenchmarkAgentStart", unit: "ms-agentstart-1M",
