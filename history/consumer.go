@@ -53,9 +53,6 @@ type Consumer struct {
 	KeepDays int            // 0 = DefaultKeepDays
 	Log      *slog.Logger
 	Now      func() time.Time
-	// Changed, when set, is called (without locks held) after new events
-	// were folded in, e.g. to refresh the availability sensors.
-	Changed func()
 
 	mu        sync.Mutex // guards proj and store
 	proj      *Projector
@@ -182,9 +179,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 			if flushErr != nil {
 				return flushErr
 			}
-			if c.Changed != nil {
-				c.Changed()
-			}
 			continue
 		}
 		evs, err := c.J.Read(proj.Seq()+1, readChunk)
@@ -195,9 +189,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if len(evs) > 0 {
 			if !fold(evs) && flushErr != nil {
 				return flushErr
-			}
-			if c.Changed != nil {
-				c.Changed()
 			}
 			continue
 		}

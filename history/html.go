@@ -45,12 +45,6 @@ type htmlRect struct {
 	Title      string
 }
 
-type htmlText struct {
-	X, Y   float64
-	Anchor string
-	Text   string
-}
-
 type htmlLane struct {
 	Label string
 	Rects []htmlRect
@@ -59,11 +53,6 @@ type htmlLane struct {
 type htmlTimeline struct {
 	Lanes []*htmlLane
 	Ticks []string
-}
-
-type htmlPoint struct {
-	X, Y  float64
-	Title string
 }
 
 type htmlLatency struct {

@@ -9,6 +9,7 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	berrors "go.etcd.io/bbolt/errors"
 )
 
 // Format is the version of the rollup file's layout and of the rollups'
@@ -52,7 +53,7 @@ func OpenStore(path string, readOnly bool, lockTimeout time.Duration) (s *Store,
 		return nil, false, fmt.Errorf("rollups %s: %w", path, err)
 	}
 	db, err := bolt.Open(path, 0o600, &bolt.Options{Timeout: lockTimeout, ReadOnly: readOnly})
-	if err != nil && !readOnly && !errors.Is(err, bolt.ErrTimeout) {
+	if err != nil && !readOnly && !errors.Is(err, berrors.ErrTimeout) {
 		// Not a bbolt file (or damaged): rollups are derived data, so
 		// start again and rebuild them from the journal.
 		if rmErr := os.Remove(path); rmErr != nil {
