@@ -93,7 +93,7 @@ func TestAgentDownIsUnknown(t *testing.T) {
 		ev(2, at(0), event.MonitorUpdown, "updown-status", nil, updownState(Up, at(0))),
 		ev(3, at(10), event.MonitorAgent, event.KindAgentStop, nil, nil), // clean stop: 10 min unknown
 		ev(4, at(20), event.MonitorAgent, event.KindAgentStart, start, nil),
-		ev(5, at(30), event.MonitorPing, event.KindPingResult, nil, nil), // last sign of life
+		ev(5, at(30), event.MonitorPing, event.KindPingResult, nil, nil),    // last sign of life
 		ev(6, at(50), event.MonitorAgent, event.KindAgentStart, start, nil), // crash: 20 min unknown
 	}
 	evs[4].Args = []string{"192.0.2.1:True:1.000:1.000:1.000:0.0:0.100"}
