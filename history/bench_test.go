@@ -216,3 +216,38 @@ func TestMain(m *testing.M) {
 	}
 	os.Exit(code)
 }
+
+// BenchmarkFold measures folding events into rollups alone (no journal
+// read): 2 million ping results and transitions, as in BenchmarkRebuild.
+func BenchmarkFold(b *testing.B) {
+	const n, passes = 100_000, 20
+	start := time.Now().Add(-busyDays * 24 * time.Hour)
+	step := 1300 * time.Millisecond
+	evs := make([]event.Event, n)
+	rtts := []time.Duration{11 * time.Millisecond, 12 * time.Millisecond, 14 * time.Millisecond}
+	for i := range evs {
+		r := probe.PingResult{Sent: 3, Recv: 3, RTTs: rtts, Min: rtts[0], Avg: rtts[1], Max: rtts[2], Jitter: time.Millisecond}
+		evs[i] = ping.Result("9.9.9.9", r, start)
+		if i%50000 == 25000 {
+			evs[i] = event.New(event.MonitorUpdown, event.KindUpdownOffline, "", nil).WithState(
+				map[string]any{"target": "9.9.9.9", "status": []string{Down, Up}[i/50000%2], "since": start.UTC()})
+		}
+	}
+	b.ResetTimer()
+	var total time.Duration
+	for range b.N {
+		p := NewProjector(time.Local, State{})
+		for k := range passes {
+			for i := range evs {
+				evs[i].Seq = uint64(k*n + i + 1)
+				evs[i].Time = start.Add(time.Duration(k*n+i) * step)
+			}
+			t0 := time.Now()
+			for i := range evs {
+				p.Apply(&evs[i])
+			}
+			total += time.Since(t0)
+		}
+	}
+	b.ReportMetric(float64(n*passes*b.N)/total.Seconds(), "events/s")
+}

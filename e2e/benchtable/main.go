@@ -262,6 +262,8 @@ var rows = []row{
 		target: "≥ 1,000,000 events/s", ok: atLeast(1_000_000), format: unitf(" events/s", -1)},
 	{figure: "rollup rebuild per CPU-second (its own cost on a loaded machine)", pkg: pHistory, bench: "BenchmarkRebuild", unit: "events/cpu-s",
 		target: "—", format: unitf(" events/s", -1)},
+	{figure: "folding events into rollups alone (no journal read)", pkg: pHistory, bench: "BenchmarkFold", unit: "events/s",
+		target: "—", format: unitf(" events/s", -1)},
 	{figure: "agent start, 1M-event journal: exec → control socket answers status", pkg: pE2E, bench: "BenchmarkAgentStart", unit: "ms-status-1M",
 		target: "≤ 100 ms", ok: atMost(100), format: ms1},
 	{figure: "agent start, 1M-event journal: exec → agent-start journaled", pkg: pE2E, bench: "BenchmarkAgentStart", unit: "ms-agentstart-1M",
