@@ -32,12 +32,17 @@ const (
 	// events arrive (a crash loses nothing: the journal is replayed from
 	// the stored position).
 	FlushEvery = 5 * time.Minute
-	// readChunk is how many events one journal read takes.
-	readChunk = 4096
+	// readChunk is how many events one journal read takes (about 0.5 MB
+	// of ping results: the agent stays small during a replay).
+	readChunk = 512
 	// flushDirtyDays writes during a long replay (a rebuild) every so
 	// many changed days, so that memory stays bounded.
 	flushDirtyDays = 400
 )
+
+// readAheadMin is the backlog from which the consumer reads ahead with
+// two goroutines (a variable for the tests).
+var readAheadMin uint64 = 8 * readChunk
 
 // CursorName is the consumer's name and its journal cursor (a mirror of
 // the position stored in the rollup file, for the agent's drain at stop).
@@ -170,7 +175,7 @@ func (c *Consumer) Run(ctx context.Context) error {
 		return flushErr == nil && ctx.Err() == nil
 	}
 	for {
-		if from, last := proj.Seq()+1, c.J.LastSeq(); last >= from+4*readChunk {
+		if from, last := max(proj.Seq()+1, c.J.FirstSeq()), c.J.LastSeq(); last >= from+readAheadMin {
 			// A long backlog (a rebuild, a restart after long): read ahead.
 			if err := readAhead(c.J, from, last, fold); err != nil {
 				_ = flush()

@@ -8,7 +8,7 @@ import (
 )
 
 // readAheadWindow bounds the chunks read but not yet folded in.
-const readAheadWindow = 6
+const readAheadWindow = 8
 
 // readAhead reads the journal from seq from up to last in chunks of
 // readChunk with up to two goroutines (decoding is most of a replay's
