@@ -49,8 +49,10 @@ func runChromium(t *testing.T, bin, page string, args ...string) (string, string
 	return out.String(), errb.String()
 }
 
-// consoleErrors are the console messages and page errors chromium logged.
-var consoleErrors = regexp.MustCompile(`(?i)(CONSOLE\(\d+\)|Uncaught|Failed to load resource|net::ERR_)[^\n]*`)
+// consoleErrors are the console messages and page errors chromium logged
+// (with --enable-logging=stderr: "INFO:CONSOLE:1] \"Uncaught Error: x\"").
+// The page has no script, so any console message is a fault.
+var consoleErrors = regexp.MustCompile(`(?i)(:CONSOLE[:(]\d+|Uncaught|Failed to load resource|net::ERR_)[^\n]*`)
 
 // WriteHTMLFile writes the report page of r to path.
 func writeHTMLFile(t *testing.T, r *Report, path string) {
