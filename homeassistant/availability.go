@@ -33,13 +33,13 @@ func availabilityDefs() []def {
 		for _, w := range AvailabilityWindows {
 			field := s.Key + "_" + w
 			out = append(out, def{monitor: s.Monitor, key: "availability_" + field, component: "sensor",
-				name: fmt.Sprintf("%s availability %s", s.Name, w), template: tplField(field),
+				name: fmt.Sprintf("%s availability %s", s.Name, w), template: tplField(field), reads: []string{field},
 				unit: "%", stateClass: "measurement", precision: 2, icon: "mdi:percent-circle-outline",
 				stateTopic: MonitorAvailability})
 		}
 		field := s.Key + AvailabilityDowntimeSuffix
 		out = append(out, def{monitor: s.Monitor, key: "downtime_today_" + s.Key, component: "sensor",
-			name: s.Name + " downtime today", template: tplField(field), deviceClass: "duration", unit: "s",
+			name: s.Name + " downtime today", template: tplField(field), reads: []string{field}, deviceClass: "duration", unit: "s",
 			stateClass: "measurement", precision: 0, icon: "mdi:timer-alert-outline", stateTopic: MonitorAvailability})
 	}
 	return out
