@@ -121,7 +121,8 @@ type Agent struct {
 	running map[string]bool
 	down    map[string]time.Time // monitors that failed, until they run again
 
-	em *emitter
+	em       *emitter
+	healthCh chan struct{} // cap 1: Health changed
 
 	cmdMu sync.Mutex // guards cmd
 	cmd   commandGate
@@ -156,7 +157,7 @@ func New(opt Options) *Agent {
 	if opt.RestartBackoff == 0 {
 		opt.RestartBackoff = time.Second
 	}
-	a := &Agent{opt: opt, log: opt.Logger, running: map[string]bool{}, live: map[string]chan func(){},
+	a := &Agent{opt: opt, log: opt.Logger, running: map[string]bool{}, live: map[string]chan func(){}, healthCh: make(chan struct{}, 1),
 		cmd: commandGate{budget: command.NewBudget(opt.CommandLimits), now: time.Now}}
 	a.em = newEmitter(a)
 	return a
@@ -196,11 +197,41 @@ func (a *Agent) forget(ev event.Event) {
 	}
 }
 
+// healthChanged notes that Health changed; Run's notifier calls
+// Options.HealthChanged (outside the locks the caller may hold).
 func (a *Agent) healthChanged() {
-	if a.opt.HealthChanged != nil {
-		a.opt.HealthChanged()
+	select {
+	case a.healthCh <- struct{}{}:
+	default:
 	}
 }
+
+// notifyHealth calls Options.HealthChanged after each change until ctx ends.
+func (a *Agent) notifyHealth(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.healthCh:
+			a.opt.HealthChanged()
+		}
+	}
+}
+
+// Latest is the latest event of monitor that carries a State: a queued
+// one (not journaled yet, Seq 0) when there is one, else the journal's.
+func (a *Agent) Latest(monitor string) (event.Event, bool) {
+	if ev, ok := a.em.latest(monitor); ok {
+		return ev, true
+	}
+	return a.opt.Journal.Latest(monitor)
+}
+
+// FirstSeq and LastSeq are the journal's.
+func (a *Agent) FirstSeq() uint64 { return a.opt.Journal.FirstSeq() }
+
+// LastSeq is the journal's last sequence number.
+func (a *Agent) LastSeq() uint64 { return a.opt.Journal.LastSeq() }
 
 // Problem is one reason the agent is degraded (Health).
 type Problem struct {
@@ -334,6 +365,13 @@ func (a *Agent) Run(ctx context.Context) error {
 		go func() {
 			defer monitors.Done()
 			a.supervise(monCtx, m)
+		}()
+	}
+	if a.opt.HealthChanged != nil {
+		consumers.Add(1)
+		go func() {
+			defer consumers.Done()
+			a.notifyHealth(consCtx)
 		}()
 	}
 	if a.opt.Ready != nil {

@@ -530,3 +530,15 @@ func (e *emitter) degraded() (p Problem, ok bool) {
 	return Problem{What: "journal", Msg: "journal not writable: " + e.ep.err, Since: e.ep.since,
 		Queued: len(e.queue), Dropped: e.ep.droppedAll}, true
 }
+
+// latest returns the newest queued event of monitor that carries a State.
+func (e *emitter) latest(monitor string) (event.Event, bool) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	for i := len(e.queue) - 1; i >= 0; i-- {
+		if ev := e.queue[i].ev; ev.Monitor == monitor && len(ev.State) > 0 {
+			return ev, true
+		}
+	}
+	return event.Event{}, false
+}
