@@ -403,14 +403,10 @@ func (a *Agent) Run(ctx context.Context) error {
 	// let consumers catch up to the stop event, and stop them.
 	if n := a.em.flush(stopCtx); n > 0 {
 		a.log.Error("events not journaled at stop (they were logged)", "count", n)
-	} else if last.Seq == 0 {
-		if ev, ok := a.opt.Journal.Latest(event.MonitorAgent); ok && ev.Kind == event.KindAgentStop {
-			last = ev
-		} else {
+	} else {
+		if last.Seq == 0 { // journaled by the flush
 			last.Seq = a.opt.Journal.LastSeq()
 		}
-		a.drain(stopCtx, last.Seq)
-	} else {
 		a.drain(stopCtx, last.Seq)
 	}
 	stopConsumers()
