@@ -168,9 +168,14 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 		Log:      log,
 	}
 	ln, err := ctl.Listen()
-	if err != nil {
+	switch {
+	case err == nil:
+	case diskFailure(err):
 		// The router comes first: run without the control socket.
 		sink.Write(logsink.Err, "", err.Error()+": running without it (imon status and imon failover cannot reach the agent)")
+	default: // another agent on it, not a socket: a config mistake
+		sink.Write(logsink.Err, "", err.Error())
+		return err
 	}
 	ctlCtx, stopCtl := context.WithCancel(context.WithoutCancel(ctx))
 	ctlDone := make(chan error, 1)
@@ -254,4 +259,15 @@ func openJournal(cfg *config.Config, log *slog.Logger) (*journal.Journal, *fallb
 		errs = append(errs, ferr)
 	}
 	return nil, nil, fmt.Errorf("%w; fallback journals: %w", err, errors.Join(errs...))
+}
+
+// diskFailure reports whether err is the file system failing (read-only,
+// full, I/O error) rather than a mistake in the config.
+func diskFailure(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EROFS, syscall.ENOSPC, syscall.EDQUOT, syscall.EIO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }
