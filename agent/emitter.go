@@ -155,11 +155,12 @@ func (e *emitter) emit(ctx context.Context, ev event.Event, strict bool) (event.
 	if err := validate(ev); err != nil {
 		return ev, err
 	}
+	e.mu.Lock()
 	if ev.Time.IsZero() {
+		// Under the lock: the queue's order is the order of the times.
 		ev.Time = e.a.opt.Now().UTC()
 	}
 	it := &item{ev: ev, strict: strict, done: make(chan struct{})}
-	e.mu.Lock()
 	if e.ep != nil && len(e.queue) > 0 {
 		// Degraded: the writer retries later.
 		if strict {
