@@ -119,6 +119,7 @@ type emitter struct {
 	busy    bool // a writer goroutine runs
 	stopped bool // final: no more writers
 	ep      *episode
+	since   time.Time     // when the append in flight began (zero: none)
 	lastErr error         // of the latest append attempt
 	attempt chan struct{} // closed and replaced after every append attempt, and when the writer exits
 	wake    chan struct{} // cap 1
@@ -161,6 +162,7 @@ func (e *emitter) emit(ctx context.Context, ev event.Event, strict bool) (event.
 		ev.Time = e.a.opt.Now().UTC()
 	}
 	it := &item{ev: ev, strict: strict, done: make(chan struct{})}
+	e.checkHungLocked()
 	if e.ep != nil && len(e.queue) > 0 {
 		// Degraded: the writer retries later.
 		if strict {
@@ -265,6 +267,18 @@ func (e *emitter) trimLocked() {
 	e.queue = slices.Delete(e.queue, 0, n)
 }
 
+// checkHungLocked opens an episode when the append in flight has taken
+// longer than AppendTimeout (a hung disk: the journal may not honour the
+// deadline), so that later events are queued at once and Health says so.
+func (e *emitter) checkHungLocked() {
+	if e.ep != nil || e.since.IsZero() {
+		return
+	}
+	if d := e.a.opt.Now().Sub(e.since); d > e.a.opt.AppendTimeout {
+		e.openLocked(fmt.Errorf("journal write hung for %s", d.Round(time.Second)))
+	}
+}
+
 // openLocked opens a degraded episode: logged once, journal-unwritable
 // queued (it is journaled, in order, once the journal accepts it).
 func (e *emitter) openLocked(err error) {
@@ -335,6 +349,7 @@ func (e *emitter) write() {
 		}
 		batch := slices.Clone(e.queue[:min(len(e.queue), writeBatch)])
 		e.queue = e.queue[len(batch):]
+		e.since = e.a.opt.Now()
 		e.mu.Unlock()
 
 		evs := make([]event.Event, len(batch))
@@ -349,6 +364,7 @@ func (e *emitter) write() {
 		}
 
 		e.mu.Lock()
+		e.since = time.Time{}
 		e.attemptedLocked(err)
 		if err == nil {
 			for i, it := range batch {
@@ -525,6 +541,7 @@ func (e *emitter) close() {
 func (e *emitter) degraded() (p Problem, ok bool) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
+	e.checkHungLocked()
 	if e.ep == nil {
 		return Problem{}, false
 	}

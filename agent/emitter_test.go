@@ -26,6 +26,7 @@ type fakeJournal struct {
 	evs     []event.Event
 	failErr error
 	hang    chan struct{} // non-nil: Append waits for it (or ctx)
+	deaf    bool          // while hanging, ignore ctx (a commit stuck in fsync)
 	appends int
 }
 
@@ -33,9 +34,11 @@ func (f *fakeJournal) fail(err error) { f.mu.Lock(); f.failErr = err; f.mu.Unloc
 
 func (f *fakeJournal) Append(ctx context.Context, evs ...event.Event) ([]event.Event, error) {
 	f.mu.Lock()
-	hang := f.hang
+	hang, deaf := f.hang, f.deaf
 	f.mu.Unlock()
-	if hang != nil {
+	if hang != nil && deaf {
+		<-hang
+	} else if hang != nil {
 		select {
 		case <-hang:
 		case <-ctx.Done():
@@ -278,33 +281,59 @@ func TestEmitQueueBound(t *testing.T) {
 	}
 }
 
-// TestEmitHungJournal: an append that hangs holds a monitor for EmitWait
-// at most; later events queue behind it, and all are journaled in order
-// once it returns.
+// TestEmitHungJournal: an append that hangs (ignoring its deadline, as a
+// commit stuck in fsync) holds a monitor for EmitWait at most; once it has
+// hung for AppendTimeout the agent is degraded and later events are queued
+// at once; all are journaled in order once it returns.
 func TestEmitHungJournal(t *testing.T) {
-	j := &fakeJournal{hang: make(chan struct{})}
+	j := &fakeJournal{hang: make(chan struct{}), deaf: true}
 	var logs syncBuf
 	a := New(Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
-		EmitWait: 50 * time.Millisecond, AppendTimeout: time.Hour, JournalSettle: time.Nanosecond})
+		EmitWait: 50 * time.Millisecond, AppendTimeout: 100 * time.Millisecond, JournalSettle: time.Nanosecond})
 	defer a.em.close()
 	ctx := context.Background()
 	start := time.Now()
-	for i := range 3 {
+	if ev, err := a.Emit(ctx, event.New("failover", event.KindFailoverStandby, "0", nil)); err != nil || ev.Seq != 0 {
+		t.Fatalf("emit: seq %d err %v", ev.Seq, err)
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("emit on a hung journal took %v, want about EmitWait", d)
+	}
+	for !a.Health().Degraded {
+		if time.Since(start) > 10*time.Second {
+			t.Fatal("not degraded after the append hung for AppendTimeout")
+		}
+		time.Sleep(10 * time.Millisecond) // polling Health, which checks the clock
+	}
+	for i := 1; i < 3; i++ {
+		t0 := time.Now()
 		if ev, err := a.Emit(ctx, event.New("failover", event.KindFailoverStandby, fmt.Sprint(i), nil)); err != nil || ev.Seq != 0 {
 			t.Fatalf("emit %d: seq %d err %v", i, ev.Seq, err)
 		}
+		if d := time.Since(t0); d > 40*time.Millisecond {
+			t.Errorf("emit %d while degraded took %v, want no wait", i, d)
+		}
 	}
-	if d := time.Since(start); d > 2*time.Second {
-		t.Errorf("3 emits on a hung journal took %v", d)
+	if !strings.Contains(logs.String(), "journal write hung") {
+		t.Errorf("hung journal not logged:\n%s", logs.String())
 	}
 	j.mu.Lock()
 	close(j.hang)
 	j.hang = nil
 	j.mu.Unlock()
 	waitFlushed(t, a)
-	evs := j.all()
-	if len(evs) != 3 || evs[0].Msg != "0" || evs[2].Msg != "2" {
-		t.Errorf("journal after the hang: %+v", evs)
+	var got []string
+	for _, ev := range j.all() {
+		got = append(got, ev.Kind+":"+ev.Msg)
+	}
+	want := []string{event.KindFailoverStandby + ":0", event.KindJournalUnwritable, event.KindFailoverStandby + ":1", event.KindFailoverStandby + ":2", event.KindJournalWritable}
+	if len(got) != len(want) {
+		t.Fatalf("journal after the hang: %q", got)
+	}
+	for i := range want {
+		if !strings.HasPrefix(got[i], want[i]) {
+			t.Errorf("journal[%d] = %q, want %q", i, got[i], want[i])
+		}
 	}
 }
 
