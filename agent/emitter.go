@@ -114,16 +114,17 @@ type episode struct {
 type emitter struct {
 	a *Agent
 
-	mu      sync.Mutex // guards the following
-	queue   []*item
-	busy    bool // a writer goroutine runs
-	stopped bool // final: no more writers
-	ep      *episode
-	since   time.Time     // when the append in flight began (zero: none)
-	lastErr error         // of the latest append attempt
-	attempt chan struct{} // closed and replaced after every append attempt, and when the writer exits
-	wake    chan struct{} // cap 1
-	stop    chan struct{} // closed by close
+	mu       sync.Mutex // guards the following
+	queue    []*item
+	busy     bool // a writer goroutine runs
+	stopped  bool // final: no more writers
+	ep       *episode
+	since    time.Time     // when the append in flight began (zero: none)
+	inflight []*item       // its events
+	lastErr  error         // of the latest append attempt
+	attempt  chan struct{} // closed and replaced after every append attempt, and when the writer exits
+	wake     chan struct{} // cap 1
+	stop     chan struct{} // closed by close
 }
 
 func newEmitter(a *Agent) *emitter {
@@ -290,6 +291,14 @@ func (e *emitter) openLocked(err error) {
 	}
 	e.a.log.Error(what+": events are logged and queued in memory until it can be written; monitoring and routing continue",
 		"err", err, "queue_max", e.a.opt.QueueMax)
+	// What waits already is logged at once too.
+	for _, it := range slices.Concat(e.inflight, e.queue) {
+		if !it.logged && !it.strict {
+			it.logged = true
+			e.ep.queued++
+			e.a.direct(it.ev)
+		}
+	}
 	ev := event.New(event.MonitorAgent, event.KindJournalUnwritable,
 		fmt.Sprintf("Journal not writable: %v; events are queued in memory (at most %d) and logged", err, e.a.opt.QueueMax),
 		map[string]any{"error": err.Error(), "queue_max": e.a.opt.QueueMax}).WithLevel(event.LevelError)
@@ -349,7 +358,7 @@ func (e *emitter) write() {
 		}
 		batch := slices.Clone(e.queue[:min(len(e.queue), writeBatch)])
 		e.queue = e.queue[len(batch):]
-		e.since = e.a.opt.Now()
+		e.since, e.inflight = e.a.opt.Now(), batch
 		e.mu.Unlock()
 
 		evs := make([]event.Event, len(batch))
@@ -364,7 +373,7 @@ func (e *emitter) write() {
 		}
 
 		e.mu.Lock()
-		e.since = time.Time{}
+		e.since, e.inflight = time.Time{}, nil
 		e.attemptedLocked(err)
 		if err == nil {
 			for i, it := range batch {

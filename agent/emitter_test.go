@@ -288,7 +288,8 @@ func TestEmitQueueBound(t *testing.T) {
 func TestEmitHungJournal(t *testing.T) {
 	j := &fakeJournal{hang: make(chan struct{}), deaf: true}
 	var logs syncBuf
-	a := New(Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil)),
+	d := &recDirect{}
+	a := New(Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Direct: d,
 		EmitWait: 50 * time.Millisecond, AppendTimeout: 100 * time.Millisecond, JournalSettle: time.Nanosecond})
 	defer a.em.close()
 	ctx := context.Background()
@@ -313,6 +314,9 @@ func TestEmitHungJournal(t *testing.T) {
 		if d := time.Since(t0); d > 40*time.Millisecond {
 			t.Errorf("emit %d while degraded took %v, want no wait", i, d)
 		}
+	}
+	if n, _ := d.counts(); n != 4 { // the event in flight, journal-unwritable, 2 queued
+		t.Errorf("%d events logged directly, want 4", n)
 	}
 	if !strings.Contains(logs.String(), "journal write hung") {
 		t.Errorf("hung journal not logged:\n%s", logs.String())

@@ -336,9 +336,9 @@ func TestFaultDiskReadOnly(t *testing.T) {
 	if n := strings.Count(a.Output(), "monitor failed"); n != 0 {
 		t.Errorf("a monitor failed %d times with the journal read-only", n)
 	}
-	if !strings.Contains(a.Output(), "failover-standby") && !strings.Contains(a.Output(), "Standby") {
-		t.Errorf("the switch was not logged at once")
-	}
+	fltWaitUntil(t, 5*time.Second, "the switch in the log (logged at once, not journaled)", func() bool {
+		return strings.Contains(a.Output(), "Network Failover to Standby Network")
+	})
 	fdkTerm(t, b, a, socket, routes)
 
 	// Start again on the read-only file system: a degraded start.
@@ -632,5 +632,91 @@ func TestFaultSIGHUP(t *testing.T) {
 	fdkWaitRunning(t, cfg, a)
 	fdkWaitActive(t, cfg, "primary", 20*time.Second)
 	fdkCut(t, b, routes)
+	fdkTerm(t, b, a, socket, routes)
+}
+
+// TestFaultDiskHung freezes the journal's file system (fsfreeze on an ext4
+// image in the agent's private mount namespace): writes and fsyncs block,
+// as on a hung SD card. The agent routes on (switch within fdkSwitch, the
+// failover monitor waits at most 200 ms for the disk), imon status
+// answers and, once the write has hung for 5 s, says degraded. Thawed, the
+// queued events are journaled in order, the switch once, framed by
+// journal-unwritable and journal-writable. (A process with a thread
+// blocked on a frozen file system cannot exit before the thaw, whatever
+// it does, so the stop is checked after it.)
+func TestFaultDiskHung(t *testing.T) {
+	fltRequire(t)
+	harness.RequireCmd(t, "unshare", "mount", "mkfs.ext4", "losetup", "fsfreeze", "nsenter")
+	b := testbed.New(t)
+	dir := fltDir(t)
+	jdir := filepath.Join(dir, "ext4")
+	if err := os.Mkdir(jdir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	img := filepath.Join(dir, "journal.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(img, 16<<20); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
+		t.Skipf("mkfs.ext4: %v %s", err, out)
+	}
+	const inst = "diskhung"
+	cfg := fdkConfig(t, dir, jdir, inst, 0.2)
+	socket := filepath.Join(dir, inst+".sock")
+	routes := fltWatchRoutes(t, b.Host)
+	a := fdkStartInMountNS(t, b, jdir, cfg, `mount -o loop "$4" "$1"`, img)
+	fdkWaitRunning(t, cfg, a)
+	w := harness.Watch(t, cfg)
+	w.WaitFor(20*time.Second, "failover-primary", harness.Kind(event.KindFailoverPrimary))
+	fltWaitUntil(t, 10*time.Second, "the default route via the primary", func() bool { return fltOneVia(routes.Now(), testbed.WANIf[0]) })
+
+	fsfreeze := func(flag string) error {
+		out, err := exec.Command("nsenter", "-t", fmt.Sprint(a.Pid()), "-m", "fsfreeze", flag, jdir).CombinedOutput()
+		if err != nil {
+			return fmt.Errorf("fsfreeze %s: %v %s", flag, err, out)
+		}
+		return nil
+	}
+	if err := fsfreeze("-f"); err != nil {
+		t.Skip(err)
+	}
+	frozen := true
+	thaw := func() {
+		if frozen {
+			if err := fsfreeze("-u"); err != nil {
+				t.Error(err)
+			}
+			frozen = false
+		}
+	}
+	t.Cleanup(thaw) // before the agent's stop (cleanups run last first)
+	fdkCut(t, b, routes)
+	cut := time.Now()
+	st := fdkWaitActive(t, cfg, "standby", 5*time.Second)
+	fltWaitUntil(t, 15*time.Second, "imon status to say degraded", func() bool {
+		var err error
+		st, _, err = fdkGetStatus(t, cfg)
+		return err == nil && st.Health == "degraded"
+	})
+	if len(st.Problems) == 0 || !strings.Contains(st.Problems[0].Msg, "hung") {
+		t.Errorf("problems %+v, want the journal write hung", st.Problems)
+	}
+	t.Logf("degraded %v after the cut", time.Since(cut).Round(time.Millisecond))
+	fltWaitUntil(t, 5*time.Second, "the switch in the log (logged at once, not journaled)", func() bool {
+		return strings.Contains(a.Output(), "Network Failover to Standby Network")
+	})
+	thaw()
+	wr := w.WaitFor(30*time.Second, "journal-writable", harness.Kind(event.KindJournalWritable))
+	t.Logf("after the thaw: %s", wr.Msg)
+	seen := w.Seen()
+	fdkInOrder(t, seen)
+	un := fdkIndex(seen, 0, event.KindJournalUnwritable)
+	sb := fdkIndex(seen, 0, event.KindFailoverStandby)
+	if un < 0 || sb < 0 || fltCount(seen, event.KindFailoverStandby) != 1 {
+		t.Errorf("journal after the thaw: journal-unwritable at %d, failover-standby at %d (%d times)", un, sb, fltCount(seen, event.KindFailoverStandby))
+	}
 	fdkTerm(t, b, a, socket, routes)
 }
