@@ -4,10 +4,13 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -209,9 +212,62 @@ func fdkSignalStop(t *testing.T, b *testbed.Bed, p *fltProc, sig syscall.Signal,
 // with $1 the journal folder and $4... the extra arguments.
 func fdkStartInMountNS(t *testing.T, b *testbed.Bed, jdir, cfg, setup string, extra ...string) *fltProc {
 	t.Helper()
+	return fltStartCmd(t, fdkMountNSCommand(t, b, jdir, cfg, setup, extra...))
+}
+
+func fdkMountNSCommand(t *testing.T, b *testbed.Bed, jdir, cfg, setup string, extra ...string) *exec.Cmd {
+	t.Helper()
 	args := []string{"unshare", "-m", "--propagation", "private", "sh", "-c",
 		setup + ` && exec "$2" run --config "$3" --nosyslog`, "sh", jdir, harness.Binary(t), cfg}
-	return fltStartCmd(t, testbed.Command(b.Host, append(args, extra...)...))
+	return testbed.Command(b.Host, append(args, extra...)...)
+}
+
+// fdkNotify is a fake systemd notify socket: it counts WATCHDOG=1 and
+// keeps the latest STATUS=.
+type fdkNotify struct {
+	path     string
+	watchdog atomic.Int64
+	mu       sync.Mutex
+	status   string
+}
+
+// fdkListenNotify creates the socket in dir; it is closed at cleanup.
+func fdkListenNotify(t *testing.T, dir string) *fdkNotify {
+	t.Helper()
+	n := &fdkNotify{path: filepath.Join(dir, "notify.sock")}
+	conn, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: n.path, Net: "unixgram"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		buf := make([]byte, 4096)
+		for {
+			k, err := conn.Read(buf)
+			if err != nil {
+				return
+			}
+			for _, l := range strings.Split(string(buf[:k]), "\n") {
+				switch {
+				case l == "WATCHDOG=1":
+					n.watchdog.Add(1)
+				case strings.HasPrefix(l, "STATUS="):
+					n.mu.Lock()
+					n.status = strings.TrimPrefix(l, "STATUS=")
+					n.mu.Unlock()
+				}
+			}
+		}
+	}()
+	t.Cleanup(func() { conn.Close(); <-done })
+	return n
+}
+
+func (n *fdkNotify) Status() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.status
 }
 
 // fdkMountSource is the device mounted at dir in the mount namespace of
@@ -298,9 +354,14 @@ func TestFaultDiskReadOnly(t *testing.T) {
 	socket := filepath.Join(dir, inst+".sock")
 	routes := fltWatchRoutes(t, b.Host)
 
-	a := fdkStartInMountNS(t, b, jdir, cfg, `mount -o loop,errors=remount-ro "$4" "$1"`, img)
+	// systemd's watchdog, faked: 1 s, so WATCHDOG=1 every 0.5 s.
+	notify := fdkListenNotify(t, dir)
+	cmd := fdkMountNSCommand(t, b, jdir, cfg, `mount -o loop,errors=remount-ro "$4" "$1"`, img)
+	cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.path, "WATCHDOG_USEC=1000000")
+	a := fltStartCmd(t, cmd)
 	fdkWaitRunning(t, cfg, a)
 	fdkWaitActive(t, cfg, "primary", 20*time.Second)
+	fltWaitUntil(t, 5*time.Second, "WATCHDOG=1 while healthy", func() bool { return notify.watchdog.Load() > 0 })
 	fltWaitUntil(t, 10*time.Second, "the default route via the primary", func() bool { return fltOneVia(routes.Now(), testbed.WANIf[0]) })
 
 	dev := filepath.Base(fdkMountSource(t, a.Pid(), jdir))
@@ -339,6 +400,13 @@ func TestFaultDiskReadOnly(t *testing.T) {
 	fltWaitUntil(t, 5*time.Second, "the switch in the log (logged at once, not journaled)", func() bool {
 		return strings.Contains(a.Output(), "Network Failover to Standby Network")
 	})
+	// Degraded but routing: the watchdog is still petted (a restart would
+	// not fix the disk), and systemd's status line says DEGRADED.
+	w0 := notify.watchdog.Load()
+	fltWaitUntil(t, 5*time.Second, "WATCHDOG=1 while degraded", func() bool { return notify.watchdog.Load() >= w0+2 })
+	if s := notify.Status(); !strings.HasPrefix(s, "DEGRADED (journal: journal not writable") {
+		t.Errorf("systemd status %q, want DEGRADED (journal: journal not writable...", s)
+	}
 	fdkTerm(t, b, a, socket, routes)
 
 	// Start again on the read-only file system: a degraded start.
