@@ -576,6 +576,9 @@ func TestFaultDiskFull(t *testing.T) {
 	if wd.Dropped != dropped || wd.Queued < 10 {
 		t.Errorf("journal-writable %s; events-dropped count %d", wr.Data, dropped)
 	}
+	fltWaitUntil(t, 10*time.Second, "the action script to get the queued failover-standby", func() bool {
+		return strings.Contains(strings.Join(fltArgv(fltCalls(t, calls)), "\n"), event.KindFailoverStandby+"\tsnet")
+	})
 	fltWaitUntil(t, 15*time.Second, "imon status healthy again", func() bool {
 		st, _, err := fdkGetStatus(t, cfg)
 		return err == nil && st.Health == "ok"
