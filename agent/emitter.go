@@ -125,6 +125,26 @@ type emitter struct {
 	attempt  chan struct{} // closed and replaced after every append attempt, and when the writer exits
 	wake     chan struct{} // cap 1
 	stop     chan struct{} // closed by close
+	toLog    []event.Event // to write to the log at once (logOut), in order
+
+	logMu sync.Mutex // held while writing toLog out: keeps the lines in order
+}
+
+// logLocked notes ev for the log (written by logOut, outside mu: a slow log
+// never holds the emitter's lock).
+func (e *emitter) logLocked(ev event.Event) { e.toLog = append(e.toLog, ev) }
+
+// logOut writes what logLocked noted to the log, in order.
+func (e *emitter) logOut() {
+	e.logMu.Lock()
+	defer e.logMu.Unlock()
+	e.mu.Lock()
+	evs := e.toLog
+	e.toLog = nil
+	e.mu.Unlock()
+	for _, ev := range evs {
+		e.a.direct(ev)
+	}
 }
 
 func newEmitter(a *Agent) *emitter {
@@ -174,9 +194,10 @@ func (e *emitter) emit(ctx context.Context, ev event.Event, strict bool) (event.
 		e.ep.queued++
 		it.logged = true
 		e.queue = append(e.queue, it)
+		e.logLocked(ev)
 		e.trimLocked()
 		e.mu.Unlock()
-		e.a.direct(ev)
+		e.logOut()
 		return ev, nil
 	}
 	e.queue = append(e.queue, it)
@@ -184,6 +205,7 @@ func (e *emitter) emit(ctx context.Context, ev event.Event, strict bool) (event.
 	e.startLocked()
 	e.mu.Unlock()
 	e.kick()
+	e.logOut()
 
 	var timeout <-chan time.Time
 	if !strict && e.a.opt.EmitWait > 0 {
@@ -296,7 +318,7 @@ func (e *emitter) openLocked(err error) {
 		if !it.logged && !it.strict {
 			it.logged = true
 			e.ep.queued++
-			e.a.direct(it.ev)
+			e.logLocked(it.ev)
 		}
 	}
 	ev := event.New(event.MonitorAgent, event.KindJournalUnwritable,
@@ -306,7 +328,7 @@ func (e *emitter) openLocked(err error) {
 	it := &item{ev: ev, done: make(chan struct{}), logged: true}
 	e.ep.queued++
 	e.queue = append(e.queue, it)
-	e.a.direct(ev)
+	e.logLocked(ev)
 	e.a.healthChanged()
 }
 
@@ -421,20 +443,17 @@ func (e *emitter) write() {
 			e.ep.nextTry = now.Add(e.ep.backoff)
 			e.ep.backoff = min(e.ep.backoff*2, retryMax)
 		}
-		var logNow []event.Event
 		for _, it := range keep {
 			if !it.logged {
 				it.logged = true
 				e.ep.queued++
-				logNow = append(logNow, it.ev)
+				e.logLocked(it.ev)
 			}
 			it.finish() // the caller stops waiting: the event is queued
 		}
 		e.trimLocked()
 		e.mu.Unlock()
-		for _, ev := range logNow {
-			e.a.direct(ev)
-		}
+		e.logOut()
 	}
 }
 
@@ -549,13 +568,14 @@ func (e *emitter) close() {
 // journal is being written normally).
 func (e *emitter) degraded() (p Problem, ok bool) {
 	e.mu.Lock()
-	defer e.mu.Unlock()
 	e.checkHungLocked()
-	if e.ep == nil {
-		return Problem{}, false
+	if e.ep != nil {
+		p, ok = Problem{What: "journal", Msg: "journal not writable: " + e.ep.err, Since: e.ep.since,
+			Queued: len(e.queue), Dropped: e.ep.droppedAll}, true
 	}
-	return Problem{What: "journal", Msg: "journal not writable: " + e.ep.err, Since: e.ep.since,
-		Queued: len(e.queue), Dropped: e.ep.droppedAll}, true
+	e.mu.Unlock()
+	e.logOut()
+	return p, ok
 }
 
 // latest returns the newest queued event of monitor that carries a State.
