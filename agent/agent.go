@@ -69,7 +69,8 @@ type Options struct {
 	// every monitor started (systemd READY=1). May be nil.
 	Ready func()
 	// Alive is called about every WatchdogInterval while every monitor is
-	// running (systemd WATCHDOG=1). May be nil.
+	// running and its loop answers liveness requests (systemd WATCHDOG=1;
+	// see watchdog). May be nil.
 	Alive            func()
 	WatchdogInterval time.Duration
 	// Stopping is called when shutdown begins (systemd STOPPING=1). May be nil.
