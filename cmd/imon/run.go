@@ -121,7 +121,8 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 	startEvs := startEvents(cfg, j)
 	if fallback != nil {
 		sink.Write(logsink.Err, "", fallback.Msg)
-		problems = append(problems, agent.Problem{What: "journal-fallback", Msg: fallback.Msg, Since: time.Now().UTC()})
+		problems = append(problems, agent.Problem{What: "journal-fallback", Since: time.Now().UTC(),
+			Msg: fmt.Sprintf("running on the fallback journal: %v", fallback.err)})
 		startEvs = append(startEvs, fallback.event(cfg.Journal.Path, j.Path()))
 	}
 
