@@ -214,6 +214,9 @@ func startEvents(cfg *config.Config, j *journal.Journal) []event.Event {
 // (RuntimeDirectory=imon), writable when the disk is not.
 const FallbackDir = "/run/imon/fallback"
 
+// fallbackDirs are tried in order for the fallback journal.
+var fallbackDirs = []string{FallbackDir, filepath.Join(os.TempDir(), "imon-fallback")}
+
 // fallbackInfo says why the agent runs on a fallback journal.
 type fallbackInfo struct {
 	Msg string
@@ -249,7 +252,7 @@ func openJournal(cfg *config.Config, log *slog.Logger) (*journal.Journal, *fallb
 		return j, nil, err
 	}
 	var errs []error
-	for _, dir := range []string{FallbackDir, filepath.Join(os.TempDir(), "imon-fallback")} {
+	for _, dir := range fallbackDirs {
 		fb := fallbackPath(dir, cfg)
 		fj, ferr := journal.Open(fb, opt)
 		if ferr == nil {
