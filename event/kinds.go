@@ -52,7 +52,8 @@ const (
 	// data {since, until, queued, dropped, error}.
 	KindJournalWritable = "journal-writable"
 	// The in-memory queue dropped events (its oldest) while the journal
-	// could not be written: one event per outage with data {dropped,
+	// could not be written: one event for all the drops before the journal
+	// accepted writes again, with data {dropped,
 	// kinds: {kind: count}, first, last, queue_max}, journaled in place of
 	// the dropped events.
 	KindEventsDropped = "events-dropped"
