@@ -471,7 +471,7 @@ func TestTemplatesRender(t *testing.T) {
 		{"agent_backlog", agent, "2"},
 		{"agent_last_error", agent, "none"},
 		{"agent_last_error", `{"last_error":"broker refused"}`, "broker refused"},
-		{"agent_problem", agent, "OFF"},
+		{"agent_problem", `{"version":"1.2.3","problem":false}`, "OFF"},
 		{"agent_problem", `{"problem":true,"problems":["journal not writable"]}`, "ON"},
 	}
 	var rc []renderCase
