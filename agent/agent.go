@@ -3,7 +3,9 @@
 // MQTT, control socket).
 //
 // The journal is the source of truth. A monitor's observation becomes an
-// event through Emit, which returns only once the event is durable; the log
+// event through Emit, which journals it in emission order and waits a
+// little for it to be durable, but never fails nor blocks the monitor on a
+// journal problem: act first, journal after (see emitter.go). The log
 // consumer, the action runner and the MQTT outbox each read the journal with
 // their own persisted cursor, so none of them can see an event that a crash
 // would lose, and none of them can block a monitor.
@@ -15,13 +17,13 @@ import (
 	"fmt"
 	"log/slog"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
 	"imon/agent/command"
 	"imon/agent/monitor"
 	"imon/event"
-	"imon/journal"
 )
 
 // Journal is what the agent needs of the event journal (*journal.Journal).
@@ -67,7 +69,8 @@ type Options struct {
 	// every monitor started (systemd READY=1). May be nil.
 	Ready func()
 	// Alive is called about every WatchdogInterval while every monitor is
-	// running (systemd WATCHDOG=1). May be nil.
+	// running and its loop answers liveness requests (systemd WATCHDOG=1;
+	// see watchdog). May be nil.
 	Alive            func()
 	WatchdogInterval time.Duration
 	// Stopping is called when shutdown begins (systemd STOPPING=1). May be nil.
@@ -75,10 +78,30 @@ type Options struct {
 	// DrainTimeout bounds how long consumers may take to catch up at stop
 	// (default 5 s).
 	DrainTimeout time.Duration
-	// JournalFullSettle is how long appends must succeed without a failure
-	// for lack of space before a full-journal episode is over (see Emit;
-	// default DefaultJournalFullSettle).
-	JournalFullSettle time.Duration
+	// JournalSettle is how long appends must succeed without a failure
+	// before a journal episode is over (journal-writable; default
+	// DefaultJournalSettle).
+	JournalSettle time.Duration
+	// QueueMax bounds the events kept in memory while the journal cannot
+	// be written (default DefaultQueueMax).
+	QueueMax int
+	// EmitWait is how long Emit waits for a monitor's event to be durable
+	// before returning it unjournaled (it is still journaled, in order;
+	// default DefaultEmitWait).
+	EmitWait time.Duration
+	// AppendTimeout bounds one journal append (default DefaultAppendTimeout).
+	AppendTimeout time.Duration
+	// Direct logs events at once while the journal cannot be written (the
+	// LogConsumer). May be nil.
+	Direct DirectLogger
+	// Problems are known at start and last the whole run (a journal on its
+	// fallback path).
+	Problems []Problem
+	// HealthChanged is called when Health changed (a journal episode began
+	// or ended, a monitor stopped or runs again). May be nil; must not block.
+	HealthChanged func()
+	// Now is the clock of event times; nil means time.Now.
+	Now func() time.Time
 	// FailoverEnabled: manual failover commands are accepted (else they
 	// are rejected; see FailoverCommand).
 	FailoverEnabled bool
@@ -97,11 +120,16 @@ type Agent struct {
 
 	mu      sync.Mutex // guards the following
 	running map[string]bool
+	down    map[string]time.Time // monitors that failed, until they run again
 
-	full fullEpisode // appends failing for lack of space (see Emit)
+	em       *emitter
+	healthCh chan struct{} // cap 1: Health changed
 
 	cmdMu sync.Mutex // guards cmd
 	cmd   commandGate
+
+	liveMu sync.Mutex             // guards live
+	live   map[string]chan func() // monitor -> liveness requests (see watchdog)
 }
 
 // New returns an agent for opt.
@@ -112,48 +140,137 @@ func New(opt Options) *Agent {
 	if opt.DrainTimeout == 0 {
 		opt.DrainTimeout = 5 * time.Second
 	}
-	if opt.JournalFullSettle == 0 {
-		opt.JournalFullSettle = DefaultJournalFullSettle
+	if opt.JournalSettle == 0 {
+		opt.JournalSettle = DefaultJournalSettle
+	}
+	if opt.QueueMax <= 0 {
+		opt.QueueMax = DefaultQueueMax
+	}
+	if opt.EmitWait == 0 {
+		opt.EmitWait = DefaultEmitWait
+	}
+	if opt.AppendTimeout <= 0 {
+		opt.AppendTimeout = DefaultAppendTimeout
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
 	}
 	if opt.RestartBackoff == 0 {
 		opt.RestartBackoff = time.Second
 	}
-	return &Agent{opt: opt, log: opt.Logger, running: map[string]bool{},
+	a := &Agent{opt: opt, log: opt.Logger, running: map[string]bool{}, live: map[string]chan func(){}, healthCh: make(chan struct{}, 1),
 		cmd: commandGate{budget: command.NewBudget(opt.CommandLimits), now: time.Now}}
+	a.em = newEmitter(a)
+	return a
 }
 
 // Emit journals ev for the agent's instance and returns it as stored.
 //
-// When the journal has no space (the error wraps journal.ErrNoSpace: a full
-// disk, or the file at its size limit), Emit does not fail: monitoring and
-// failover must go on. It returns ev unjournaled (Seq 0) with a nil error,
-// logs the condition once per episode, and counts what was not journaled;
-// once appends have succeeded for Options.JournalFullSettle, a
-// KindJournalFull event per affected monitor is journaled. Other errors are
-// returned.
+// Emit never fails nor blocks a monitor on a journal problem (see
+// emitter.go): it waits at most Options.EmitWait (or until ctx ends) for
+// the event to be durable, and otherwise returns it unjournaled (Seq 0)
+// with a nil error while it stays queued in memory, to be journaled in
+// order with its original time. It fails only for an invalid event.
 func (a *Agent) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
-	return a.emit(ctx, ev, true)
+	return a.emit(ctx, ev, false)
 }
 
-// emit is Emit; with tolerateFull false a full journal is an error too (a
-// manual command must not be acknowledged when nothing will act on it).
-func (a *Agent) emit(ctx context.Context, ev event.Event, tolerateFull bool) (event.Event, error) {
+// emit is Emit; with strict set the event is not queued: it is journaled,
+// or emit fails (a manual command must not be acknowledged when nothing
+// will act on it).
+func (a *Agent) emit(ctx context.Context, ev event.Event, strict bool) (event.Event, error) {
 	ev.Instance = a.opt.Instance
 	if len(ev.Data) == 0 {
 		ev.Data = event.MustJSON(nil)
 	}
-	out, err := a.opt.Journal.Append(ctx, ev)
-	if err != nil {
-		if tolerateFull && errors.Is(err, journal.ErrNoSpace) {
-			a.noSpace(ev, err)
-			return ev, nil
+	return a.em.emit(ctx, ev, strict)
+}
+
+func (a *Agent) direct(ev event.Event) {
+	if a.opt.Direct != nil {
+		a.opt.Direct.Now(ev)
+	}
+}
+
+func (a *Agent) forget(ev event.Event) {
+	if a.opt.Direct != nil {
+		a.opt.Direct.Forget(ev)
+	}
+}
+
+// healthChanged notes that Health changed; Run's notifier calls
+// Options.HealthChanged (outside the locks the caller may hold).
+func (a *Agent) healthChanged() {
+	select {
+	case a.healthCh <- struct{}{}:
+	default:
+	}
+}
+
+// notifyHealth calls Options.HealthChanged after each change until ctx ends.
+func (a *Agent) notifyHealth(ctx context.Context) {
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-a.healthCh:
+			a.opt.HealthChanged()
 		}
-		return ev, fmt.Errorf("journal %s/%s event: %w", ev.Monitor, ev.Kind, err)
 	}
-	if a.full.open.Load() {
-		a.endFull(ctx)
+}
+
+// Latest is the latest event of monitor that carries a State: a queued
+// one (not journaled yet, Seq 0) when there is one, else the journal's.
+func (a *Agent) Latest(monitor string) (event.Event, bool) {
+	if ev, ok := a.em.latest(monitor); ok {
+		return ev, true
 	}
-	return out[0], nil
+	return a.opt.Journal.Latest(monitor)
+}
+
+// FirstSeq and LastSeq are the journal's.
+func (a *Agent) FirstSeq() uint64 { return a.opt.Journal.FirstSeq() }
+
+// LastSeq is the journal's last sequence number.
+func (a *Agent) LastSeq() uint64 { return a.opt.Journal.LastSeq() }
+
+// Problem is one reason the agent is degraded (Health).
+type Problem struct {
+	// What is "journal" (cannot be written), "journal-fallback" (running
+	// on the fallback journal) or a monitor's name (restarting).
+	What  string    `json:"what"`
+	Msg   string    `json:"msg"`
+	Since time.Time `json:"since"`
+	// Queued and Dropped count the events in memory and those the queue
+	// had to drop (journal only).
+	Queued  int `json:"queued,omitempty"`
+	Dropped int `json:"dropped,omitempty"`
+}
+
+// Health is the agent's state: Degraded when it has problems; routing and
+// monitoring go on meanwhile.
+type Health struct {
+	Degraded bool      `json:"degraded"`
+	Problems []Problem `json:"problems,omitempty"`
+}
+
+// Health reports the agent's problems: the start problems
+// (Options.Problems), a journal that cannot be written, monitors that are
+// being restarted.
+func (a *Agent) Health() Health {
+	h := Health{Problems: slices.Clone(a.opt.Problems)}
+	if p, ok := a.em.degraded(); ok {
+		h.Problems = append(h.Problems, p)
+	}
+	a.mu.Lock()
+	for _, m := range a.opt.Monitors {
+		if since, down := a.down[m.Name()]; down {
+			h.Problems = append(h.Problems, Problem{What: m.Name(), Msg: "monitor failed, restarting", Since: since})
+		}
+	}
+	a.mu.Unlock()
+	h.Degraded = len(h.Problems) > 0
+	return h
 }
 
 // Watch streams every event appended after the call until ctx ends.
@@ -209,8 +326,11 @@ func follow(ctx context.Context, j Journal, from uint64, fn func(event.Event) bo
 
 // Run runs the agent until ctx ends: it journals agent-start, starts the
 // consumers and the monitors, and on cancellation stops the monitors,
-// journals agent-stop, lets the consumers drain and returns.
+// journals agent-stop, lets the consumers drain and returns. The stop after
+// the monitors ended takes at most Options.DrainTimeout, whatever the
+// journal does.
 func (a *Agent) Run(ctx context.Context) error {
+	defer a.em.close()
 	// A stop signal that arrives during startup is a clean stop: the start
 	// events are journaled regardless, then the agent stops at once.
 	startCtx := context.WithoutCancel(ctx)
@@ -239,10 +359,20 @@ func (a *Agent) Run(ctx context.Context) error {
 	defer stopMonitors()
 	var monitors sync.WaitGroup
 	for _, m := range a.opt.Monitors {
+		a.liveMu.Lock()
+		a.live[m.Name()] = make(chan func(), 1)
+		a.liveMu.Unlock()
 		monitors.Add(1)
 		go func() {
 			defer monitors.Done()
 			a.supervise(monCtx, m)
+		}()
+	}
+	if a.opt.HealthChanged != nil {
+		consumers.Add(1)
+		go func() {
+			defer consumers.Done()
+			a.notifyHealth(consCtx)
 		}()
 	}
 	if a.opt.Ready != nil {
@@ -270,8 +400,16 @@ func (a *Agent) Run(ctx context.Context) error {
 	if err != nil {
 		a.log.Error("journal agent-stop", "err", err)
 	}
-	// Let consumers catch up to the stop event, then stop them.
-	a.drain(stopCtx, last.Seq)
+	// Journal what is queued (one more try when the journal failed), then
+	// let consumers catch up to the stop event, and stop them.
+	if n := a.em.flush(stopCtx); n > 0 {
+		a.log.Error("events not journaled at stop (they were logged)", "count", n)
+	} else {
+		if last.Seq == 0 { // journaled by the flush
+			last.Seq = a.opt.Journal.LastSeq()
+		}
+		a.drain(stopCtx, last.Seq)
+	}
 	stopConsumers()
 	consumers.Wait()
 	return nil
@@ -325,6 +463,9 @@ func (a *Agent) runConsumer(ctx context.Context, c Consumer) {
 func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
 	backoff := a.opt.RestartBackoff
 	log := a.log.With("monitor", m.Name())
+	a.liveMu.Lock()
+	live := a.live[m.Name()]
+	a.liveMu.Unlock()
 	for {
 		last, _ := a.opt.Journal.Latest(m.Name())
 		env := monitor.Env{
@@ -333,6 +474,7 @@ func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
 			Emit:     a.Emit,
 			Last:     last,
 			Watch:    a.Watch,
+			Liveness: live,
 		}
 		a.setRunning(m.Name(), true)
 		started := time.Now()
@@ -344,6 +486,7 @@ func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
 		if err == nil {
 			err = errors.New("monitor returned before shutdown")
 		}
+		a.setDown(m.Name())
 		if time.Since(started) > 5*time.Minute {
 			backoff = a.opt.RestartBackoff
 		}
@@ -364,8 +507,25 @@ func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
 
 func (a *Agent) setRunning(name string, on bool) {
 	a.mu.Lock()
-	defer a.mu.Unlock()
 	a.running[name] = on
+	_, wasDown := a.down[name]
+	if on {
+		delete(a.down, name)
+	}
+	a.mu.Unlock()
+	if on && wasDown {
+		a.healthChanged()
+	}
+}
+
+func (a *Agent) setDown(name string) {
+	a.mu.Lock()
+	if a.down == nil {
+		a.down = map[string]time.Time{}
+	}
+	a.down[name] = a.opt.Now().UTC()
+	a.mu.Unlock()
+	a.healthChanged()
 }
 
 // AllRunning reports whether every monitor is currently running.
@@ -380,17 +540,53 @@ func (a *Agent) AllRunning() bool {
 	return true
 }
 
+// watchdog calls Options.Alive every WatchdogInterval while every monitor
+// runs and its loop answered a liveness request (Env.Liveness) within the
+// last two intervals (the systemd timeout, WatchdogSec): a monitor stuck in
+// a call (a hung netlink request, a blocked send) stops systemd's
+// watchdog, which then restarts the agent; a round of probes that takes a
+// while (its own timeouts bound it) does not. A journal that cannot be
+// written does not stop it either: the agent is degraded but routing, and
+// a restart would not fix the disk (docs/faults.md).
 func (a *Agent) watchdog(ctx context.Context) {
 	t := time.NewTicker(a.opt.WatchdogInterval)
 	defer t.Stop()
+	var mu sync.Mutex
+	answered := map[string]time.Time{}
+	start := time.Now()
+	a.liveMu.Lock()
+	for name := range a.live {
+		answered[name] = start
+	}
+	a.liveMu.Unlock()
+	ask := func() {
+		a.liveMu.Lock()
+		defer a.liveMu.Unlock()
+		for name, ch := range a.live {
+			select {
+			case ch <- func() { mu.Lock(); answered[name] = time.Now(); mu.Unlock() }:
+			default: // the previous request is still waiting
+			}
+		}
+	}
+	ask()
 	for {
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
-			if a.AllRunning() {
+			ok := a.AllRunning()
+			mu.Lock()
+			for _, at := range answered {
+				if time.Since(at) > 2*a.opt.WatchdogInterval {
+					ok = false
+				}
+			}
+			mu.Unlock()
+			if ok {
 				a.opt.Alive()
 			}
+			ask()
 		}
 	}
 }

@@ -233,3 +233,48 @@ func TestStopDuringStartup(t *testing.T) {
 		t.Fatalf("journal = %v, want agent-start, agent-stop", evs)
 	}
 }
+
+// TestLogConsumerDirect: an event logged at once (Now, the journal could
+// not be written) is not logged again when it is journaled later; an
+// identical event journaled after that is; a forgotten one (dropped from
+// the queue) does not hide a later one.
+func TestLogConsumerDirect(t *testing.T) {
+	j := journaltest.Open(t)
+	lines := make(lineWriter, 16)
+	sink := logsink.New(logsink.Options{Instance: "main", NoSyslog: true, DateFmt: "%H", Stderr: lines})
+	c := &agent.LogConsumer{J: j, Sink: sink}
+	ev := event.New("updown", event.KindUpdownOffline, "offline", nil)
+	gone := event.New("ping", event.KindPingResult, "dropped", nil)
+	c.Now(ev)
+	c.Now(gone)
+	c.Forget(gone)
+	for _, want := range []string{"offline", "dropped"} {
+		if l := <-lines; !strings.HasSuffix(l, want+"\n") {
+			t.Fatalf("direct line %q, want %q", l, want)
+		}
+	}
+	ctx := context.Background()
+	if _, err := j.Append(ctx, ev, gone, ev); err != nil {
+		t.Fatal(err)
+	}
+	cctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() { _ = c.Run(cctx); close(done) }()
+	for _, want := range []string{"dropped", "offline"} {
+		select {
+		case l := <-lines:
+			if !strings.HasSuffix(l, want+"\n") {
+				t.Errorf("journaled line %q, want %q", l, want)
+			}
+		case <-time.After(10 * time.Second):
+			t.Fatalf("no log line %q", want)
+		}
+	}
+	cancel()
+	<-done
+	select {
+	case l := <-lines:
+		t.Errorf("extra line %q", l)
+	default:
+	}
+}

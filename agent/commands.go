@@ -62,13 +62,13 @@ func (a *Agent) FailoverCommand(ctx context.Context, payload []byte, source stri
 	}
 	a.cmdMu.Unlock()
 	if err != nil {
-		ev, jerr := a.emit(ctx, command.Rejected(payload, source, err), false)
+		ev, jerr := a.emit(ctx, command.Rejected(payload, source, err), true)
 		if jerr != nil {
 			return ev, jerr
 		}
 		return ev, fmt.Errorf("%w: %w", ErrCommandRejected, err)
 	}
-	return a.emit(ctx, command.Accepted(mode, source), false)
+	return a.emit(ctx, command.Accepted(mode, source), true)
 }
 
 // closeThrottled journals the summary of the throttled window that just

@@ -9,7 +9,6 @@ import (
 	"bytes"
 	"crypto/rand"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"github.com/miekg/dns"
 	"os"
@@ -17,15 +16,12 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
-	"imon/agent"
 	"imon/e2e/harness"
 	"imon/e2e/testbed"
 	"imon/event"
-	"imon/mqtt/mqtttest"
 )
 
 // Fault tests: the real agent in network namespaces while its disk fills,
@@ -49,208 +45,6 @@ func fltCounter(t *testing.T, ns *harness.NS, dst string) func() int {
 		n, _ := strconv.Atoi(m[1])
 		return n
 	}
-}
-
-// TestFaultDiskFull puts the journal on a 256 KiB tmpfs (mounted in a
-// private mount namespace of the agent only) and fills it: the ping
-// monitor keeps probing, the failover monitor still switches on an
-// upstream cut, "journal full" is logged once, and when a filler file is
-// deleted journaling resumes with a journal-full report per monitor.
-func TestFaultDiskFull(t *testing.T) {
-	fltRequire(t)
-	harness.RequireCmd(t, "unshare", "mount")
-	b := testbed.New(t)
-	dir := fltDir(t)
-	jdir := filepath.Join(dir, "tmpfs")
-	if err := os.Mkdir(jdir, 0o755); err != nil {
-		t.Fatal(err)
-	}
-	script, calls, _, _ := fltScript(t, dir)
-	// MQTT through a unix socket: the broker runs outside the namespaces.
-	sock := filepath.Join(dir, "mqtt.sock")
-	broker := mqtttest.Start(t, mqtttest.Options{Extra: []string{"listener 0 " + sock}})
-	const inst = "diskfull"
-	sub := broker.Subscribe(t, "imon/"+inst+"/event")
-	cfg := harness.WriteFile(t, dir, "imon-"+inst, fmt.Sprintf(`{
-  "global": {"instance": %q, "action": %q},
-  "ping": {"enable": true, "interval": 0.1, "pingcount": 1, "pingwait": 0.5, "monitorip": %q},
-  %s,
-  "mqtt": {"enable": true, "server": %q, "node-id": %q},
-  "journal": {"path": %q, "socket": %q}
-}
-`, inst, script, testbed.Target2, fltFailoverSection(1, 1, 4), "unix://"+sock, inst, filepath.Join(jdir, inst+".db"), filepath.Join(dir, inst+".sock")), 0o600)
-	echoes := fltCounter(t, b.Host, testbed.Target2.String())
-	routes := fltWatchRoutes(t, b.Host)
-
-	// ip netns exec runs the agent in a mount namespace of its own with
-	// slave propagation; unshare -m makes another, private one: the tmpfs
-	// exists only for the agent and vanishes with it.
-	a := fltStartCmd(t, testbed.Command(b.Host, "unshare", "-m", "--propagation", "private", "sh", "-c",
-		`mount -t tmpfs -o size=256k,mode=0755 imon-e2e-full "$1" && exec "$2" run --config "$3" --nosyslog`,
-		"sh", jdir, harness.Binary(t), cfg))
-	w := fltWatch(t, cfg)
-	w.WaitFor(20*time.Second, "failover-primary", harness.Kind(event.KindFailoverPrimary))
-	w.WaitFor(5*time.Second, "ping-result", harness.Kind(event.KindPingResult))
-	st := fltMustStatus(t, cfg)
-	if st.PID != a.Pid() {
-		t.Fatalf("agent pid %d, started %d: the tmpfs is not where the agent is", st.PID, a.Pid())
-	}
-
-	// Fill the tmpfs, through the agent's own view of it.
-	filler := fmt.Sprintf("/proc/%d/root%s/filler", a.Pid(), jdir)
-	f, err := os.Create(filler)
-	if err != nil {
-		t.Fatal(err)
-	}
-	chunk := make([]byte, 16<<10)
-	for {
-		if _, err = f.Write(chunk); err != nil {
-			break
-		}
-	}
-	f.Close()
-	if !errors.Is(err, syscall.ENOSPC) {
-		t.Fatalf("filling the tmpfs: %v, want ENOSPC", err)
-	}
-	fltWaitUntil(t, 20*time.Second, `"journal full" in the agent's log`, func() bool { return strings.Contains(a.Output(), "journal full") })
-	full := time.Now()
-	before := fltMustStatus(t, cfg).Journal.LastSeq
-
-	// Monitoring continues: echo requests keep going out, and an upstream
-	// cut still switches the default route.
-	n0 := echoes()
-	b.CutUpstream(0)
-	fltWaitUntil(t, 10*time.Second, "the switch to the standby while the journal is full", func() bool { return fltOneVia(routes.Current(), "wan1") })
-	t.Logf("switched to the standby %v after the cut, with the journal full", time.Since(full).Round(time.Millisecond))
-	time.Sleep(2 * time.Second) // let the ping monitor run for a while with the journal full
-	if n := echoes() - n0; n < 10 {
-		t.Errorf("%d echo requests from the ping monitor in the 2+ s with the journal full, want about 10 per second", n)
-	}
-	if a.Exited() {
-		t.Fatal("agent exited with the journal full")
-	}
-	// A few commits still fit in pages bbolt freed: the journal may grow a
-	// little, not by the ~20 events a second emitted.
-	during := fltMustStatus(t, cfg).Journal.LastSeq - before
-	t.Logf("%d events journaled in the %v the disk was full", during, time.Since(full).Round(time.Millisecond))
-
-	// Space returns. The episode ends after appends succeeded for 10 s.
-	if err := os.Remove(filler); err != nil {
-		t.Fatal(err)
-	}
-	freed := time.Now()
-	rep := w.Next(30*time.Second, "journal-full report of the ping monitor", func(ev event.Event) bool {
-		return ev.Kind == agent.KindJournalFull && ev.Monitor == event.MonitorPing
-	})
-	t.Logf("report %v after space returned: %s", time.Since(freed).Round(time.Millisecond), rep.Msg)
-	var data struct {
-		Dropped int            `json:"dropped"`
-		Kinds   map[string]int `json:"kinds"`
-	}
-	if err := json.Unmarshal(rep.Data, &data); err != nil {
-		t.Fatal(err)
-	}
-	if data.Dropped < 10 || data.Dropped != data.Kinds[event.KindPingResult] {
-		t.Errorf("ping journal-full report %s: want the ping results not journaled", rep.Data)
-	}
-	// The switch to the standby was journaled (in a commit that fit) or is
-	// counted in the failover monitor's report, whose state is current.
-	standby := 0
-	for _, ev := range w.Seen() {
-		switch {
-		case ev.Kind == event.KindFailoverStandby:
-			standby++
-		case ev.Kind == agent.KindJournalFull && ev.Monitor == event.MonitorFailover:
-			if err := json.Unmarshal(ev.Data, &data); err != nil {
-				t.Fatal(err)
-			}
-			standby += data.Kinds[event.KindFailoverStandby]
-			t.Logf("report: %s", ev.Msg)
-		}
-	}
-	if standby != 1 {
-		t.Errorf("failover-standby journaled or reported %d times, want once", standby)
-	}
-	var fo struct {
-		Active string `json:"active"`
-	}
-	if st := fltMustStatus(t, cfg).Monitors[event.MonitorFailover]; json.Unmarshal(st.State, &fo) != nil || fo.Active != "standby" {
-		t.Errorf("imon status shows the failover state %s (from %s), want active standby", st.State, st.Kind)
-	}
-	w.Next(5*time.Second, "ping-result after space returned", harness.Kind(event.KindPingResult))
-
-	// Failback is journaled and acted on again.
-	b.Heal()
-	w.Next(20*time.Second, "failover-primary after space returned", harness.Kind(event.KindFailoverPrimary))
-	fltWaitUntil(t, 10*time.Second, "the action script to get failover-primary", func() bool {
-		c := fltCalls(t, calls)
-		return len(c) > 0 && c[len(c)-1].Argv[2] != "" && strings.Contains(strings.Join(fltArgv(c), "\n"), event.KindFailoverPrimary+"\tpnet")
-	})
-	if err := a.Stop(); err != nil {
-		t.Errorf("agent stop: %v", err)
-	}
-	out := a.Output()
-	if n := strings.Count(out, "journal full"); n != 1 {
-		t.Errorf(`"journal full" logged %d times, want once`, n)
-	}
-	if n := strings.Count(out, "journal writable again"); n != 1 {
-		t.Errorf(`"journal writable again" logged %d times, want once`, n)
-	}
-	if n := strings.Count(out, "monitor failed"); n != 0 {
-		t.Errorf("a monitor failed %d times while the journal was full", n)
-	}
-	for _, l := range strings.Split(out, "\n") {
-		if strings.Contains(l, "journal full") || strings.Contains(l, "journal writable again") {
-			t.Logf("log: %s", l)
-		}
-	}
-	// The journal vanished with the agent's tmpfs: check what the
-	// watcher saw (it followed the whole run).
-	seen := w.Seen()
-	for i := 1; i < len(seen); i++ {
-		if seen[i].Seq != seen[i-1].Seq+1 {
-			t.Errorf("journal seq %d after %d", seen[i].Seq, seen[i-1].Seq)
-		}
-	}
-	// Every journaled event was published, in order, the reports too.
-	last := seen[len(seen)-1].Seq
-	var got uint64
-	mqttReports := 0
-	timeout := time.After(15 * time.Second)
-	for got < last {
-		select {
-		case m := <-sub.C:
-			var ev event.Event
-			if err := json.Unmarshal(m.Payload, &ev); err != nil {
-				t.Fatalf("mqtt event %q: %v", m.Payload, err)
-			}
-			if ev.Seq > got+1 {
-				t.Fatalf("mqtt: event %d after %d", ev.Seq, got)
-			}
-			if ev.Seq == got+1 {
-				got = ev.Seq
-				if ev.Kind == agent.KindJournalFull {
-					mqttReports++
-				}
-			}
-		case <-timeout:
-			t.Fatalf("mqtt: events up to %d of %d received", got, last)
-		}
-	}
-	if mqttReports == 0 {
-		t.Errorf("no journal-full report published over MQTT")
-	}
-	c := fltCalls(t, calls)
-	dups := 0
-	for i := 1; i < len(c); i++ {
-		if c[i].Seq == c[i-1].Seq {
-			dups++
-		}
-	}
-	if dups > 0 {
-		t.Errorf("the action script ran %d times again for an event it already got", dups)
-	}
-	t.Logf("%d events journaled before the disk filled, %d in all", before, len(seen))
 }
 
 // fltArgv joins each call's argv with tabs.

@@ -41,6 +41,27 @@ const (
 	KindMQTTEventTrimmed = "mqtt-event-trimmed" // an event over the broker's Maximum Packet Size was published trimmed (monitor "mqtt"), data {"seq","size","limit","trimmed","published"}
 	KindActionSkipped    = "action-skipped"     // an event too old at startup to run the action script for
 	KindActionFailed     = "action-failed"      // the action script failed, timed out or could not start
+
+	// The journal could not be written (read-only or full file system, a
+	// deleted or damaged file, a hung write): events are logged and queued
+	// in memory, routing and monitoring go on. Level error, data {error,
+	// queue_max}; journaled when the journal accepts writes again, at its
+	// original place and time.
+	KindJournalUnwritable = "journal-unwritable"
+	// The journal was written again for the settle time after an outage:
+	// data {since, until, queued, dropped, error}.
+	KindJournalWritable = "journal-writable"
+	// The in-memory queue dropped events (its oldest) while the journal
+	// could not be written: one event for all the drops before the journal
+	// accepted writes again, with data {dropped,
+	// kinds: {kind: count}, first, last, queue_max}, journaled in place of
+	// the dropped events.
+	KindEventsDropped = "events-dropped"
+	// The configured journal could not be opened at start (missing
+	// directory on a read-only disk, read-only file system, unusable
+	// file): the agent runs on the fallback journal, data {path, fallback,
+	// error}. Level error.
+	KindJournalFallback = "journal-fallback"
 )
 
 var actionKinds = map[string]bool{

@@ -29,17 +29,24 @@ type AgentState struct {
 	LastError string `json:"last_error,omitempty"`
 	// LastErrorAt is when LastError happened.
 	LastErrorAt *time.Time `json:"last_error_at,omitempty"`
+	// Problem is true while the agent is degraded (its journal cannot be
+	// written, it runs on the fallback journal, a monitor is restarting):
+	// the "Agent problem" binary sensor (device class problem).
+	Problem bool `json:"problem"`
+	// Problems says why, one line each (each at most MaxErrorLen bytes).
+	Problems []string `json:"problems,omitempty"`
 }
 
 // JSON returns the payload, with LastError shortened to MaxErrorLen bytes
 // (on a rune boundary).
 func (s AgentState) JSON() []byte {
-	if len(s.LastError) > MaxErrorLen {
-		cut := MaxErrorLen - len("…")
-		for cut > 0 && !utf8.RuneStart(s.LastError[cut]) {
-			cut--
+	s.LastError = shorten(s.LastError)
+	if len(s.Problems) > 0 {
+		ps := make([]string, len(s.Problems))
+		for i, p := range s.Problems {
+			ps[i] = shorten(p)
 		}
-		s.LastError = s.LastError[:cut] + "…"
+		s.Problems = ps
 	}
 	if s.LastErrorAt != nil {
 		t := s.LastErrorAt.UTC().Truncate(time.Millisecond)
@@ -50,4 +57,16 @@ func (s AgentState) JSON() []byte {
 		panic("homeassistant: marshal agent state: " + err.Error()) // plain struct: cannot fail
 	}
 	return b
+}
+
+// shorten cuts s to MaxErrorLen bytes (on a rune boundary, with "…").
+func shorten(s string) string {
+	if len(s) <= MaxErrorLen {
+		return s
+	}
+	cut := MaxErrorLen - len("…")
+	for cut > 0 && !utf8.RuneStart(s[cut]) {
+		cut--
+	}
+	return s[:cut] + "…"
 }

@@ -374,6 +374,7 @@ func defs(c Config) []def {
 		{monitor: MonitorAgent, key: "version", component: "sensor", name: "Agent version", template: tplField(AgentVersion), reads: []string{AgentVersion}, precision: -1, category: "diagnostic", icon: "mdi:information-outline"},
 		{monitor: MonitorAgent, key: "journal_size", component: "sensor", name: "Journal size", template: tplField(AgentJournalBytes), reads: []string{AgentJournalBytes}, deviceClass: "data_size", unit: "B", stateClass: "measurement", precision: 0, category: "diagnostic"},
 		{monitor: MonitorAgent, key: "backlog", component: "sensor", name: "Unpublished events", template: tplField(AgentBacklog), reads: []string{AgentBacklog}, stateClass: "measurement", precision: 0, category: "diagnostic", icon: "mdi:tray-full"},
+		{monitor: MonitorAgent, key: "problem", component: "binary_sensor", name: "Agent problem", template: tplBool(AgentProblem), reads: []string{AgentProblem}, deviceClass: "problem", precision: -1, category: "diagnostic"},
 		{monitor: MonitorAgent, key: "last_error", component: "sensor", name: "Last error", template: tplLastError, reads: []string{AgentLastError}, precision: -1, category: "diagnostic", icon: "mdi:alert-circle-outline"},
 	}
 }

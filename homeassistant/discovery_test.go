@@ -336,7 +336,7 @@ func TestAgentStateJSON(t *testing.T) {
 		t.Errorf("agent state %v", back)
 	}
 	empty := homeassistant.AgentState{Version: "v"}.JSON()
-	if string(empty) != `{"version":"v","instance":"","last_seq":0,"backlog":0}` {
+	if string(empty) != `{"version":"v","instance":"","last_seq":0,"backlog":0,"problem":false}` {
 		t.Errorf("empty agent state %s", empty)
 	}
 }
@@ -471,6 +471,8 @@ func TestTemplatesRender(t *testing.T) {
 		{"agent_backlog", agent, "2"},
 		{"agent_last_error", agent, "none"},
 		{"agent_last_error", `{"last_error":"broker refused"}`, "broker refused"},
+		{"agent_problem", `{"version":"1.2.3","problem":false}`, "OFF"},
+		{"agent_problem", `{"problem":true,"problems":["journal not writable"]}`, "ON"},
 	}
 	cases = append(cases, availabilityCases...)
 	var rc []renderCase

@@ -43,4 +43,6 @@ const (
 	AgentJournalBytes = "journal_bytes"
 	AgentBacklog      = "backlog"
 	AgentLastError    = "last_error"
+	AgentProblem      = "problem"  // bool: the agent is degraded
+	AgentProblems     = "problems" // list of strings: why
 )

@@ -37,6 +37,11 @@ type Env struct {
 	// failover switch the ddns monitor reacts to). The channel is closed when
 	// ctx ends. It may be nil in tests that do not need it.
 	Watch func(ctx context.Context) <-chan event.Event
+	// Liveness carries the agent watchdog's requests: the monitor's main
+	// loop answers each one by calling it (case f := <-env.Liveness: f()).
+	// A loop that does not answer within the watchdog interval (stuck in a
+	// call) stops systemd's watchdog. Nil (never ready) in tests.
+	Liveness <-chan func()
 }
 
 // Monitor is one of imon's monitors.

@@ -111,6 +111,7 @@ type options struct {
 	sections      *config.Config
 	commander     Commander
 	availability  func(ctx context.Context) ([]byte, error) // see WithAvailability
+	health        func() (problem bool, problems []string)
 }
 
 // WithSections gives discovery the monitors' sections of the configuration
@@ -142,6 +143,11 @@ func WithAgentStateInterval(d time.Duration) Option { return func(o *options) { 
 // WithJournalSize sets the function giving the journal's size on disk for
 // the diagnostics (default: Stats().FileBytes when the journal has Stats).
 func WithJournalSize(f func() int64) Option { return func(o *options) { o.journalSize = f } }
+
+// WithHealth sets the function giving the agent's degraded state for
+// BASE/agent/state (problem, problems); call HealthChanged when it
+// changes.
+func WithHealth(f func() (bool, []string)) Option { return func(o *options) { o.health = f } }
 
 // Outbox is the MQTT publisher of one instance. Create it with New; the
 // agent runs it as a consumer (Name, Run).
@@ -570,3 +576,7 @@ func (o *Outbox) enabledStateMonitors() []string {
 	}
 	return out
 }
+
+// HealthChanged republishes BASE/agent/state soon (the agent's degraded
+// state changed; see WithHealth). It never blocks.
+func (o *Outbox) HealthChanged() { signal(o.errs) }

@@ -244,6 +244,9 @@ func (o *Outbox) AgentState() homeassistant.AgentState {
 		n := o.opt.journalSize()
 		s.JournalBytes = &n
 	}
+	if o.opt.health != nil {
+		s.Problem, s.Problems = o.opt.health()
+	}
 	o.mu.Lock()
 	if o.lastErr != "" {
 		s.LastError = o.lastErr

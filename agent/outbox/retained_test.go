@@ -7,9 +7,11 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"imon/agent/outbox"
 	"imon/config"
 	"imon/event"
 	"imon/journal"
@@ -206,5 +208,42 @@ func TestRetainedStateAndDiscovery(t *testing.T) {
 	}
 	if _, ok := b.Retained(t, base+"/#")[base+"/ping/state"]; ok {
 		t.Error("the state of the disabled ping monitor is still retained")
+	}
+}
+
+// TestAgentStateProblem: BASE/agent/state carries the agent's degraded
+// state (WithHealth), republished as soon as HealthChanged is called.
+func TestAgentStateProblem(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{})
+	j := journaltest.Open(t)
+	var mu sync.Mutex
+	problems := []string(nil)
+	health := func() (bool, []string) {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(problems) > 0, problems
+	}
+	sub := b.Subscribe(t, base+"/agent/state")
+	r := run(t, mqttConfig(b.URL()), config.HomeAssistant{}, allMonitors, j, outbox.WithHealth(health))
+	type state struct {
+		Problem  bool     `json:"problem"`
+		Problems []string `json:"problems"`
+	}
+	read := func(m mqtttest.Msg) state {
+		var s state
+		if err := json.Unmarshal(m.Payload, &s); err != nil {
+			t.Fatalf("agent state %q: %v", m.Payload, err)
+		}
+		return s
+	}
+	if s := read(waitLive(t, sub, base+"/agent/state")); s.Problem || len(s.Problems) != 0 {
+		t.Fatalf("healthy agent state %+v", s)
+	}
+	mu.Lock()
+	problems = []string{"journal: journal not writable: read-only file system"}
+	mu.Unlock()
+	r.o.HealthChanged()
+	if s := read(waitLive(t, sub, base+"/agent/state")); !s.Problem || len(s.Problems) != 1 || !strings.Contains(s.Problems[0], "read-only") {
+		t.Errorf("degraded agent state %+v", s)
 	}
 }

@@ -1,8 +1,10 @@
 // Package sdnotify tells systemd about the agent's life cycle through the
 // sd_notify(3) protocol, for imon@.service (Type=notify, WatchdogSec=):
 // READY=1 once the journal is open and the monitors run, WATCHDOG=1 while
-// every monitor is alive, STOPPING=1 when shutdown begins, and STATUS= lines
-// for `systemctl status`.
+// every monitor's loop answers the agent's liveness requests (a journal
+// that cannot be written does not stop it: degraded but routing),
+// STOPPING=1 when shutdown begins, and STATUS= lines for `systemctl
+// status` (starting with DEGRADED while the agent is degraded).
 //
 // It is a thin wrapper over github.com/coreos/go-systemd/v22/daemon. Every
 // call is a no-op returning nil when the agent was not started by systemd

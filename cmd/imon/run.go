@@ -2,13 +2,18 @@ package main
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
+	"path/filepath"
+	"runtime"
 	"strings"
+	"sync"
 	"syscall"
+	"time"
 
 	"imon/agent"
 	"imon/agent/logsink"
@@ -36,9 +41,59 @@ func cmdRun(args []string) error {
 	if err := config.CheckInstances(cfg).Err(); err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGTERM, syscall.SIGINT)
-	defer stop()
-	return run(ctx, cfg, *nosyslog, os.Args)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, stopSignals...)
+	defer signal.Stop(sigs)
+	done := make(chan struct{})
+	var watcher sync.WaitGroup
+	watcher.Go(func() { stopOnSignal(sigs, cancel, done, cfg.Journal.Socket) })
+	err = run(ctx, cfg, *nosyslog, os.Args)
+	close(done)
+	watcher.Wait()
+	return err
+}
+
+// stopSignals end the agent cleanly: the monitors stop (failover removes
+// its policy rules and per-WAN tables, keeping the default route),
+// agent-stop is journaled, the control socket is removed. SIGHUP is a stop
+// too (no reload: restart the agent to apply a new config), and SIGQUIT
+// first prints every goroutine's stack to stderr.
+var stopSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT}
+
+// StopBudget bounds a stop: if the agent has not ended this long after the
+// stop signal (a hung journal, a hung netlink call), the process exits at
+// once with status 1, after removing its control socket.
+const StopBudget = 4500 * time.Millisecond
+
+// stopOnSignal cancels the agent on the first stop signal, and exits the
+// process if the stop takes longer than StopBudget. It returns when done
+// is closed (run returned).
+func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelFunc, done <-chan struct{}, socket string) {
+	var sig os.Signal
+	select {
+	case <-done:
+		return
+	case sig = <-sigs:
+	}
+	if sig == syscall.SIGQUIT {
+		buf := make([]byte, 1<<20)
+		buf = buf[:runtime.Stack(buf, true)]
+		fmt.Fprintf(os.Stderr, "imon: SIGQUIT: goroutine dump:\n%s\n", buf)
+	}
+	cancel()
+	t := time.NewTimer(StopBudget)
+	defer t.Stop()
+	select {
+	case <-done:
+	case <-t.C:
+		fmt.Fprintf(os.Stderr, "imon: %v: the agent did not stop within %s: exiting now\n", sig, StopBudget)
+		if fi, err := os.Lstat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
+			_ = os.Remove(socket)
+		}
+		os.Exit(exitFailure)
+	}
 }
 
 func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) error {
@@ -56,16 +111,20 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 		sink.Write(logsink.Info, "", l)
 	}
 
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{
-		MaxAge:   cfg.Journal.MaxAge,
-		MaxBytes: cfg.Journal.MaxBytes,
-		Logger:   log.With("monitor", "journal"),
-	})
+	j, fallback, err := openJournal(cfg, log)
 	if err != nil {
 		sink.Write(logsink.Err, "", err.Error())
 		return err
 	}
 	defer j.Close()
+	var problems []agent.Problem
+	startEvs := startEvents(cfg, j)
+	if fallback != nil {
+		sink.Write(logsink.Err, "", fallback.Msg)
+		problems = append(problems, agent.Problem{What: "journal-fallback", Since: time.Now().UTC(),
+			Msg: fmt.Sprintf("running on the fallback journal: %v", fallback.err)})
+		startEvs = append(startEvs, fallback.event(cfg.Journal.Path, j.Path()))
+	}
 
 	w, err := wire(cfg, nosyslog, j, sink, log)
 	if err != nil {
@@ -84,31 +143,49 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 			"version": versionString(), "command_line": argv, "config": cfg.Path,
 			"monitors": w.names, "pid": os.Getpid(),
 		},
-		StartEvents:      startEvents(cfg, j),
+		StartEvents:      startEvs,
 		Ready:            w.ready,
 		Alive:            w.alive,
 		WatchdogInterval: w.watchdog,
 		Stopping:         w.stopping,
 		FailoverEnabled:  cfg.Failover.Enable,
+		Direct:           w.logc,
+		Problems:         problems,
+		HealthChanged:    w.healthChanged,
+		// The whole stop fits in StopBudget: monitors, then this.
+		DrainTimeout: 3 * time.Second,
 	})
 	w.agent = ag
 
 	ctl := &agent.Control{
-		Path:     cfg.Journal.Socket,
-		J:        j,
-		Status:   func() any { return buildStatus(cfg, j, w.names, true) },
+		Path: cfg.Journal.Socket,
+		J:    j,
+		Status: func() any {
+			st := buildStatus(cfg, ag, w.names, true)
+			st.setHealth(cfg, j.Path(), ag.Health())
+			return st
+		},
 		Failover: ag.FailoverCommand,
 		History:  w.history.Report,
 		Log:      log,
 	}
 	ln, err := ctl.Listen()
-	if err != nil {
+	switch {
+	case err == nil:
+	case diskFailure(err):
+		// The router comes first: run without the control socket.
+		sink.Write(logsink.Err, "", err.Error()+": running without it (imon status and imon failover cannot reach the agent)")
+	default: // another agent on it, not a socket: a config mistake
 		sink.Write(logsink.Err, "", err.Error())
 		return err
 	}
 	ctlCtx, stopCtl := context.WithCancel(context.WithoutCancel(ctx))
 	ctlDone := make(chan error, 1)
-	go func() { ctlDone <- ctl.Serve(ctlCtx, ln) }()
+	if ln != nil {
+		go func() { ctlDone <- ctl.Serve(ctlCtx, ln) }()
+	} else {
+		ctlDone <- nil
+	}
 
 	runErr := ag.Run(ctx)
 	stopCtl()
@@ -132,4 +209,70 @@ func startEvents(cfg *config.Config, j *journal.Journal) []event.Event {
 	return []event.Event{event.New(event.MonitorAgent, event.KindJournalRecovered,
 		fmt.Sprintf("Journal %s was corrupt: moved aside to %s, started a new journal", cfg.Journal.Path, aside),
 		map[string]any{"path": cfg.Journal.Path, "aside": aside}).WithLevel(event.LevelError)}
+}
+
+// FallbackDir holds the fallback journals: a tmpfs on systemd systems
+// (RuntimeDirectory=imon), writable when the disk is not.
+const FallbackDir = "/run/imon/fallback"
+
+// fallbackDirs are tried in order for the fallback journal.
+var fallbackDirs = []string{FallbackDir, filepath.Join(os.TempDir(), "imon-fallback")}
+
+// fallbackInfo says why the agent runs on a fallback journal.
+type fallbackInfo struct {
+	Msg string
+	err error
+}
+
+func (f *fallbackInfo) event(path, fb string) event.Event {
+	return event.New(event.MonitorAgent, event.KindJournalFallback, f.Msg,
+		map[string]any{"path": path, "fallback": fb, "error": f.err.Error()}).WithLevel(event.LevelError)
+}
+
+// fallbackPath is the fallback journal of cfg's journal: one per
+// configured path, so that instances never share one.
+func fallbackPath(dir string, cfg *config.Config) string {
+	sum := sha256.Sum256([]byte(cfg.Journal.Path))
+	return filepath.Join(dir, fmt.Sprintf("%s-%x.db", cfg.Global.Instance, sum[:4]))
+}
+
+// openJournal opens the configured journal. When it cannot be opened
+// (missing directory on a read-only disk, a read-only file system, a file
+// that cannot be used) the start is degraded, not refused: a router must
+// come up routed. The agent then runs on a fallback journal in
+// FallbackDir (or the temporary directory), said loudly. A journal locked
+// by another agent is still an error.
+func openJournal(cfg *config.Config, log *slog.Logger) (*journal.Journal, *fallbackInfo, error) {
+	opt := journal.Options{
+		MaxAge:   cfg.Journal.MaxAge,
+		MaxBytes: cfg.Journal.MaxBytes,
+		Logger:   log.With("monitor", "journal"),
+	}
+	j, err := journal.Open(cfg.Journal.Path, opt)
+	if err == nil || errors.Is(err, journal.ErrLocked) {
+		return j, nil, err
+	}
+	var errs []error
+	for _, dir := range fallbackDirs {
+		fb := fallbackPath(dir, cfg)
+		fj, ferr := journal.Open(fb, opt)
+		if ferr == nil {
+			return fj, &fallbackInfo{err: err, Msg: fmt.Sprintf(
+				"DEGRADED START: journal %s cannot be opened (%v); running on the fallback journal %s until the agent is restarted with a usable journal (events journaled there are lost at reboot)",
+				cfg.Journal.Path, err, fb)}, nil
+		}
+		errs = append(errs, ferr)
+	}
+	return nil, nil, fmt.Errorf("%w; fallback journals: %w", err, errors.Join(errs...))
+}
+
+// diskFailure reports whether err is the file system failing (read-only,
+// full, I/O error) rather than a mistake in the config.
+func diskFailure(err error) bool {
+	for _, e := range []syscall.Errno{syscall.EROFS, syscall.ENOSPC, syscall.EDQUOT, syscall.EIO} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
 }

@@ -23,8 +23,14 @@ import (
 type Status struct {
 	Instance string `json:"instance"`
 	Agent    string `json:"agent"` // "running" or "not running"
-	Version  string `json:"version,omitempty"`
-	PID      int    `json:"pid,omitempty"`
+	// Health is "ok" or "degraded" (a running agent only): degraded while
+	// its journal cannot be written, it runs on the fallback journal, or a
+	// monitor is being restarted; Problems says why. Routing and monitoring
+	// go on.
+	Health   string          `json:"health,omitempty"`
+	Problems []agent.Problem `json:"problems,omitempty"`
+	Version  string          `json:"version,omitempty"`
+	PID      int             `json:"pid,omitempty"`
 	// Goroutines and RSSBytes are the running agent's goroutine count and
 	// resident memory (VmRSS), for leak checks; absent when no agent runs.
 	Goroutines int                      `json:"goroutines,omitempty"`
@@ -35,9 +41,12 @@ type Status struct {
 }
 
 type journalStatus struct {
-	Path     string `json:"path"`
-	FirstSeq uint64 `json:"first_seq"`
-	LastSeq  uint64 `json:"last_seq"`
+	Path string `json:"path"`
+	// Configured is the configured journal when the agent runs on a
+	// fallback journal (Path).
+	Configured string `json:"configured,omitempty"`
+	FirstSeq   uint64 `json:"first_seq"`
+	LastSeq    uint64 `json:"last_seq"`
 }
 
 // MonitorStatus is one monitor's latest journaled state.
@@ -78,6 +87,18 @@ func buildStatus(cfg *config.Config, j statusJournal, names []string, running bo
 		st.MQTT = ev.State
 	}
 	return st
+}
+
+// setHealth fills the running agent's health; path is the journal in use.
+func (st *Status) setHealth(cfg *config.Config, path string, h agent.Health) {
+	st.Health = "ok"
+	if h.Degraded {
+		st.Health = "degraded"
+	}
+	st.Problems = h.Problems
+	if path != cfg.Journal.Path {
+		st.Journal.Path, st.Journal.Configured = path, cfg.Journal.Path
+	}
 }
 
 // selfRSS returns this process's resident set size (VmRSS of
@@ -159,7 +180,21 @@ func formatStatus(st Status) string {
 	if st.PID != 0 {
 		fmt.Fprintf(&b, " (pid %d, %s)", st.PID, st.Version)
 	}
-	fmt.Fprintf(&b, "\njournal %s: events %d..%d\n", st.Journal.Path, st.Journal.FirstSeq, st.Journal.LastSeq)
+	if st.Health != "" {
+		fmt.Fprintf(&b, ", %s", st.Health)
+	}
+	for _, p := range st.Problems {
+		fmt.Fprintf(&b, "\n  problem: %s: %s (since %s", p.What, p.Msg, p.Since.UTC().Format(event.TimeFormat))
+		if p.What == "journal" {
+			fmt.Fprintf(&b, ", %d events queued in memory, %d dropped", p.Queued, p.Dropped)
+		}
+		b.WriteString(")")
+	}
+	fmt.Fprintf(&b, "\njournal %s: events %d..%d", st.Journal.Path, st.Journal.FirstSeq, st.Journal.LastSeq)
+	if st.Journal.Configured != "" {
+		fmt.Fprintf(&b, " (FALLBACK: the configured journal %s could not be opened)", st.Journal.Configured)
+	}
+	b.WriteString("\n")
 	names := make([]string, 0, len(st.Monitors))
 	for n := range st.Monitors {
 		names = append(names, n)
@@ -167,11 +202,15 @@ func formatStatus(st Status) string {
 	sort.Strings(names)
 	for _, n := range names {
 		m := st.Monitors[n]
-		if m.Seq == 0 {
+		if m.Seq == 0 && m.Time == "" {
 			fmt.Fprintf(&b, "%s: no state yet\n", n)
 			continue
 		}
-		fmt.Fprintf(&b, "%s: %s (#%d %s %s)\n", n, m.Msg, m.Seq, m.Time, m.Kind)
+		seq := fmt.Sprintf("#%d", m.Seq)
+		if m.Seq == 0 {
+			seq = "not journaled yet"
+		}
+		fmt.Fprintf(&b, "%s: %s (%s %s %s)\n", n, m.Msg, seq, m.Time, m.Kind)
 		b.WriteString(formatState(m.State, "  "))
 	}
 	if len(st.MQTT) > 0 {

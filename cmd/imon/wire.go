@@ -33,14 +33,17 @@ type wiring struct {
 	names     []string // enabled monitors
 	agent     *agent.Agent
 	history   *history.Consumer
+	logc      *agent.LogConsumer // also logs events at once while the journal cannot be written
+	outbox    *outbox.Outbox
 
 	ready, alive, stopping func()
 	watchdog               time.Duration
+	log                    *slog.Logger
 }
 
 // wire builds the real monitors, probes and consumers for cfg.
 func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.Sink, log *slog.Logger) (*wiring, error) {
-	w := &wiring{names: enabledMonitors(cfg)}
+	w := &wiring{names: enabledMonitors(cfg), log: log}
 	probeLog := log.With("monitor", "probe")
 	if cfg.DDNS.Enable {
 		m, err := ddns.New(cfg.DDNS, ddns.Options{})
@@ -65,8 +68,9 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 	if cfg.Global.Action != "" {
 		skip[event.KindPingResult] = true // the action script gets them, as in the original
 	}
+	w.logc = &agent.LogConsumer{J: j, Sink: sink, Skip: skip}
 	w.consumers = append(w.consumers,
-		&agent.LogConsumer{J: j, Sink: sink, Skip: skip},
+		w.logc,
 		&action.Consumer{
 			Journal:  j,
 			Action:   cfg.Global.Action,
@@ -87,10 +91,11 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 			return w.agent.FailoverCommand(ctx, p, src)
 		})
 		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"),
-			outbox.WithSections(cfg), cmds, outbox.WithAvailability(w.history.AvailabilityState))
+			outbox.WithSections(cfg), cmds, outbox.WithAvailability(w.history.AvailabilityState), outbox.WithHealth(w.problems))
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}
+		w.outbox = ob
 		w.consumers = append(w.consumers, ob)
 	}
 
@@ -102,7 +107,7 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		}
 	}
 	w.ready = func() {
-		logNotify("STATUS", sdnotify.Status(fmt.Sprintf("monitoring: %s", strings.Join(w.names, ", "))))
+		logNotify("STATUS", sdnotify.Status(w.statusLine()))
 		logNotify("READY", sdnotify.Ready())
 	}
 	w.stopping = func() { logNotify("STOPPING", sdnotify.Stopping()) }
@@ -111,6 +116,40 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		w.alive = func() { logNotify("WATCHDOG", sdnotify.Watchdog()) }
 	}
 	return w, nil
+}
+
+// problems is the agent's degraded state for BASE/agent/state.
+func (w *wiring) problems() (bool, []string) {
+	if w.agent == nil {
+		return false, nil
+	}
+	h := w.agent.Health()
+	var out []string
+	for _, p := range h.Problems {
+		out = append(out, p.What+": "+p.Msg)
+	}
+	return h.Degraded, out
+}
+
+// statusLine is systemd's STATUS=: the monitors, and DEGRADED with the
+// problems when there are any.
+func (w *wiring) statusLine() string {
+	line := fmt.Sprintf("monitoring: %s", strings.Join(w.names, ", "))
+	if bad, ps := w.problems(); bad {
+		line = "DEGRADED (" + strings.Join(ps, "; ") + "); " + line
+	}
+	return line
+}
+
+// healthChanged runs when the agent's health changed: systemd's STATUS=
+// and the MQTT agent state follow.
+func (w *wiring) healthChanged() {
+	if err := sdnotify.Status(w.statusLine()); err != nil {
+		w.log.Warn("sd_notify", "state", "STATUS", "err", err)
+	}
+	if w.outbox != nil {
+		w.outbox.HealthChanged()
+	}
 }
 
 // enabledMonitors lists the enabled monitors in the original's order.

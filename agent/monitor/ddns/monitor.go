@@ -243,16 +243,22 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 			return err
 		}
 		timer.Reset(time.Until(start.Add(m.interval)))
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-timer.C:
-		case <-recheck:
-			timer.Stop()
-			r.log.Debug("re-check after a network change")
-			for i := range r.health {
-				r.health[i].backoffUntil = time.Time{}
-				r.health[i].retryAfter = 0
+		for answered := true; answered; {
+			answered = false
+			select {
+			case <-ctx.Done():
+				return nil
+			case f := <-env.Liveness: // the agent's watchdog: this loop runs
+				f()
+				answered = true
+			case <-timer.C:
+			case <-recheck:
+				timer.Stop()
+				r.log.Debug("re-check after a network change")
+				for i := range r.health {
+					r.health[i].backoffUntil = time.Time{}
+					r.health[i].retryAfter = 0
+				}
 			}
 		}
 	}

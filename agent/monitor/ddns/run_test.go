@@ -149,6 +149,7 @@ type runHarness struct {
 	seen    int // events already checked by expect
 	ifAddrs []netip.Addr
 	ifMu    sync.Mutex
+	live    chan func() // the agent watchdog's liveness requests
 }
 
 const (
@@ -196,6 +197,7 @@ func (h *runHarness) start(last event.Event) {
 		Emit:     h.j.emit,
 		Last:     last,
 		Watch:    func(context.Context) <-chan event.Event { return h.watch },
+		Liveness: h.live,
 	}
 	go func() { h.done <- h.m.Run(ctx, env) }()
 	time.Sleep(settle)
@@ -784,4 +786,31 @@ func TestNewRejectsBadProviders(t *testing.T) {
 	if _, err := ddns.New(config.DDNS{}, ddns.Options{}); err != nil {
 		t.Errorf("New with the default providers: %v", err)
 	}
+}
+
+// TestRunAnswersLiveness: between rounds the loop answers the agent
+// watchdog's liveness requests at once, without running a round for them.
+func TestRunAnswersLiveness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNet()
+		n.setAll(answer("93.184.216.34"), pA, pB, pC)
+		h := newHarness(t, three, n)
+		h.live = make(chan func(), 1)
+		h.start(event.Event{})
+		h.expect("ddns-ip-update 93.184.216.34 unknown")
+		for i := range 3 {
+			answered := make(chan struct{})
+			h.live <- func() { close(answered) }
+			synctest.Wait()
+			select {
+			case <-answered:
+			default:
+				t.Fatalf("liveness request %d not answered", i)
+			}
+		}
+		h.expect() // no round ran for them
+		h.next()
+		h.expect() // and the next round is on time, unchanged
+		h.stop()
+	})
 }

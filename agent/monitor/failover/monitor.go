@@ -265,6 +265,8 @@ func (r *runner) loop(ctx context.Context) error {
 		select {
 		case <-ctx.Done():
 			return nil
+		case f := <-r.env.Liveness: // the agent's watchdog: this loop runs
+			f()
 		case <-timer.C:
 			r.push(Tick{})
 		case p := <-r.probes:

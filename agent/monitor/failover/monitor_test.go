@@ -80,6 +80,7 @@ type rig struct {
 	upd  chan route.Update
 	cmds chan event.Event
 	j    *journal
+	live chan func() // the agent watchdog's liveness requests
 	stop func() error
 }
 
@@ -88,7 +89,7 @@ func startRig(t *testing.T, k *route.Fake, last event.Event) *rig {
 }
 
 func startRigWith(t *testing.T, k *route.Fake, last event.Event, cfg config.Failover, res *probetest.Resolver) *rig {
-	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &journal{}}
+	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &journal{}, live: make(chan func(), 1)}
 	r.net.SetUp(gw0, true)
 	r.net.SetUp(gw1, true)
 	m := &failover.Monitor{
@@ -104,7 +105,8 @@ func startRigWith(t *testing.T, k *route.Fake, last event.Event, cfg config.Fail
 	go func() {
 		done <- m.Run(ctx, monitor.Env{
 			Instance: "test", Emit: r.j.emit, Last: last,
-			Watch: func(context.Context) <-chan event.Event { return r.cmds },
+			Watch:    func(context.Context) <-chan event.Event { return r.cmds },
+			Liveness: r.live,
 		})
 	}()
 	r.stop = func() error { cancel(); return <-done }
@@ -309,6 +311,28 @@ func TestRunTargetName(t *testing.T) {
 		}
 		if !toTarget {
 			t.Errorf("no stream to the resolved target: %+v", r.net.Streams())
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRunAnswersLiveness: the loop answers the agent watchdog's liveness
+// requests at once.
+func TestRunAnswersLiveness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := startRig(t, newKernel(), event.Event{})
+		wait(5 * time.Second)
+		for i := range 3 {
+			answered := make(chan struct{})
+			r.live <- func() { close(answered) }
+			synctest.Wait()
+			select {
+			case <-answered:
+			default:
+				t.Fatalf("liveness request %d not answered", i)
+			}
 		}
 		if err := r.stop(); err != nil {
 			t.Fatal(err)

@@ -198,10 +198,16 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		case <-tick.C:
 		default:
 		}
-		select {
-		case <-ctx.Done():
-			return nil
-		case <-tick.C:
+	wait:
+		for {
+			select {
+			case <-ctx.Done():
+				return nil
+			case f := <-env.Liveness: // the agent's watchdog: this loop runs
+				f()
+			case <-tick.C:
+				break wait
+			}
 		}
 	}
 }

@@ -240,3 +240,38 @@ func TestFromConfig(t *testing.T) {
 		t.Errorf("defaults %+v", o)
 	}
 }
+
+// TestRunAnswersLiveness: between rounds the loop answers the agent
+// watchdog's liveness requests at once, without running a round for them.
+func TestRunAnswersLiveness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := probetest.NewNet(1)
+		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
+		j := &journal{}
+		m := ping.New(cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
+		ctx, cancel := context.WithCancel(t.Context())
+		live := make(chan func(), 1)
+		done := make(chan error, 1)
+		go func() {
+			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.emit, Liveness: live})
+		}()
+		time.Sleep(3 * time.Second) // the first round is over
+		for i := range 3 {
+			answered := make(chan struct{})
+			live <- func() { close(answered) }
+			synctest.Wait()
+			select {
+			case <-answered:
+			default:
+				t.Fatalf("liveness request %d not answered", i)
+			}
+		}
+		if n := len(j.events()); n != 1 {
+			t.Errorf("%d rounds, want 1: a liveness request must not start a round", n)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}

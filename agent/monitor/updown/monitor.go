@@ -287,6 +287,8 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 			}
 		case <-wake.C:
 			err = do(mach.Tick(time.Now()))
+		case f := <-env.Liveness: // the agent's watchdog: this loop runs
+			f()
 		}
 		if err != nil {
 			return err

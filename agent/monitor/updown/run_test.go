@@ -67,6 +67,7 @@ type fixture struct {
 	mon  *updown.Monitor
 	done chan error
 	stop context.CancelFunc
+	live chan func() // the agent watchdog's liveness requests
 }
 
 func fastCfg() config.Updown {
@@ -84,6 +85,7 @@ func start(t *testing.T, cfg config.Updown, last event.Event, setup func(f *fixt
 		dns:  probetest.NewDNS(true, 20*time.Millisecond),
 		j:    &journal{},
 		done: make(chan error, 1),
+		live: make(chan func(), 1),
 	}
 	f.net.SetUp(target, true)
 	f.net.SetUp(router, true)
@@ -93,7 +95,7 @@ func start(t *testing.T, cfg config.Updown, last event.Event, setup func(f *fixt
 	f.mon = updown.New(cfg, updown.Deps{Streamer: f.net, Pinger: f.net, Resolver: f.res, DNS: f.dns})
 	ctx, cancel := context.WithCancel(t.Context())
 	f.stop = cancel
-	env := monitor.Env{Instance: "test", Logger: slog.New(slog.DiscardHandler), Emit: f.j.emit, Last: last}
+	env := monitor.Env{Instance: "test", Logger: slog.New(slog.DiscardHandler), Emit: f.j.emit, Last: last, Liveness: f.live}
 	go func() { f.done <- f.mon.Run(ctx, env) }()
 	return f
 }
@@ -374,4 +376,28 @@ func TestFromConfig(t *testing.T) {
 	if o := updown.New(config.Updown{MonitorIP: "x"}, updown.Deps{}).StreamOptions(); o.Spacing != 2500*time.Millisecond || o.Wait != time.Second {
 		t.Errorf("defaults %+v", o)
 	}
+}
+
+// TestRunAnswersLiveness: the loop answers the agent watchdog's liveness
+// requests at once, without a journaled event for them.
+func TestRunAnswersLiveness(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		f := start(t, fastCfg(), event.Event{}, nil)
+		time.Sleep(3 * time.Second)
+		n := len(f.j.events())
+		for i := range 3 {
+			answered := make(chan struct{})
+			f.live <- func() { close(answered) }
+			synctest.Wait()
+			select {
+			case <-answered:
+			default:
+				t.Fatalf("liveness request %d not answered", i)
+			}
+		}
+		if got := len(f.j.events()); got != n {
+			t.Errorf("%d events after the liveness requests, %d before", got, n)
+		}
+		f.finish(t)
+	})
 }
