@@ -347,7 +347,7 @@ func TestFaultDiskReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
-		t.Skipf("mkfs.ext4: %v %s", err, out)
+		harness.Unavailable(t, "mkfs.ext4: %v %s", err, out)
 	}
 	const inst = "diskro"
 	cfg := fdkConfig(t, dir, jdir, inst, 0.2)
@@ -367,7 +367,7 @@ func TestFaultDiskReadOnly(t *testing.T) {
 	dev := filepath.Base(fdkMountSource(t, a.Pid(), jdir))
 	trigger := "/sys/fs/ext4/" + dev + "/trigger_fs_error"
 	if err := os.WriteFile(trigger, []byte("imon e2e\n"), 0o200); err != nil {
-		t.Skipf("cannot trigger an ext4 error: %v", err)
+		harness.Unavailable(t, "cannot trigger an ext4 error: %v", err)
 	}
 	fltWaitUntil(t, 10*time.Second, "the agent to report its journal not writable", func() bool {
 		st, _, err := fdkGetStatus(t, cfg)
@@ -732,7 +732,7 @@ func TestFaultDiskHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
-		t.Skipf("mkfs.ext4: %v %s", err, out)
+		harness.Unavailable(t, "mkfs.ext4: %v %s", err, out)
 	}
 	const inst = "diskhung"
 	cfg := fdkConfig(t, dir, jdir, inst, 0.2)
@@ -752,7 +752,7 @@ func TestFaultDiskHung(t *testing.T) {
 		return nil
 	}
 	if err := fsfreeze("-f"); err != nil {
-		t.Skip(err)
+		harness.Unavailable(t, "%v", err)
 	}
 	frozen := true
 	thaw := func() {

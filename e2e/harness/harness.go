@@ -107,6 +107,17 @@ func RequireCmd(t testing.TB, names ...string) {
 	}
 }
 
+// Unavailable skips a test whose prerequisite (a kernel feature, a tool's
+// ability) is missing here, or, with CI=true, fails it: a CI run never
+// turns a missing prerequisite into a silent skip.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format+"; CI=true forbids skipping", args...)
+	}
+	t.Skipf(format, args...)
+}
+
 // WriteFile writes content to dir/name with mode and returns the path.
 func WriteFile(t testing.TB, dir, name, content string, mode os.FileMode) string {
 	t.Helper()
