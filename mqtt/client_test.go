@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -239,6 +240,48 @@ func TestMissingPasswordFile(t *testing.T) {
 	st := sl.wait(t, 10*time.Second, func(mqtt.Status) bool { return true })
 	if st.Connected || !errors.Is(st.Err, os.ErrNotExist) || !strings.Contains(st.Err.Error(), "password-file") {
 		t.Fatalf("status %+v, want a password-file error", st)
+	}
+}
+
+// TestOversizedOrSpecialFiles: a password-file or ca-file that is a FIFO,
+// or far bigger than a password or a CA bundle, is a file error at the
+// attempt: never a connection loop blocked on the FIFO, nor the whole file
+// read into memory before every attempt (a 400 MB password-file held
+// 400 MB of RSS).
+func TestOversizedOrSpecialFiles(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{Users: map[string]string{"imon": "right"}})
+	bt := mqtttest.Start(t, mqtttest.Options{TLS: true})
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "fifo")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	big := filepath.Join(dir, "big")
+	if err := os.WriteFile(big, append([]byte("right\n"), make([]byte, mqtt.MaxPasswordFile)...), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	bigCA := filepath.Join(dir, "big.pem")
+	if err := os.WriteFile(bigCA, make([]byte, mqtt.MaxCAFile+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for name, tc := range map[string]struct {
+		cfg  mqtt.Config
+		what string
+	}{
+		"password FIFO": {mqtt.Config{Server: b.URL(), Username: "imon", PasswordFile: fifo}, "password-file"},
+		"big password":  {mqtt.Config{Server: b.URL(), Username: "imon", PasswordFile: big}, "password-file"},
+		"CA FIFO":       {mqtt.Config{Server: bt.TLSURL(), CAFile: fifo}, "ca-file"},
+		"big CA":        {mqtt.Config{Server: bt.TLSURL(), CAFile: bigCA}, "ca-file"},
+	} {
+		t.Run(name, func(t *testing.T) {
+			_, sl := start(t, tc.cfg)
+			st := sl.wait(t, 10*time.Second, func(mqtt.Status) bool { return true })
+			if st.Connected || st.Err == nil || !strings.Contains(st.Err.Error(), tc.what) ||
+				!(strings.Contains(st.Err.Error(), "not a regular file") || strings.Contains(st.Err.Error(), "more than")) {
+				t.Fatalf("status %+v, want a %s error naming the problem", st, tc.what)
+			}
+			t.Log(st.Err)
+		})
 	}
 }
 

@@ -8,11 +8,13 @@ import (
 	"crypto/x509"
 	"errors"
 	"fmt"
+	"io"
 	"net"
 	"net/url"
 	"os"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/eclipse/paho.golang/paho"
@@ -189,7 +191,7 @@ func (c *Client) tlsConfig() (*tls.Config, error) {
 		cfg.ServerName = c.server.Hostname()
 	}
 	if c.cfg.CAFile != "" {
-		pem, err := os.ReadFile(c.cfg.CAFile)
+		pem, err := readBounded(c.cfg.CAFile, MaxCAFile)
 		if err != nil {
 			return nil, &FileError{What: "ca-file", Err: err}
 		}
@@ -204,12 +206,45 @@ func (c *Client) tlsConfig() (*tls.Config, error) {
 
 // readPassword returns the first line of the file, without its line end.
 func readPassword(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
+	b, err := readBounded(path, MaxPasswordFile)
 	if err != nil {
 		return nil, &FileError{What: "password-file", Err: err}
 	}
 	line, _, _ := bufio.NewReader(bytes.NewReader(b)).ReadLine()
 	return append([]byte{}, line...), nil
+}
+
+// MaxPasswordFile and MaxCAFile bound what is read of the password file
+// and the CA file, both read again before every connection attempt: a
+// setting naming a big file must not take its size in memory each time.
+const (
+	MaxPasswordFile = 64 << 10 // 64 KiB
+	MaxCAFile       = 1 << 20  // 1 MiB, several times a system CA bundle
+)
+
+// readBounded reads the regular file path if it holds at most limit
+// bytes. A FIFO or device is refused without blocking on it.
+func readBounded(path string, limit int64) ([]byte, error) {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close() //nolint:errcheck // read-only
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return nil, fmt.Errorf("%s is not a regular file", path)
+	}
+	b, err := io.ReadAll(io.LimitReader(f, limit+1))
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if int64(len(b)) > limit {
+		return nil, fmt.Errorf("%s holds more than %d bytes", path, limit)
+	}
+	return b, nil
 }
 
 // bufferedConn buffers both directions of a connection.
