@@ -131,7 +131,7 @@ func (c *Config) checkFiles() Problems {
 			add(SectionMQTT, "password-file", CheckSecretFile(c.MQTT.PasswordFile))
 		}
 		if c.MQTT.CAFile != "" {
-			add(SectionMQTT, "ca-file", CheckReadable(c.MQTT.CAFile))
+			add(SectionMQTT, "ca-file", CheckCAFile(c.MQTT.CAFile))
 		}
 	}
 	return ps

@@ -279,6 +279,44 @@ func TestLoadChecksFiles(t *testing.T) {
 	}
 }
 
+// TestLoadChecksSpecialFiles: a FIFO as mqtt.password-file, or a ca-file
+// far bigger than a CA bundle, is a problem naming it; the check never
+// blocks on the FIFO (it hung before, waiting for a writer).
+func TestLoadChecksSpecialFiles(t *testing.T) {
+	t.Parallel()
+	dir := t.TempDir()
+	fifo := filepath.Join(dir, "pw")
+	if err := syscall.Mkfifo(fifo, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	ca := filepath.Join(dir, "ca.pem")
+	if err := os.WriteFile(ca, make([]byte, config.MaxCAFileBytes+1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	data := `{
+  "mqtt": {"enable": true, "server": "mqtts://broker.lan", "password-file": "` + fifo + `", "ca-file": "` + ca + `"}
+}`
+	path := writeConfig(t, dir, "special", []byte(data), 0o600)
+	errc := make(chan error, 1)
+	go func() { _, err := config.Load(path); errc <- err }()
+	var err error
+	select {
+	case err = <-errc:
+	case <-time.After(10 * time.Second):
+		t.Fatal("config.Load blocked on a FIFO password-file")
+	}
+	want := []string{
+		path + ":2: mqtt.password-file: " + fifo + " is not a regular file",
+		path + ":2: mqtt.ca-file: " + ca + " holds 1048577 bytes, more than the 1048576 imon reads",
+	}
+	if err == nil {
+		t.Fatal("Load accepted a FIFO password-file and a 1 MiB+1 ca-file")
+	}
+	if got := strings.Split(err.Error(), "\n"); !reflect.DeepEqual(got, want) {
+		t.Errorf("got\n%s\nwant\n%s", strings.Join(got, "\n"), strings.Join(want, "\n"))
+	}
+}
+
 func TestCheckScript(t *testing.T) {
 	t.Parallel()
 	dir := t.TempDir()

@@ -83,9 +83,26 @@ func CheckRuntimeDir(path string) error {
 	return nil
 }
 
+// MaxPasswordFileBytes and MaxCAFileBytes are the largest mqtt.password-file
+// and mqtt.ca-file imon reads (the mqtt package reads them bounded by the
+// same values before every connection attempt).
+const (
+	MaxPasswordFileBytes = 64 << 10
+	MaxCAFileBytes       = 1 << 20
+)
+
 // CheckReadable checks that path is a regular file imon can read.
-func CheckReadable(path string) error {
-	f, err := os.Open(path)
+func CheckReadable(path string) error { return checkRegular(path, 0) }
+
+// CheckCAFile checks mqtt.ca-file: a regular file imon can read, of at most
+// [MaxCAFileBytes].
+func CheckCAFile(path string) error { return checkRegular(path, MaxCAFileBytes) }
+
+// checkRegular checks that path is a regular file imon can read, of at
+// most limit bytes when limit > 0. O_NONBLOCK: opening a FIFO must not
+// block the check until a writer comes.
+func checkRegular(path string, limit int64) error {
+	f, err := os.OpenFile(path, os.O_RDONLY|syscall.O_NONBLOCK, 0)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 		return fmt.Errorf("%s does not exist", path)
@@ -102,13 +119,17 @@ func CheckReadable(path string) error {
 	if !fi.Mode().IsRegular() {
 		return fmt.Errorf("%s is not a regular file", path)
 	}
+	if limit > 0 && fi.Size() > limit {
+		return fmt.Errorf("%s holds %d bytes, more than the %d imon reads", path, fi.Size(), limit)
+	}
 	return nil
 }
 
 // CheckSecretFile checks a file holding a secret (mqtt.password-file): it
-// must be readable by imon and neither readable nor writable by others.
+// must be a regular file readable by imon, of at most
+// [MaxPasswordFileBytes], and neither readable nor writable by others.
 func CheckSecretFile(path string) error {
-	if err := CheckReadable(path); err != nil {
+	if err := checkRegular(path, MaxPasswordFileBytes); err != nil {
 		return err
 	}
 	fi, err := os.Stat(path)
