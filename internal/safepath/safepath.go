@@ -30,6 +30,7 @@ package safepath
 import (
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -252,6 +253,18 @@ func split(path string) []string {
 // fs.ErrNotExist; a file or directory another user could change is an
 // [*UnsafeError].
 func OpenExecutable(path string) (*os.File, error) {
+	return openExecutable(path, 0)
+}
+
+// MaxInterpreters bounds the #! interpreters checked behind a script (the
+// kernel runs at most 4 nested ones).
+const MaxInterpreters = 4
+
+// openExecutable is OpenExecutable of the program an interpreter chain has
+// reached at depth: a #! script's interpreter runs as root too, so it is
+// checked the same way (a root-owned script naming an interpreter another
+// user may replace would run that user's code as root).
+func openExecutable(path string, depth int) (*os.File, error) {
 	f, st, err := Open(path)
 	if err != nil {
 		return nil, err
@@ -267,9 +280,48 @@ func OpenExecutable(path string) (*os.File, error) {
 	case perm&0o022 != 0:
 		err = &UnsafeError{Path: path, Why: fmt.Sprintf("is writable by group/others (mode %04o) and runs as root", perm), Fix: "chmod go-w " + path}
 	}
+	if err == nil {
+		err = checkInterpreter(f, path, depth)
+	}
 	if err != nil {
 		f.Close() //nolint:errcheck // O_PATH
 		return nil, err
 	}
 	return f, nil
+}
+
+// checkInterpreter checks the interpreter named by the #! line of the file
+// open at f (O_PATH), if any. The kernel reads the first 256 bytes
+// (BINPRM_BUF_SIZE) and resolves a relative interpreter from the working
+// directory, which is "/" for the action script.
+func checkInterpreter(f *os.File, path string, depth int) error {
+	r, err := os.OpenFile(fmt.Sprintf("/proc/self/fd/%d", f.Fd()), os.O_RDONLY|unix.O_NOCTTY|unix.O_NONBLOCK, 0)
+	if err != nil {
+		return nil // no /proc: the script itself was checked
+	}
+	defer r.Close() //nolint:errcheck // read-only
+	var buf [256]byte
+	n, _ := io.ReadFull(r, buf[:])
+	line, _, _ := strings.Cut(string(buf[:n]), "\n")
+	rest, ok := strings.CutPrefix(line, "#!")
+	if !ok {
+		return nil
+	}
+	fields := strings.Fields(rest)
+	if len(fields) == 0 {
+		return nil // the kernel refuses to run it
+	}
+	interp := fields[0]
+	if !filepath.IsAbs(interp) {
+		interp = filepath.Join("/", interp)
+	}
+	if depth+1 > MaxInterpreters {
+		return fmt.Errorf("%s: more than %d interpreters nested", path, MaxInterpreters)
+	}
+	g, err := openExecutable(interp, depth+1)
+	if err != nil {
+		return fmt.Errorf("%s: interpreter %s: %v", path, interp, err)
+	}
+	g.Close() //nolint:errcheck // O_PATH
+	return nil
 }

@@ -53,7 +53,12 @@ func mkdir(t *testing.T, path string, mode os.FileMode, uid int) {
 
 func writeExec(t *testing.T, path string, mode os.FileMode) {
 	t.Helper()
-	if err := os.WriteFile(path, []byte("#!/bin/sh\necho hi\n"), mode); err != nil {
+	writeFile(t, path, "#!/bin/sh\necho hi\n", mode)
+}
+
+func writeFile(t *testing.T, path, text string, mode os.FileMode) {
+	t.Helper()
+	if err := os.WriteFile(path, []byte(text), mode); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.Chmod(path, mode); err != nil {
@@ -172,6 +177,37 @@ func TestOpenExecutable(t *testing.T) {
 			}
 			return l
 		}, "too many levels of symbolic links"},
+		{"interpreter-in-user-dir", func(t *testing.T, d string) string {
+			// A root-owned script whose #! names an interpreter another user
+			// can replace runs that user's code as root (seen before: the
+			// check said OK and the replaced interpreter ran as uid 0).
+			sub := filepath.Join(d, "uinterp")
+			mkdir(t, sub, 0o755, otherUID)
+			interp := filepath.Join(sub, "interp")
+			writeExec(t, interp, 0o755)
+			p := filepath.Join(d, "via-user-interp.sh")
+			writeFile(t, p, "#!"+interp+" -e\necho hi\n", 0o755)
+			return p
+		}, "uinterp is a directory owned by uid 4242"},
+		{"interpreter-world-writable", func(t *testing.T, d string) string {
+			interp := filepath.Join(d, "ww-interp")
+			writeExec(t, interp, 0o777)
+			p := filepath.Join(d, "via-ww-interp.sh")
+			writeFile(t, p, "#!  "+interp+"\n", 0o755)
+			return p
+		}, "ww-interp is writable by group/others (mode 0777)"},
+		{"interpreter-nested-safe", func(t *testing.T, d string) string {
+			interp := filepath.Join(d, "safe-interp")
+			writeExec(t, interp, 0o755) // itself #!/bin/sh
+			p := filepath.Join(d, "via-safe-interp.sh")
+			writeFile(t, p, "#!"+interp+"\n", 0o755)
+			return p
+		}, ""},
+		{"interpreter-loop", func(t *testing.T, d string) string {
+			p := filepath.Join(d, "self.sh")
+			writeFile(t, p, "#!"+p+"\n", 0o755)
+			return p
+		}, "interpreters nested"},
 		{"dotdot", func(t *testing.T, d string) string {
 			sub := filepath.Join(d, "dd")
 			mkdir(t, sub, 0o755, -1)
