@@ -60,6 +60,15 @@ func (a *Agent) FailoverCommand(ctx context.Context, payload []byte, source stri
 	if err == nil {
 		err = a.cmd.budget.Switch(mode, now)
 	}
+	if err != nil {
+		if ok, closeAt := a.cmd.budget.Reject(source, now); !ok {
+			if !closeAt.IsZero() {
+				a.cmd.timer = time.AfterFunc(closeAt.Sub(now), a.closeThrottled)
+			}
+			a.cmdMu.Unlock()
+			return event.Event{}, fmt.Errorf("%w: %w (not journaled: over the rejection budget)", ErrCommandRejected, err)
+		}
+	}
 	a.cmdMu.Unlock()
 	if err != nil {
 		ev, jerr := a.emit(ctx, command.Rejected(payload, source, err), true)
@@ -78,7 +87,7 @@ func (a *Agent) closeThrottled() {
 	t := a.cmd.budget.Close()
 	a.cmd.timer = nil
 	a.cmdMu.Unlock()
-	if t.Dropped == 0 {
+	if t.Empty() {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)

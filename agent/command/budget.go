@@ -97,7 +97,7 @@ func (b *Budget) Take(source string, now time.Time) (ok bool, closeAt time.Time)
 		return true, time.Time{}
 	}
 	b.buckets[source] = bk
-	if b.open.Dropped == 0 {
+	if b.open.Dropped == 0 && b.open.Rejected == 0 {
 		b.open = Throttled{From: now, Window: b.lim.Window, BySource: map[string]int{}}
 		closeAt = now.Add(b.lim.Window)
 	}
@@ -107,8 +107,43 @@ func (b *Budget) Take(source string, now time.Time) (ok bool, closeAt time.Time)
 	return false, closeAt
 }
 
-// Close ends the summary window and returns it (Dropped == 0: none was
-// open).
+// rejectedKey is the bucket of journaled rejections, shared by all sources.
+const rejectedKey = "\x00rejected"
+
+// Reject is called for a command that passed Take but is rejected (bad
+// payload, failover disabled, too soon). Rejections are journaled one by
+// one only within their own budget, shared by every source: Burst at
+// once, then one per Window. ok is false when that budget is spent: the
+// rejection is not journaled but counted in the summary window (closeAt
+// as for Take), so that a client sending a steady stream of bad commands
+// within the command budget adds one command-rejected and one
+// command-throttled event a minute to the journal, not 30.
+func (b *Budget) Reject(source string, now time.Time) (ok bool, closeAt time.Time) {
+	bk, seen := b.buckets[rejectedKey]
+	if !seen {
+		bk = bucket{tokens: float64(b.lim.Burst), at: now}
+	}
+	if el := now.Sub(bk.at); el > 0 {
+		bk.tokens = math.Min(float64(b.lim.Burst), bk.tokens+float64(el)/float64(b.lim.Window))
+	}
+	bk.at = now
+	if bk.tokens >= 1 {
+		bk.tokens--
+		b.buckets[rejectedKey] = bk
+		return true, time.Time{}
+	}
+	b.buckets[rejectedKey] = bk
+	if b.open.Dropped == 0 && b.open.Rejected == 0 {
+		b.open = Throttled{From: now, Window: b.lim.Window, BySource: map[string]int{}}
+		closeAt = now.Add(b.lim.Window)
+	}
+	b.open.Rejected++
+	b.open.BySource[source]++
+	b.open.To = now
+	return false, closeAt
+}
+
+// Close ends the summary window and returns it (Empty: none was open).
 func (b *Budget) Close() Throttled {
 	t := b.open
 	b.open = Throttled{}
@@ -133,13 +168,19 @@ func (b *Budget) Switch(mode Mode, now time.Time) error {
 	return nil
 }
 
-// Throttled summarises the commands dropped over the budget in a window.
+// Throttled summarises the commands dropped over the budget in a window,
+// and the rejections that were over their own budget (not journaled one
+// by one).
 type Throttled struct {
 	Dropped  int
+	Rejected int
 	BySource map[string]int
 	From, To time.Time // first and last drop
 	Window   time.Duration
 }
+
+// Empty reports whether nothing was dropped or left unjournaled.
+func (t Throttled) Empty() bool { return t.Dropped == 0 && t.Rejected == 0 }
 
 // Event is the command-throttled event of the summary.
 func (t Throttled) Event() event.Event {
@@ -148,7 +189,7 @@ func (t Throttled) Event() event.Event {
 		srcs = append(srcs, fmt.Sprintf("%d from %s", t.BySource[s], s))
 	}
 	return event.New(event.MonitorAgent, event.KindCommandThrottled,
-		fmt.Sprintf("Dropped %d failover commands over the command budget (%s) in %s", t.Dropped, strings.Join(srcs, ", "), t.Window),
-		map[string]any{"dropped": t.Dropped, "sources": t.BySource, "from": t.From.UTC(), "to": t.To.UTC(), "window_s": t.Window.Seconds()}).
+		fmt.Sprintf("Dropped %d failover commands over the command budget and %d rejected ones not journaled (%s) in %s", t.Dropped, t.Rejected, strings.Join(srcs, ", "), t.Window),
+		map[string]any{"dropped": t.Dropped, "rejected": t.Rejected, "sources": t.BySource, "from": t.From.UTC(), "to": t.To.UTC(), "window_s": t.Window.Seconds()}).
 		WithLevel(event.LevelWarn)
 }

@@ -210,3 +210,42 @@ func TestBudgetSwitchSpacing(t *testing.T) {
 		t.Errorf("%d mode changes in 5 s of alternating commands, want 1", changes)
 	}
 }
+
+// TestBudgetRejections: a steady stream of bad commands that stays within
+// the command budget (one per 2 s) journals one rejection a minute after
+// the burst, the rest counted in the summary: the journal's growth under
+// such a flood is bounded by minutes, not commands.
+func TestBudgetRejections(t *testing.T) {
+	b := command.NewBudget(command.Limits{Burst: 5, Every: 2 * time.Second, Window: time.Minute})
+	journaled, counted := 0, 0
+	var windows []time.Time
+	for i := range 300 { // 10 minutes
+		now := t0.Add(time.Duration(i) * 2 * time.Second)
+		if ok, _ := b.Take("mqtt", now); !ok {
+			t.Fatalf("command %d over the command budget: the stream is within it", i)
+		}
+		ok, closeAt := b.Reject("mqtt", now)
+		if ok {
+			journaled++
+		} else {
+			counted++
+		}
+		if !closeAt.IsZero() {
+			windows = append(windows, closeAt)
+		}
+		if len(windows) > 0 && !now.Before(windows[len(windows)-1]) {
+			if s := b.Close(); s.Empty() {
+				t.Fatalf("an open window closed empty at %v", now)
+			}
+		}
+	}
+	if journaled < 5 || journaled > 5+11 {
+		t.Errorf("%d rejections journaled in 10 minutes; want the burst of 5 plus about one a minute", journaled)
+	}
+	if journaled+counted != 300 {
+		t.Errorf("journaled %d + counted %d != 300", journaled, counted)
+	}
+	if len(windows) > 11 {
+		t.Errorf("%d summary windows in 10 minutes; want at most one a minute", len(windows))
+	}
+}
