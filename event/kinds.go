@@ -34,7 +34,9 @@ const (
 	KindAgentStart       = "agent-start"
 	KindAgentStop        = "agent-stop"
 	KindMonitorError     = "monitor-error"      // a monitor returned an error or panicked; restarted with backoff
-	KindJournalRecovered = "journal-recovered"  // a corrupt journal was moved aside at startup
+	KindJournalRecovered = "journal-recovered"  // a corrupt journal was moved aside (at startup, or while running: data {"path","aside","reason","continues_at"})
+	KindClockJump        = "clock-jump"         // the wall clock jumped against the monotonic clock, or the last event is in the future: data {"jump_s","expected","now","reason"}
+	KindJournalDamaged   = "journal-damaged"    // a range of events could not be read (damaged pages): data {"first_seq","last_seq","count","error"}
 	KindFailoverCommand  = "failover-command"   // manual failover request (CLI or MQTT), data {"mode": "primary|standby|auto", "source": "..."}
 	KindCommandRejected  = "command-rejected"   // a malformed or impossible command, data {"source","reason","payload"}
 	KindCommandThrottled = "command-throttled"  // failover commands dropped over the command budget in one window, data {"dropped","sources","from","to","window_s"}

@@ -14,8 +14,16 @@ var (
 	ErrLocked = errors.New("journal locked")
 
 	// ErrReadOnly is returned by writes (Append, SyncCursor) on a journal
-	// opened with Options.ReadOnly.
-	ErrReadOnly = errors.New("journal opened read-only")
+	// opened with Options.ReadOnly, and wrapped by a commit that failed
+	// because the file system is read-only (EROFS: an SD card remounted
+	// read-only after an error). Later appends are tried again normally.
+	ErrReadOnly = errors.New("journal read-only")
+
+	// ErrUnavailable means the journal could not take the events now: the
+	// writer did not answer within Options.WriteTimeout (a disk that hangs),
+	// an I/O error, or a file that could not be reopened after a failure.
+	// Later appends are tried again normally.
+	ErrUnavailable = errors.New("journal unavailable")
 
 	// ErrClosed is returned by every method that needs the file after Close.
 	ErrClosed = errors.New("journal closed")

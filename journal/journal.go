@@ -37,6 +37,17 @@ const fileFormat = 1
 const (
 	// defaultLockTimeout is Options.LockTimeout when unset.
 	defaultLockTimeout = time.Second
+	// defaultWriteTimeout is Options.WriteTimeout when unset.
+	defaultWriteTimeout = 10 * time.Second
+	// closeTimeout bounds Close's wait for the writer to drain.
+	closeTimeout = 3 * time.Second
+	// clockSlack is how far the wall clock may disagree with the monotonic
+	// clock (or the last journaled time be in the future) before it counts
+	// as a clock jump.
+	clockSlack = 5 * time.Second
+	// reopenRetry spaces the attempts to reopen a journal that could not be
+	// reopened.
+	reopenRetry = time.Second
 	// maxBatchEvents bounds one group commit (a single Append larger than
 	// this still commits in one transaction, alone).
 	maxBatchEvents = 16384
@@ -84,6 +95,14 @@ type Options struct {
 	Logger *slog.Logger
 	// Now is the clock for event times and age retention; nil = time.Now.
 	Now func() time.Time
+	// Mono is a monotonic clock (any origin) against which Now is checked
+	// for jumps (see the package doc, Time). nil: Go's monotonic clock when
+	// Now is nil too; with a fake Now and no Mono, no jump is ever seen.
+	Mono func() time.Duration
+	// WriteTimeout bounds every wait of Append, SyncCursor and Retain for
+	// the writer (also with a context without deadline); default 10s. Past
+	// it they return an error wrapping ErrUnavailable.
+	WriteTimeout time.Duration
 }
 
 // Stats describe a journal; see Journal.Stats.
@@ -106,8 +125,24 @@ type Journal struct {
 	opt       Options
 	log       *slog.Logger
 	now       func() time.Time
-	db        *bolt.DB
+	mono      func() time.Duration
+	db        atomic.Pointer[bolt.DB] // swapped by the writer when it reopens the file
 	recovered string
+
+	// Owned by the writer goroutine (and by Open before it starts).
+	file      atomic.Pointer[os.File] // bbolt's descriptor of db: closing it releases the lock
+	fileSize  int64                   // size of the file at the last check (see fileChanged)
+	clockWall time.Time               // wall time at the last clock check
+	clockMono time.Duration           // mono at the last clock check
+	notices   []event.Event           // the journal's own events, journaled with the next commit
+	broken    error                   // the file could not be reopened: commits fail with it
+	nextTry   time.Time               // when to try reopening a broken journal again
+	txHook    func(*bolt.Tx)          // tests: runs inside every write transaction
+
+	runFirst     uint64        // first seq of this Open (see retainPass)
+	openMono     time.Duration // mono at Open
+	clockSuspect atomic.Bool   // a clock jump was seen: no age retention
+	txStart      atomic.Int64  // UnixNano when the writer's current transaction began, 0 when none
 
 	wake      chan struct{} // cap 1: pending work for the writer
 	returning atomic.Int64  // callers acknowledged that have not yet returned (see linger)
@@ -151,6 +186,19 @@ func Open(path string, opt Options) (*Journal, error) {
 	if j.log == nil {
 		j.log = slog.New(slog.DiscardHandler)
 	}
+	if opt.WriteTimeout <= 0 {
+		j.opt.WriteTimeout = defaultWriteTimeout
+	}
+	switch {
+	case opt.Mono != nil:
+		j.mono = opt.Mono
+	case opt.Now == nil:
+		start := time.Now()
+		j.mono = func() time.Duration { return time.Since(start) }
+	default: // a fake wall clock: monotonic time follows it, no jumps
+		ref := opt.Now()
+		j.mono = func() time.Duration { return opt.Now().Sub(ref) }
+	}
 	if j.now == nil {
 		j.now = time.Now
 	}
@@ -158,8 +206,12 @@ func Open(path string, opt Options) (*Journal, error) {
 		return nil, err
 	}
 	if err := j.load(); err != nil {
-		_ = j.db.Close()
+		_ = j.db.Load().Close()
 		return nil, err
+	}
+	j.runFirst, j.openMono = j.lastSeq+1, j.mono()
+	if !opt.ReadOnly {
+		j.checkClockAtOpen()
 	}
 	if opt.ReadOnly {
 		close(j.done)
@@ -228,23 +280,51 @@ func (j *Journal) view(fn func(tx *bolt.Tx) error) (err error) {
 			err = fmt.Errorf("journal %s: read: panic %v: %w", j.path, p, ErrCorrupt)
 		}
 	}()
-	err = j.db.View(fn)
+	db := j.db.Load()
+	if db == nil { // abandoned by the writer, not reopened (yet)
+		return fmt.Errorf("journal %s: %w", j.path, ErrUnavailable)
+	}
+	err = db.View(fn)
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
-		return fmt.Errorf("journal %s: %w", j.path, ErrClosed)
+		j.mu.Lock()
+		closed := j.closed
+		j.mu.Unlock()
+		if closed {
+			return fmt.Errorf("journal %s: %w", j.path, ErrClosed)
+		}
+		// The writer is reopening the file (see reopen).
+		return fmt.Errorf("journal %s: being reopened: %w", j.path, ErrUnavailable)
 	}
 	return err
 }
 
 // Append journals evs in one transaction, in order, and returns them as
-// stored (Seq and Time assigned) once they are committed and fsynced.
-// Concurrent Appends are group-committed. The caller's slice is not
-// modified. Each event needs a Monitor and a Kind, and Data and State
+// stored (Seq assigned, Time as below) once they are committed and
+// fsynced. Concurrent Appends are group-committed. The caller's slice is
+// not modified. Each event needs a Monitor and a Kind, and Data and State
 // must be valid JSON when set (else ErrInvalidEvent).
 //
-// If ctx ends before the writer has taken the events, Append returns
-// ctx's error and nothing was journaled; once taken, it waits for the
-// commit, so an error means the events are not in the journal and a nil
-// error means they are durable.
+// Time: an event whose Time is zero gets the wall clock's time of the
+// commit (UTC, milliseconds). An event whose Time is already set keeps it
+// (to the millisecond): the agent re-appends events it queued while the
+// journal could not be written with the time they happened. The order of
+// the journal is the Seq; times may go back (a clock step, a re-appended
+// event), see the package doc.
+//
+// Append never waits forever. If ctx ends, or Options.WriteTimeout passes,
+// before the writer has taken the events, Append returns an error (ctx's,
+// or one wrapping ErrUnavailable) and nothing was journaled. Once taken,
+// it waits for the commit (also if ctx ends): a nil error means the
+// events are durable, and an error from the commit means they are not in
+// the journal. If WriteTimeout passes while the commit is still under way
+// (a writer stuck on the disk), Append returns an error wrapping
+// ErrUnavailable whose events may still be committed later. Errors from the commit wrap
+// ErrNoSpace (disk or MaxFileBytes full), ErrReadOnly (read-only file
+// system), ErrCorrupt (a damaged file: the writer reopens it, moving it
+// aside if it does not pass the checks) or ErrUnavailable (an I/O error,
+// a file that could not be reopened); match them with errors.Is. While
+// the writer has been stuck in one transaction for longer than
+// WriteTimeout, Append fails at once with ErrUnavailable.
 func (j *Journal) Append(ctx context.Context, evs ...event.Event) ([]event.Event, error) {
 	if j.opt.ReadOnly {
 		return nil, fmt.Errorf("journal %s: append: %w", j.path, ErrReadOnly)
@@ -277,9 +357,13 @@ func (j *Journal) Append(ctx context.Context, evs ...event.Event) ([]event.Event
 	return r.evs, nil
 }
 
-// submit hands r to the writer and waits for its result.
+// submit hands r to the writer and waits for its result, at most until
+// ctx ends or Options.WriteTimeout passes.
 func (j *Journal) submit(ctx context.Context, r *request) error {
 	if err := ctx.Err(); err != nil {
+		return err
+	}
+	if err := j.stuck(); err != nil {
 		return err
 	}
 	j.mu.Lock()
@@ -290,22 +374,59 @@ func (j *Journal) submit(ctx context.Context, r *request) error {
 	j.pending = append(j.pending, r)
 	j.mu.Unlock()
 	j.kick()
+	deadline := time.NewTimer(j.opt.WriteTimeout)
+	defer deadline.Stop()
+	timedOut := false
 	select {
 	case <-r.done:
 		j.returning.Add(-1)
 		return r.err
 	case <-ctx.Done():
+	case <-deadline.C:
+		timedOut = true
 	}
 	j.mu.Lock()
 	if !r.taken {
 		r.cancelled = true
 		j.mu.Unlock()
+		if timedOut {
+			return fmt.Errorf("journal %s: the writer did not take the request within %s: %w", j.path, j.opt.WriteTimeout, ErrUnavailable)
+		}
 		return ctx.Err()
 	}
 	j.mu.Unlock()
-	<-r.done // taken: the commit is under way, its outcome is the answer
-	j.returning.Add(-1)
-	return r.err
+	// Taken: the commit is under way and its outcome is the answer, unless
+	// the writer is stuck (a disk that does not answer) past the deadline.
+	if !timedOut {
+		select {
+		case <-r.done:
+			j.returning.Add(-1)
+			return r.err
+		case <-deadline.C:
+		}
+	}
+	select {
+	case <-r.done:
+		j.returning.Add(-1)
+		return r.err
+	default:
+	}
+	go func() { // the writer acknowledges it some day: keep the count right
+		<-r.done
+		j.returning.Add(-1)
+	}()
+	return fmt.Errorf("journal %s: the commit did not finish in time (it may still complete): %w", j.path, ErrUnavailable)
+}
+
+// stuck returns an error wrapping ErrUnavailable while the writer has been
+// in one transaction for longer than WriteTimeout.
+func (j *Journal) stuck() error {
+	if s := j.txStart.Load(); s != 0 {
+		if d := time.Since(time.Unix(0, s)); d > j.opt.WriteTimeout {
+			return fmt.Errorf("journal %s: the writer has been stuck in a transaction for %s: %w", j.path, d.Round(time.Millisecond), ErrUnavailable)
+		}
+	}
+	return nil
 }
 
 // kick wakes the writer.
@@ -559,7 +680,7 @@ func (j *Journal) Stats() Stats {
 		s.FileBytes = fi.Size()
 	}
 	_ = j.view(func(tx *bolt.Tx) error {
-		s.LiveBytes = liveBytes(j.db, tx)
+		s.LiveBytes = liveBytes(tx.DB(), tx)
 		return nil
 	})
 	return s
@@ -625,18 +746,28 @@ func (j *Journal) Verify() error {
 // Recovered returns the path the corrupt journal file was moved to when
 // Open found one (and started a fresh journal), "" otherwise. The agent
 // journals an event about it.
-func (j *Journal) Recovered() string { return j.recovered }
+func (j *Journal) Recovered() string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	return j.recovered
+}
 
 // Path returns the journal's file path.
 func (j *Journal) Path() string { return j.path }
 
 // Close commits pending appends and cursors, stops the writer and closes
-// the file. Appends after Close return ErrClosed; Close is idempotent.
+// the file. Appends after Close return ErrClosed; Close is idempotent. It
+// waits at most a few seconds for the writer: a writer stuck on the disk
+// is left behind (the file's lock is released) and Close returns an error
+// wrapping ErrUnavailable.
 func (j *Journal) Close() error {
 	j.mu.Lock()
 	if j.closed {
 		j.mu.Unlock()
-		<-j.done
+		select {
+		case <-j.done:
+		case <-time.After(closeTimeout):
+		}
 		return nil
 	}
 	j.closed = true
@@ -644,15 +775,25 @@ func (j *Journal) Close() error {
 	j.commitCh = make(chan struct{})
 	j.mu.Unlock()
 	close(j.stop)
-	<-j.done
+	timer := time.NewTimer(closeTimeout)
+	defer timer.Stop()
+	select {
+	case <-j.done:
+	case <-timer.C:
+		releaseFile(j.file.Load()) // the stuck writer's mapping is left
+
+		return fmt.Errorf("journal %s: close: the writer did not stop within %s: %w", j.path, closeTimeout, ErrUnavailable)
+	}
 	j.mu.Lock()
 	if j.cursorTimer != nil {
 		j.cursorTimer.Stop()
 		j.cursorTimer = nil
 	}
 	j.mu.Unlock()
-	if err := j.db.Close(); err != nil {
-		return fmt.Errorf("journal %s: close: %w", j.path, err)
+	if db := j.db.Load(); db != nil {
+		if err := db.Close(); err != nil {
+			return fmt.Errorf("journal %s: close: %w", j.path, err)
+		}
 	}
 	return nil
 }

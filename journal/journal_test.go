@@ -75,15 +75,16 @@ func TestAppendRead(t *testing.T) {
 		t.Fatalf("empty journal: FirstSeq, LastSeq = %v, want [1 0]", got)
 	}
 	in := []event.Event{sampleEvent(1), sampleEvent(2)}
-	in[0].Seq, in[0].Time = 99, t0.Add(-time.Hour) // ignored: the journal assigns them
+	in[0].Seq = 99                                          // ignored: the journal assigns it
+	in[1].Time = t0.Add(-time.Hour + 1500*time.Microsecond) // kept (to the ms): an event queued by the agent
 	out := mustAppend(t, j, in...)
 	if in[0].Seq != 99 {
 		t.Errorf("Append modified the caller's slice")
 	}
-	wantTime := t0.Add(time.Millisecond) // truncated to ms
+	wantTimes := []time.Time{t0.Add(time.Millisecond), t0.Add(-time.Hour + time.Millisecond)} // truncated to ms
 	for i, ev := range out {
-		if ev.Seq != uint64(i+1) || !ev.Time.Equal(wantTime) || ev.Time.Location() != time.UTC {
-			t.Errorf("event %d stored with seq %d time %s, want %d %s UTC", i, ev.Seq, ev.Time, i+1, wantTime)
+		if ev.Seq != uint64(i+1) || !ev.Time.Equal(wantTimes[i]) || ev.Time.Location() != time.UTC {
+			t.Errorf("event %d stored with seq %d time %s, want %d %s UTC", i, ev.Seq, ev.Time, i+1, wantTimes[i])
 		}
 	}
 	clock.Add(time.Second)
@@ -144,45 +145,164 @@ func TestAppendRejectsInvalid(t *testing.T) {
 	}
 }
 
-func TestTimeNeverDecreases(t *testing.T) {
-	clock := newClock(t0)
-	j := journaltest.Open(t, journal.Options{Now: clock.Now})
-	mustAppend(t, j, sampleEvent(1))
-	clock.Add(-time.Hour) // the clock steps back (no RTC, NTP correction)
-	ev := mustAppend(t, j, sampleEvent(2))[0]
-	if !ev.Time.Equal(t0) {
-		t.Errorf("after the clock stepped back, time = %s, want %s (kept)", ev.Time, t0)
+// twoClocks is a fake wall clock and a fake monotonic clock, moved
+// together by Add and apart by Jump.
+type twoClocks struct {
+	mu   sync.Mutex
+	wall time.Time
+	mono time.Duration
+}
+
+func (c *twoClocks) Now() time.Time {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.wall
+}
+
+func (c *twoClocks) Mono() time.Duration {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.mono
+}
+
+func (c *twoClocks) Add(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wall, c.mono = c.wall.Add(d), c.mono+d
+}
+
+func (c *twoClocks) Jump(d time.Duration) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.wall = c.wall.Add(d)
+}
+
+// kinds returns the kinds of evs, "ping" for sampleEvent's.
+func kinds(evs []event.Event) []string {
+	var k []string
+	for _, ev := range evs {
+		if ev.Kind == event.KindPingResult {
+			k = append(k, "ping")
+			continue
+		}
+		k = append(k, ev.Kind)
 	}
-	clock.Add(2 * time.Hour)
-	ev = mustAppend(t, j, sampleEvent(3))[0]
-	if want := t0.Add(time.Hour); !ev.Time.Equal(want) {
-		t.Errorf("time = %s, want %s", ev.Time, want)
+	return k
+}
+
+// TestClockJump: the wall clock jumps a year ahead, then a year behind,
+// while the agent runs. Every event carries the real wall time (no frozen
+// stamps), each jump is journaled once as clock-jump, and retention by age
+// deletes nothing (the clock looks wrong), not even the old events.
+func TestClockJump(t *testing.T) {
+	const year = 365 * 24 * time.Hour
+	for _, jump := range []time.Duration{year, -year} {
+		t.Run(fmt.Sprint(jump), func(t *testing.T) {
+			c := &twoClocks{wall: t0}
+			path := filepath.Join(t.TempDir(), "j.db")
+			j, err := journal.Open(path, journal.Options{Now: c.Now, Mono: c.Mono, MaxAge: 24 * time.Hour})
+			if err != nil {
+				t.Fatal(err)
+			}
+			// An earlier run's event, 12 hours old.
+			mustAppend(t, j, sampleEvent(1))
+			if err := j.Close(); err != nil {
+				t.Fatal(err)
+			}
+			c.Add(12 * time.Hour)
+			j = journaltest.OpenPath(t, path, journal.Options{Now: c.Now, Mono: c.Mono, MaxAge: 24 * time.Hour})
+			mustAppend(t, j, sampleEvent(2)) // 2
+			c.Add(time.Second)
+			c.Jump(jump)
+			ev := mustAppend(t, j, sampleEvent(3))[0] // clock-jump 3, then 4
+			if want := t0.Add(12*time.Hour + time.Second + jump); ev.Seq != 4 || !ev.Time.Equal(want) {
+				t.Errorf("after the jump: seq %d at %s, want 4 at %s (the clock's time)", ev.Seq, ev.Time, want)
+			}
+			c.Add(time.Second)
+			ev = mustAppend(t, j, sampleEvent(5))[0]
+			if want := t0.Add(12*time.Hour + 2*time.Second + jump); ev.Seq != 5 || !ev.Time.Equal(want) {
+				t.Errorf("a second later: seq %d at %s, want 5 at %s (time not frozen)", ev.Seq, ev.Time, want)
+			}
+			evs := mustRead(t, j, 1, 0)
+			if got, want := kinds(evs), []string{"ping", "ping", event.KindClockJump, "ping", "ping"}; !reflect.DeepEqual(got, want) {
+				t.Fatalf("kinds %v, want %v", got, want)
+			}
+			var data struct {
+				JumpS float64 `json:"jump_s"`
+			}
+			if err := json.Unmarshal(evs[2].Data, &data); err != nil || data.JumpS != jump.Seconds() {
+				t.Errorf("clock-jump data %s, want jump_s %v", evs[2].Data, jump.Seconds())
+			}
+			c.Add(48 * time.Hour) // every event is past MaxAge by the clock
+			if n, err := j.Retain(context.Background()); err != nil || n != 0 {
+				t.Errorf("Retain after a clock jump = %d, %v, want 0 (only the size bound deletes)", n, err)
+			}
+		})
 	}
 }
 
-func TestTimeNeverDecreasesAcrossReopen(t *testing.T) {
+// TestClockBehindAtOpen: the journal's last event is a year in the future
+// when it is opened (the previous run had the clock a year ahead). One
+// clock-jump event says so; new events carry the clock's time; retention
+// by age keeps everything.
+func TestClockBehindAtOpen(t *testing.T) {
+	const year = 365 * 24 * time.Hour
 	path := filepath.Join(t.TempDir(), "j.db")
-	clock := newClock(t0)
-	j, err := journal.Open(path, journal.Options{Now: clock.Now, MaxAge: time.Minute})
+	clock := newClock(t0.Add(year))
+	j, err := journal.Open(path, journal.Options{Now: clock.Now})
 	if err != nil {
 		t.Fatal(err)
 	}
 	mustAppend(t, j, sampleEvent(1))
-	clock.Add(time.Hour)
-	if n, err := j.Retain(context.Background()); err != nil || n != 1 {
-		t.Fatalf("Retain = %d, %v, want 1 deleted", n, err)
-	}
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	clock.Set(t0.Add(-time.Hour))
-	j, err = journal.Open(path, journal.Options{Now: clock.Now})
+	clock.Set(t0)
+	j = journaltest.OpenPath(t, path, journal.Options{Now: clock.Now, MaxAge: time.Hour})
+	evs := mustAppend(t, j, sampleEvent(2), sampleEvent(3))
+	if evs[0].Seq != 3 || !evs[0].Time.Equal(t0) || !evs[1].Time.Equal(t0) {
+		t.Errorf("events %d at %s, %d at %s; want 3 and 4 at %s", evs[0].Seq, evs[0].Time, evs[1].Seq, evs[1].Time, t0)
+	}
+	all := mustRead(t, j, 1, 0)
+	if got, want := kinds(all), []string{"ping", event.KindClockJump, "ping", "ping"}; !reflect.DeepEqual(got, want) {
+		t.Fatalf("kinds %v, want %v", got, want)
+	}
+	clock.Set(t0.Add(2 * year))
+	if n, err := j.Retain(context.Background()); err != nil || n != 0 {
+		t.Errorf("Retain = %d, %v, want 0", n, err)
+	}
+}
+
+// TestRetentionKeepsThisRun: retention by age deletes an earlier run's
+// old events, but none of this run's before this run has lasted MaxAge by
+// the monotonic clock, even when the wall clock (stepped less than a jump)
+// says they are older.
+func TestRetentionKeepsThisRun(t *testing.T) {
+	c := &twoClocks{wall: t0}
+	path := filepath.Join(t.TempDir(), "j.db")
+	opt := journal.Options{Now: c.Now, Mono: c.Mono, MaxAge: 2 * time.Second}
+	j, err := journal.Open(path, opt)
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer j.Close()
-	if ev := mustAppend(t, j, sampleEvent(2))[0]; ev.Seq != 2 || !ev.Time.Equal(t0) {
-		t.Errorf("after reopen of an emptied journal: seq %d time %s, want 2 %s", ev.Seq, ev.Time, t0)
+	mustAppend(t, j, sampleEvent(1), sampleEvent(2))
+	if err := j.Close(); err != nil {
+		t.Fatal(err)
+	}
+	c.Add(time.Minute)
+	j = journaltest.OpenPath(t, path, opt)
+	ev := mustAppend(t, j, sampleEvent(3))[0]
+	c.Add(time.Second)
+	c.Jump(4 * time.Second) // under the jump threshold: event 3 looks 5 s old
+	if _, err := j.Retain(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	if j.FirstSeq() != ev.Seq {
+		t.Errorf("FirstSeq %d, want %d: an event of this run was deleted", j.FirstSeq(), ev.Seq)
+	}
+	c.Add(2 * time.Second) // this run is 3 s old now: its old events go
+	if n, err := j.Retain(context.Background()); err != nil || n != 1 {
+		t.Errorf("Retain = %d, %v, want 1", n, err)
 	}
 }
 

@@ -34,7 +34,7 @@ func (j *Journal) open() error {
 			return err
 		}
 		if reason == "" {
-			j.db = db
+			j.db.Store(db)
 			return nil
 		}
 		if j.opt.ReadOnly {
@@ -102,6 +102,12 @@ func (j *Journal) tryOpen() (db *bolt.DB, reason string, err error) {
 		return nil, "", fmt.Errorf("journal %s: open: %w", j.path, err)
 	}
 
+	if file != nil {
+		if fi, err := file.Stat(); err == nil {
+			j.fileSize = fi.Size()
+		}
+	}
+	j.file.Store(file)
 	reason, fresh, err := checkDB(db, j.path)
 	if err != nil {
 		_ = db.Close()
@@ -162,7 +168,9 @@ func (j *Journal) corrupt(reason string) error {
 		return fmt.Errorf("journal %s is corrupt (%s), and moving it aside failed: %w: %w", j.path, reason, err, ErrCorrupt)
 	}
 	syncDir(filepath.Dir(j.path))
+	j.mu.Lock()
 	j.recovered = aside
+	j.mu.Unlock()
 	j.log.Warn("journal file is corrupt: moved aside, starting a fresh journal",
 		"path", j.path, "aside", aside, "reason", reason)
 	return nil

@@ -173,22 +173,67 @@ func (j *Journal) cursorTimerFired() {
 }
 
 // update runs fn in a write transaction. A panic in bbolt (a corrupt page
-// met while writing) becomes an error wrapping ErrCorrupt: the batch fails
-// and the agent keeps running.
-func (j *Journal) update(fn func(tx *bolt.Tx) error) (err error) {
+// met while writing, a fault on a file truncated under it) becomes an
+// error wrapping ErrCorrupt, and the writer reopens the file (see reopen):
+// bbolt may still hold its writer lock after such a panic, and every later
+// transaction would wait for it forever. fn may run again after a reopen
+// (once): it must not depend on state it changed in a failed attempt.
+func (j *Journal) update(fn func(tx *bolt.Tx) error) error {
+	if err := j.ready(); err != nil {
+		return err
+	}
+	err, p, stuck := j.updateOnce(fn)
+	if p == nil {
+		return err
+	}
+	reason := fmt.Sprintf("panic in write transaction: %v", p)
+	j.log.Error("journal: bbolt panicked in a write transaction: reopening the file", "path", j.path, "panic", p, "writer_lock_held", stuck)
+	j.reopen(reason, stuck)
+	if j.broken != nil {
+		return fmt.Errorf("journal %s: %s: %w: %w", j.path, reason, ErrCorrupt, j.broken)
+	}
+	err, p, _ = j.updateOnce(fn) // the reopened file: once more
+	if p != nil {
+		j.reopen(fmt.Sprintf("panic in write transaction: %v", p), true)
+		return fmt.Errorf("journal %s: %s, and again after reopening it: %v: %w", j.path, reason, p, ErrCorrupt)
+	}
+	return err
+}
+
+// updateOnce is one db.Update, with a panic returned as a value. stuck
+// reports that bbolt did not finish the transaction (its writer lock may
+// be held: the db must be abandoned, not used or closed).
+func (j *Journal) updateOnce(fn func(tx *bolt.Tx) error) (err error, panicked any, stuck bool) {
+	db := j.db.Load()
+	var tx *bolt.Tx
+	j.txStart.Store(time.Now().UnixNano())
+	defer j.txStart.Store(0)
 	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 	defer func() {
 		if p := recover(); p != nil {
-			err = fmt.Errorf("panic in write transaction: %v: %w", p, ErrCorrupt)
+			// bbolt's Update rolls back in a deferred call, which clears
+			// tx.DB(); a rollback that panicked too (it reads the freelist
+			// page) left the writer lock held.
+			err, panicked, stuck = nil, p, tx == nil || tx.DB() != nil
 		}
 	}()
-	return j.db.Update(fn)
+	err = db.Update(func(t *bolt.Tx) error {
+		tx = t
+		if j.txHook != nil {
+			j.txHook(t)
+		}
+		return fn(t)
+	})
+	return err, nil, false
 }
 
 // commit writes a batch and the given cursors in one transaction, then
 // acknowledges every request of the batch: all with success, or all with
-// the same error. It reports whether the commit succeeded.
+// the same error. It reports whether the commit succeeded. The journal's
+// own events (notices: clock-jump, journal-recovered) go first.
 func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
+	now := j.now()
+	j.checkClock(now)
 	n, size := 0, 0
 	for _, r := range batch {
 		n += len(r.evs)
@@ -196,21 +241,30 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 			size += maxHeaderLen + len(b)
 		}
 	}
-	j.mu.Lock()
-	seq, ms := j.lastSeq, j.lastMS
-	j.mu.Unlock()
-	if now := j.now().UnixMilli(); now > ms {
-		ms = now // never decreasing, so that SeqAt can binary-search
-	}
-	t := time.UnixMilli(ms).UTC()
+	ms := now.UnixMilli()
 	type snapshot struct {
 		monitor string
 		rec     []byte
 	}
 	var snaps []snapshot
+	var seq uint64
+	var notices []event.Event
 	err := j.update(func(tx *bolt.Tx) error {
+		j.mu.Lock()
+		seq = j.lastSeq
+		j.mu.Unlock()
+		snaps = snaps[:0]
+		notices = append(notices[:0], j.notices...) // a reopen may add one
 		evb, lb := tx.Bucket(bktEvents), tx.Bucket(bktLatest)
 		evb.FillPercent = eventsFillPercent
+		for i := range notices {
+			seq++
+			ev := &notices[i]
+			ev.Seq, ev.Time = seq, time.UnixMilli(ms).UTC()
+			if err := evb.Put(be64(seq), EncodeEvent(*ev)); err != nil {
+				return fmt.Errorf("put event %d: %w", seq, err)
+			}
+		}
 		// bbolt keeps references to keys and values until the commit:
 		// one arena each, never reallocated.
 		keys := make([]byte, 8*n)
@@ -219,12 +273,16 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 			for i := range r.evs {
 				seq++
 				ev := &r.evs[i]
-				ev.Seq, ev.Time = seq, t
+				evms := ms
+				if !ev.Time.IsZero() { // queued by the caller: keeps its time
+					evms = ev.Time.UnixMilli()
+				}
+				ev.Seq, ev.Time = seq, time.UnixMilli(evms).UTC()
 				k := keys[:8:8]
 				keys = keys[8:]
 				binary.BigEndian.PutUint64(k, seq)
 				start := len(arena)
-				arena = appendHeader(arena, seq, ms)
+				arena = appendHeader(arena, seq, evms)
 				arena = append(arena, r.bodies[i]...)
 				rec := arena[start:len(arena):len(arena)]
 				if err := evb.Put(k, rec); err != nil {
@@ -238,7 +296,7 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 				}
 			}
 		}
-		if n > 0 {
+		if n+len(notices) > 0 {
 			if err := evb.SetSequence(seq); err != nil {
 				return fmt.Errorf("set sequence: %w", err)
 			}
@@ -276,6 +334,10 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 		}
 		return false
 	}
+	j.notices = j.notices[len(notices):]
+	for _, ev := range notices {
+		j.log.Warn("journal: "+ev.Msg, "seq", ev.Seq, "kind", ev.Kind)
+	}
 	var d decoder
 	latest := make(map[string]event.Event, len(snaps))
 	for _, s := range snaps {
@@ -284,7 +346,7 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 		}
 	}
 	j.mu.Lock()
-	if n > 0 {
+	if n+len(notices) > 0 {
 		j.lastSeq, j.lastMS = seq, ms
 	}
 	for m, ev := range latest {
@@ -303,10 +365,15 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 // commitError wraps a failed commit's error for the callers.
 func (j *Journal) commitError(err error, events, cursors int) error {
 	what := fmt.Sprintf("journal %s: commit of %d events and %d cursors failed", j.path, events, cursors)
-	if isNoSpace(err) {
+	switch {
+	case errors.Is(err, ErrCorrupt), errors.Is(err, ErrUnavailable):
+		return fmt.Errorf("%s: %w", what, err)
+	case isNoSpace(err):
 		return fmt.Errorf("%s: %w: %w", what, ErrNoSpace, err)
+	case errors.Is(err, syscall.EROFS) || strings.Contains(err.Error(), syscall.EROFS.Error()):
+		return fmt.Errorf("%s: %w: %w", what, ErrReadOnly, err)
 	}
-	return fmt.Errorf("%s: %w", what, err)
+	return fmt.Errorf("%s: %w: %w", what, ErrUnavailable, err)
 }
 
 // isNoSpace reports whether err means a full disk or a full MaxFileBytes.
@@ -341,8 +408,17 @@ func (j *Journal) retainFor(retains []*request) {
 // the front (c.First + c.Delete: deleting while stepping with Next skips
 // keys). It reports how many it deleted and whether more may be due.
 func (j *Journal) retainPass() (deleted int, more bool, err error) {
+	// By age: not at all while the clock looks wrong (a jump was seen):
+	// then only the size bound deletes. And never an event of this run
+	// before this run is MaxAge old by the monotonic clock: none of them
+	// can be older, whatever the wall clock says.
+	byAge := j.opt.MaxAge > 0 && !j.clockSuspect.Load()
+	protectFrom := uint64(math.MaxUint64)
+	if j.mono()-j.openMono < j.opt.MaxAge {
+		protectFrom = j.runFirst
+	}
 	cutoff := int64(math.MinInt64)
-	if j.opt.MaxAge > 0 {
+	if byAge {
 		cutoff = j.now().Add(-j.opt.MaxAge).UnixMilli()
 	}
 	j.mu.Lock()
@@ -352,7 +428,7 @@ func (j *Journal) retainPass() (deleted int, more bool, err error) {
 	err = j.update(func(tx *bolt.Tx) error {
 		bySize := 0
 		if j.opt.MaxBytes > 0 && last >= first {
-			if live := liveBytes(j.db, tx); live > j.opt.MaxBytes {
+			if live := liveBytes(tx.DB(), tx); live > j.opt.MaxBytes {
 				// Delete down to 95% of the bound, so that size
 				// retention works in batches, not a few events per pass.
 				per := max(live/int64(last-first+1), 1)
@@ -360,6 +436,7 @@ func (j *Journal) retainPass() (deleted int, more bool, err error) {
 				bySize = int(min((live-target+per-1)/per, math.MaxInt32))
 			}
 		}
+		deleted = 0 // a second attempt after a reopen starts over
 		c := tx.Bucket(bktEvents).Cursor()
 		for deleted < retentionBatch {
 			k, v := c.First()
@@ -367,6 +444,9 @@ func (j *Journal) retainPass() (deleted int, more bool, err error) {
 				break
 			}
 			if deleted >= bySize {
+				if !byAge || binary.BigEndian.Uint64(k) >= protectFrom {
+					break
+				}
 				if _, ms, err := peekTime(v); err != nil || ms >= cutoff {
 					break
 				}
