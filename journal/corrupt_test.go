@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
@@ -101,18 +102,28 @@ func TestTextFileNotMovedAside(t *testing.T) {
 	}
 }
 
-func TestCorruptFileMovedAside(t *testing.T) {
-	garbage := func(n int) []byte {
-		b := make([]byte, n)
-		r := rand.New(rand.NewPCG(uint64(n), 9))
-		for i := range b {
-			b[i] = byte(r.Uint32())
-		}
-		return b
+// garbage returns n pseudo-random bytes.
+func garbage(n int) []byte {
+	b := make([]byte, n)
+	r := rand.New(rand.NewPCG(uint64(n), 9))
+	for i := range b {
+		b[i] = byte(r.Uint32())
 	}
+	return b
+}
+
+// TestForeignFileRefused: a file at journal.path that is not recognisably
+// a bbolt file (an SQLite database, random bytes, a journal whose meta
+// pages are both gone) or a bbolt database without imon's buckets is
+// another program's: Open refuses it, naming the file, read-only and
+// read-write, moves nothing aside and changes nothing; CheckFile (imon
+// check) says the same (issue 11.6: an SQLite file was taken over).
+func TestForeignFileRefused(t *testing.T) {
 	tests := map[string]func(t *testing.T, path string){
-		"zero-length": func(t *testing.T, path string) {
-			if err := os.WriteFile(path, nil, 0o600); err != nil {
+		"sqlite": func(t *testing.T, path string) {
+			b := append([]byte("SQLite format 3\x00"), garbage(8192)...)
+			b[16], b[17] = 0x10, 0x00 // page size 4096, as SQLite writes it
+			if err := os.WriteFile(path, b, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -123,6 +134,83 @@ func TestCorruptFileMovedAside(t *testing.T) {
 		},
 		"short garbage": func(t *testing.T, path string) {
 			if err := os.WriteFile(path, garbage(100), 0o600); err != nil {
+				t.Fatal(err)
+			}
+		},
+		"meta pages wiped": func(t *testing.T, path string) {
+			makeJournal(t, path, 300)
+			f, err := os.OpenFile(path, os.O_WRONLY, 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if _, err := f.WriteAt(make([]byte, 8192), 0); err != nil {
+				t.Fatal(err)
+			}
+			f.Close()
+		},
+		"foreign bbolt file": func(t *testing.T, path string) {
+			rewriteBolt(t, path, func(tx *bolt.Tx) error {
+				b, err := tx.CreateBucket([]byte("something"))
+				if err != nil {
+					return err
+				}
+				return b.Put([]byte("k"), []byte("v"))
+			})
+		},
+	}
+	for name, setup := range tests {
+		t.Run(name, func(t *testing.T) {
+			path := filepath.Join(t.TempDir(), "j.db")
+			setup(t, path)
+			orig, err := os.ReadFile(path)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for _, ro := range []bool{true, false} {
+				j, err := journal.Open(path, journal.Options{ReadOnly: ro, Logger: testLogger(t)})
+				if err == nil {
+					j.Close()
+					t.Fatalf("Open(read-only %v) accepted it", ro)
+				}
+				if !errors.Is(err, journal.ErrNotJournal) || !strings.Contains(err.Error(), path) {
+					t.Errorf("Open(read-only %v) = %v, want ErrNotJournal naming %s", ro, err, path)
+				}
+			}
+			if err := journal.CheckFile(path); !errors.Is(err, journal.ErrNotJournal) || !strings.Contains(err.Error(), path) {
+				t.Errorf("CheckFile = %v, want ErrNotJournal naming the file", err)
+			}
+			if name == "sqlite" {
+				if err := journal.CheckFile(path); !strings.Contains(fmt.Sprint(err), "SQLite") {
+					t.Errorf("CheckFile = %v, want it to say SQLite", err)
+				}
+			}
+			if now, _ := os.ReadFile(path); !bytes.Equal(now, orig) {
+				t.Error("the file was changed")
+			}
+			if asides, _ := filepath.Glob(path + ".corrupt-*"); len(asides) > 0 {
+				t.Errorf("moved aside: %v", asides)
+			}
+		})
+	}
+	// A missing, an empty, and a real journal pass CheckFile.
+	dir := t.TempDir()
+	ok := filepath.Join(dir, "ok.db")
+	makeJournal(t, ok, 10)
+	empty := filepath.Join(dir, "empty.db")
+	if err := os.WriteFile(empty, nil, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []string{ok, empty, filepath.Join(dir, "missing.db")} {
+		if err := journal.CheckFile(p); err != nil {
+			t.Errorf("CheckFile(%s) = %v", p, err)
+		}
+	}
+}
+
+func TestCorruptFileMovedAside(t *testing.T) {
+	tests := map[string]func(t *testing.T, path string){
+		"zero-length": func(t *testing.T, path string) {
+			if err := os.WriteFile(path, nil, 0o600); err != nil {
 				t.Fatal(err)
 			}
 		},
@@ -137,17 +225,6 @@ func TestCorruptFileMovedAside(t *testing.T) {
 			if err := os.Truncate(path, highWater(t, path)-4096); err != nil {
 				t.Fatal(err)
 			}
-		},
-		"meta pages wiped": func(t *testing.T, path string) {
-			makeJournal(t, path, 300)
-			f, err := os.OpenFile(path, os.O_WRONLY, 0)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if _, err := f.WriteAt(make([]byte, 8192), 0); err != nil {
-				t.Fatal(err)
-			}
-			f.Close()
 		},
 		"pages after the meta pages garbage": func(t *testing.T, path string) {
 			makeJournal(t, path, 300)
@@ -172,15 +249,6 @@ func TestCorruptFileMovedAside(t *testing.T) {
 		"bucket missing": func(t *testing.T, path string) {
 			makeJournal(t, path, 10)
 			rewriteBolt(t, path, func(tx *bolt.Tx) error { return tx.DeleteBucket([]byte("latest")) })
-		},
-		"foreign bbolt file": func(t *testing.T, path string) {
-			rewriteBolt(t, path, func(tx *bolt.Tx) error {
-				b, err := tx.CreateBucket([]byte("something"))
-				if err != nil {
-					return err
-				}
-				return b.Put([]byte("k"), []byte("v"))
-			})
 		},
 	}
 	asideRE := regexp.MustCompile(`\.corrupt-\d{8}T\d{6}Z$`)

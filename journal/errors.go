@@ -38,6 +38,11 @@ var (
 	// of that Append is journaled.
 	ErrInvalidEvent = errors.New("invalid event")
 
+	// ErrNotJournal means the file at the journal's path is another
+	// program's (text, SQLite, a bbolt database without imon's buckets):
+	// Open refuses it and leaves it as it is (see CheckFile).
+	ErrNotJournal = errors.New("not an imon journal")
+
 	// ErrNoSpace is wrapped, beside the underlying error, when a commit
 	// failed because the disk is full (ENOSPC) or the file reached
 	// Options.MaxFileBytes. Later appends are tried again normally.

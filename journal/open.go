@@ -238,15 +238,84 @@ func (j *Journal) precheck() (reason string, err error) {
 		return "", fmt.Errorf("journal %s: read meta pages: %w", j.path, err)
 	}
 	if reason != "" {
-		if what := textStart(f); what != "" {
-			// A text file (the config, the action script, a note) is no
-			// damaged journal: journal.path names the wrong file. Moving
-			// it aside would take it from its owner.
-			return "", fmt.Errorf("journal %s: the file holds text (%s), not a journal: left as it is; check journal.path", j.path, what)
+		if what := notJournal(f, fi.Size()); what != "" {
+			// Another program's file (the config, the action script, an
+			// SQLite database) is no damaged journal: journal.path names
+			// the wrong file. Moving it aside would take it from its owner.
+			return "", fmt.Errorf("journal %s: %s, not an imon journal: left as it is; check journal.path: %w", j.path, what, ErrNotJournal)
 		}
 		return reason, j.corrupt(reason)
 	}
 	return "", nil
+}
+
+// CheckFile tells whether the file at path could be the journal: missing
+// (it will be created), empty, or a bbolt file. Anything else (a text
+// file, an SQLite database, another format) gives an error wrapping
+// ErrNotJournal that names the file and what it holds: Open refuses such
+// a file and never moves it aside. It takes no lock and does not open the
+// file with bbolt: it is `imon check`'s test.
+func CheckFile(path string) error {
+	f, err := os.Open(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return fmt.Errorf("journal %s: %w", path, err)
+	}
+	if !fi.Mode().IsRegular() {
+		return fmt.Errorf("journal %s: not a regular file (check journal.path)", path)
+	}
+	if what := notJournal(f, fi.Size()); what != "" {
+		return fmt.Errorf("journal %s: %s, not an imon journal: imon would refuse to start; check journal.path: %w", path, what, ErrNotJournal)
+	}
+	if fi.Size() == 0 {
+		return nil
+	}
+	// A bbolt file: is it imon's? (A running agent's lock answers yes.)
+	j, err := Open(path, Options{ReadOnly: true, LockTimeout: 200 * time.Millisecond})
+	if errors.Is(err, ErrNotJournal) {
+		return err
+	}
+	if err == nil {
+		_ = j.Close()
+	}
+	return nil
+}
+
+// notJournal describes f when it is recognisably not a bbolt file: not
+// empty, and no bbolt magic number in a meta page at any plausible page
+// size (a damaged journal keeps at least one). "" means it may be a
+// (damaged) journal.
+func notJournal(f *os.File, size int64) string {
+	if size == 0 {
+		return ""
+	}
+	ne := binary.NativeEndian
+	var b [pageHeaderSize + 4]byte
+	for _, off := range []int64{0, 512, 1024, 2048, 4096, 8192, 16384, 32768, 65536} {
+		if n, _ := f.ReadAt(b[:], off); n == len(b) && ne.Uint32(b[pageHeaderSize:]) == boltMagic {
+			return ""
+		}
+	}
+	if what := textStart(f); what != "" {
+		return "the file holds text (" + what + ")"
+	}
+	var head [16]byte
+	n, _ := f.ReadAt(head[:], 0)
+	switch h := head[:n]; {
+	case bytes.HasPrefix(h, []byte("SQLite format 3\x00")):
+		return "the file is an SQLite database"
+	case bytes.Count(h, []byte{0}) == len(h):
+		return fmt.Sprintf("the file (%d bytes) starts with zero bytes, no bbolt meta page", size)
+	default:
+		return fmt.Sprintf("the file (%d bytes) has no bbolt meta page; it starts with %q", size, h)
+	}
 }
 
 // textStart returns the start of f quoted when its first 4 KiB are text
@@ -394,7 +463,11 @@ func checkDB(db *bolt.DB, path string) (reason string, fresh bool, err error) {
 		}
 		meta := tx.Bucket(bktMeta)
 		if meta == nil {
-			reason = "no meta bucket: not an imon journal"
+			if tx.Bucket(bktEvents) == nil && tx.Bucket(bktLatest) == nil && tx.Bucket(bktCursors) == nil {
+				// Another program's bbolt database: not ours to move.
+				return fmt.Errorf("a bbolt database without any imon bucket, not an imon journal: left as it is; check journal.path: %w", ErrNotJournal)
+			}
+			reason = "no meta bucket"
 			return nil
 		}
 		format := meta.Get(keyFormat)

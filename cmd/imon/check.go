@@ -6,6 +6,7 @@ import (
 	"os"
 
 	"imon/config"
+	"imon/journal"
 )
 
 func cmdCheck(args []string) error {
@@ -26,6 +27,11 @@ func cmdCheck(args []string) error {
 	if cfg != nil {
 		problems = append(problems, config.CheckHost(cfg)...)
 		problems = append(problems, config.CheckInstances(cfg)...)
+		// Another program's file at journal.path is refused at start, never
+		// taken over: say so now.
+		if err := journal.CheckFile(cfg.Journal.Path); errors.Is(err, journal.ErrNotJournal) {
+			problems = append(problems, config.Problem{File: cfg.Path, Section: config.SectionJournal, Key: "path", Msg: err.Error()})
+		}
 	}
 	if len(problems) > 0 {
 		for _, p := range problems.Capped() {
