@@ -41,7 +41,7 @@ const (
 	KindCommandRejected  = "command-rejected"   // a malformed or impossible command, data {"source","reason","payload"}
 	KindCommandThrottled = "command-throttled"  // failover commands dropped over the command budget in one window, data {"dropped","sources","from","to","window_s"}
 	KindMQTTEventTrimmed = "mqtt-event-trimmed" // an event over the broker's Maximum Packet Size was published trimmed (monitor "mqtt"), data {"seq","size","limit","trimmed","published"}
-	KindActionSkipped    = "action-skipped"     // an event too old at startup to run the action script for
+	KindActionSkipped    = "action-skipped"     // action events not run: too old when their turn came (data seq, kind, age_s; or a summary seq..last_seq, count), or deleted by journal retention / on damaged pages before the runner took them (data {"seq","last_seq","count","reason":"retention"|"damaged"})
 	KindActionFailed     = "action-failed"      // the action script failed, timed out or could not start
 
 	// The journal could not be written (read-only or full file system, a

@@ -121,8 +121,16 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("action: read journal from seq %d: %w", next, err)
 		}
+		if len(evs) > 0 && evs[0].Seq > next { // retention removed events not taken yet
+			if err := c.lost(ctx, next, evs[0].Seq-1); err != nil {
+				return c.stopOnCancel(ctx, err)
+			}
+		}
 		if len(evs) == 0 {
 			if first := c.Journal.FirstSeq(); next < first { // retention removed events
+				if err := c.lost(ctx, next, first-1); err != nil {
+					return c.stopOnCancel(ctx, err)
+				}
 				next = first
 				continue
 			}
@@ -216,6 +224,33 @@ func (c *Consumer) handle(ctx context.Context, ev event.Event) (done bool, err e
 		return false, fmt.Errorf("action: sync cursor at seq %d: %w", ev.Seq, err)
 	}
 	return true, nil
+}
+
+// lost reports events first..last that journal retention deleted before
+// the consumer took them (a slow script behind a journal that reached its
+// size bound): one action-skipped event with the count and the range, and
+// a warning in the log. Without an action script nothing was lost.
+func (c *Consumer) lost(ctx context.Context, first, last uint64) error {
+	if c.Action == "" || first == 0 || last < first {
+		return nil
+	}
+	n := last - first + 1
+	c.Logger.Warn("action: journal retention deleted events before the action script took them: not run",
+		"first_seq", first, "last_seq", last, "count", n)
+	if err := c.flushSkips(ctx); err != nil {
+		return err
+	}
+	sk := event.New(event.MonitorAction, event.KindActionSkipped,
+		fmt.Sprintf("Action script not run for %d events (seq %d to %d): journal retention deleted them before the action runner took them (journal max-bytes or max-age too small for the backlog)", n, first, last),
+		map[string]any{"seq": first, "last_seq": last, "count": n, "reason": "retention"}).WithLevel(event.LevelWarn)
+	sk.Instance = c.Instance
+	if _, err := c.Journal.Append(ctx, sk); err != nil {
+		return fmt.Errorf("action: journal action-skipped for seq %d-%d deleted by retention: %w", first, last, err)
+	}
+	c.skip = skipRun{}
+	c.handled = last
+	c.Journal.SetCursor(CursorName, last)
+	return nil
 }
 
 // advance marks seq handled; the cursor waits while a skip summary is

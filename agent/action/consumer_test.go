@@ -2,6 +2,7 @@ package action_test
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"log/slog"
@@ -16,6 +17,7 @@ import (
 
 	"imon/agent/action"
 	"imon/event"
+	"imon/journal"
 )
 
 // fakeJournal is an in-memory journal: a slice of events, a channel closed
@@ -484,7 +486,97 @@ func TestConsumerRetention(t *testing.T) {
 		if got, want := r.commands(), mixedWant[2:]; !slices.Equal(got, want) {
 			t.Errorf("runs %q, want %q", got, want)
 		}
+		sk := j.ofKind(event.KindActionSkipped)
+		if len(sk) != 1 || !strings.Contains(string(sk[0].Data), `"count":4`) || !strings.Contains(string(sk[0].Data), `"last_seq":4`) {
+			t.Errorf("action-skipped %v, want one for seq 1-4", sk)
+		}
 	})
+}
+
+// TestConsumerRetentionReported (issue 11.5): 20,000 action events are
+// pending behind a slow script when retention (a small max-bytes) deletes
+// most of them. The deleted range is journaled as one action-skipped event
+// with its count and seq range (before: silently gone).
+func TestConsumerRetentionReported(t *testing.T) {
+	j, err := journal.Open(filepath.Join(t.TempDir(), "j.db"), journal.Options{MaxBytes: 1 << 20, Logger: testLogger(t)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	ctx := t.Context()
+	const pending = 20000
+	for i := 0; i < pending; i += 1000 {
+		evs := make([]event.Event, 1000)
+		for k := range evs {
+			evs[k] = ev(event.MonitorUpdown, event.KindUpdownOffline, fmt.Sprintf("192.0.2.%d", (i+k)%250+1))
+		}
+		if _, err := j.Append(ctx, evs...); err != nil {
+			t.Fatal(err)
+		}
+	}
+	started, release := make(chan struct{}), make(chan struct{})
+	var once sync.Once
+	r := &fakeRunner{result: func(ctx context.Context, _ action.Command) action.Result {
+		once.Do(func() { close(started) })
+		select { // the slow script: the first run waits for retention
+		case <-release:
+		case <-ctx.Done():
+		}
+		return action.Result{}
+	}}
+	c := &action.Consumer{Journal: j, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
+	cctx, cancel := context.WithCancel(ctx)
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(cctx) }()
+	defer func() {
+		cancel()
+		if err := <-errc; err != nil {
+			t.Errorf("Run: %v", err)
+		}
+	}()
+	<-started // event 1 is running
+	deleted, err := j.Retain(ctx)
+	if err != nil || deleted < 1000 {
+		t.Fatalf("Retain = %d, %v; want most of the backlog deleted", deleted, err)
+	}
+	first := j.FirstSeq()
+	close(release)
+	// Wait for the action-skipped event, bounded.
+	wctx, wcancel := context.WithTimeout(ctx, 30*time.Second)
+	defer wcancel()
+	var skipped []event.Event
+	for after := uint64(pending); len(skipped) == 0; {
+		if err := j.Wait(wctx, after); err != nil {
+			t.Fatalf("no action-skipped journaled: %v", err)
+		}
+		evs, err := j.Read(after+1, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range evs {
+			if e.Kind == event.KindActionSkipped {
+				skipped = append(skipped, e)
+			}
+			after = e.Seq
+		}
+	}
+	var data struct {
+		Seq, LastSeq, Count uint64
+		Reason              string
+	}
+	if err := json.Unmarshal(skipped[0].Data, &struct {
+		Seq     *uint64 `json:"seq"`
+		LastSeq *uint64 `json:"last_seq"`
+		Count   *uint64 `json:"count"`
+		Reason  *string `json:"reason"`
+	}{&data.Seq, &data.LastSeq, &data.Count, &data.Reason}); err != nil {
+		t.Fatal(err)
+	}
+	// The consumer had taken a first batch (read before retention) into
+	// memory: the range starts after it, and ends before FirstSeq.
+	if data.Seq < 2 || data.Seq > 257 || data.LastSeq != first-1 || data.Count != data.LastSeq-data.Seq+1 || data.Reason != "retention" || skipped[0].Level != event.LevelWarn {
+		t.Errorf("action-skipped %s (level %q), want seq 2..257 to %d, its count, reason retention, level warn", skipped[0].Data, skipped[0].Level, first-1)
+	}
 }
 
 // TestConsumerRealScript runs the real Exec through the consumer: the
