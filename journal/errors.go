@@ -3,6 +3,10 @@ package journal
 import (
 	"errors"
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
+	"syscall"
 )
 
 // Sentinel errors. Errors returned by this package wrap them with context
@@ -50,13 +54,33 @@ var (
 )
 
 // lockedError is the error Open returns when the file lock is held
-// elsewhere: its message tells the user what to do.
+// elsewhere: its message names the holder (from /proc/locks) and tells the
+// user what to do.
 type lockedError struct {
-	path string
-	err  error // bolt's error, for the logs
+	path    string
+	holders []lockHolder
+	err     error // bolt's error, for the logs
 }
 
 func (e *lockedError) Error() string {
+	var agent, readers []string
+	for _, h := range e.holders {
+		who := fmt.Sprintf("pid %d", h.pid)
+		if h.cmd != "" {
+			who += ": " + h.cmd
+		}
+		if h.exclusive {
+			agent = append(agent, who)
+		} else {
+			readers = append(readers, who)
+		}
+	}
+	switch {
+	case len(agent) > 0:
+		return fmt.Sprintf("journal %s is locked by a running imon agent (%s): stop it, or use imon journal/status, which ask the running agent", e.path, strings.Join(agent, "; "))
+	case len(readers) > 0:
+		return fmt.Sprintf("journal %s is locked by a reader (%s), not an agent: it holds the file only while it reads a batch; if it stays, stop it", e.path, strings.Join(readers, "; "))
+	}
 	return fmt.Sprintf("journal %s is locked by a running imon agent: stop it, or use imon journal/status, which ask the running agent", e.path)
 }
 
@@ -65,3 +89,57 @@ func (e *lockedError) Is(target error) bool { return target == ErrLocked }
 
 // Unwrap returns the underlying lock error.
 func (e *lockedError) Unwrap() error { return e.err }
+
+// newLockedError builds the error for path, looking up who holds its lock.
+func newLockedError(path string, err error) *lockedError {
+	return &lockedError{path: path, holders: lockHolders(path), err: err}
+}
+
+// lockHolder is a process holding a flock on a file.
+type lockHolder struct {
+	pid       int
+	exclusive bool   // WRITE: an agent; READ: a reader
+	cmd       string // its command line, shortened, "" if unknown
+}
+
+// lockHolders lists the processes that hold a flock on path, from
+// /proc/locks (Linux: "N: FLOCK ADVISORY WRITE PID MAJ:MIN:INODE 0 EOF").
+// Nil when the kernel does not tell.
+func lockHolders(path string) []lockHolder {
+	fi, err := os.Stat(path)
+	if err != nil {
+		return nil
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	if !ok {
+		return nil
+	}
+	b, err := os.ReadFile("/proc/locks")
+	if err != nil {
+		return nil
+	}
+	dev := uint64(st.Dev)
+	major, minor := (dev>>8)&0xfff|(dev>>32)&^0xfff, dev&0xff|(dev>>12)&^0xff
+	want := fmt.Sprintf("%02x:%02x:%d", major, minor, st.Ino)
+	var out []lockHolder
+	for line := range strings.Lines(string(b)) {
+		f := strings.Fields(line)
+		if len(f) < 6 || f[1] != "FLOCK" || f[5] != want {
+			continue
+		}
+		pid, err := strconv.Atoi(f[4])
+		if err != nil || pid <= 0 {
+			continue
+		}
+		h := lockHolder{pid: pid, exclusive: f[3] == "WRITE"}
+		if cmd, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid)); err == nil {
+			c := strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+			if len(c) > 80 {
+				c = c[:80] + "..."
+			}
+			h.cmd = c
+		}
+		out = append(out, h)
+	}
+	return out
+}

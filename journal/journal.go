@@ -162,6 +162,7 @@ type Journal struct {
 	cursorTimer *time.Timer       // armed while dirty is not empty
 	commitCh    chan struct{}     // closed and replaced on every commit (and on Close)
 	commits     uint64
+	damaged     map[uint64]bool // first seqs of damaged ranges journaled (see ReadPast)
 }
 
 // Open opens the journal at path, creating it (and its directory, mode
@@ -439,10 +440,19 @@ func (j *Journal) kick() {
 
 // Read returns up to max events (max <= 0: no limit) starting at seq from,
 // in order. A from below FirstSeq starts at FirstSeq; a from above LastSeq
-// gives none. The events are copies, independent of the file.
+// gives none. The events are copies, independent of the file. A damaged
+// record or page gives an error wrapping ErrCorrupt (see ReadPast).
 func (j *Journal) Read(from uint64, max int) ([]event.Event, error) {
-	var out []event.Event
-	err := j.view(func(tx *bolt.Tx) error {
+	out, err := j.read(from, max)
+	if err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// read is Read that also returns, with an error, the events read before it.
+func (j *Journal) read(from uint64, max int) (out []event.Event, err error) {
+	err = j.view(func(tx *bolt.Tx) error {
 		evb := tx.Bucket(bktEvents)
 		if evb == nil {
 			return nil
@@ -459,9 +469,16 @@ func (j *Journal) Read(from uint64, max int) ([]event.Event, error) {
 		binary.BigEndian.PutUint64(key[:], from)
 		c := evb.Cursor()
 		for k, v := c.Seek(key[:]); k != nil; k, v = c.Next() {
+			if len(k) != 8 {
+				return fmt.Errorf("journal %s: read from %d: a key of %d bytes: %w", j.path, from, len(k), ErrCorrupt)
+			}
 			ev, err := d.decode(v)
 			if err != nil {
 				return fmt.Errorf("journal %s: read event %d: %w", j.path, binary.BigEndian.Uint64(k), err)
+			}
+			// A damaged page can hand out records that still decode.
+			if ev.Seq != binary.BigEndian.Uint64(k) || (len(out) > 0 && ev.Seq <= out[len(out)-1].Seq) {
+				return fmt.Errorf("journal %s: read from %d: key %d holds event %d: %w", j.path, from, binary.BigEndian.Uint64(k), ev.Seq, ErrCorrupt)
 			}
 			out = append(out, ev)
 			if max > 0 && len(out) >= max {
@@ -470,10 +487,109 @@ func (j *Journal) Read(from uint64, max int) ([]event.Event, error) {
 		}
 		return nil
 	})
-	if err != nil {
+	return out, err
+}
+
+// Damage is the error ReadPast returns for events it cannot read (damaged
+// pages or records): the seq range First..Last. It wraps ErrCorrupt.
+type Damage struct {
+	Path        string
+	First, Last uint64
+	Err         error // the read error met at First
+}
+
+func (d *Damage) Error() string {
+	return fmt.Sprintf("journal %s: events %d to %d (%d) cannot be read, damaged: %v", d.Path, d.First, d.Last, d.Last-d.First+1, d.Err)
+}
+
+// Is makes errors.Is(d, ErrCorrupt) true.
+func (d *Damage) Is(target error) bool { return target == ErrCorrupt }
+
+// Unwrap returns the read error.
+func (d *Damage) Unwrap() error { return d.Err }
+
+// ReadPast is Read for readers that must get past damage: when the events
+// at from cannot be read, it returns a *Damage naming the unreadable range
+// (found by probing forward, then bisecting: a few dozen reads), and the
+// caller reports it and reads on from Damage.Last+1. Events before the
+// damage are returned first, without an error. On a read-write journal,
+// each damaged range is also journaled once as journal-damaged.
+func (j *Journal) ReadPast(from uint64, max int) ([]event.Event, error) {
+	evs, err := j.read(from, max)
+	if err == nil || !errors.Is(err, ErrCorrupt) || errors.Is(err, ErrClosed) {
+		if err != nil {
+			return nil, err
+		}
+		return evs, nil
+	}
+	if len(evs) > 0 {
+		return evs, nil // the damage starts after them: the next call finds it
+	}
+	bad := from
+	if first := j.FirstSeq(); bad < first {
+		bad = first
+	}
+	last := j.LastSeq()
+	if bad > last {
 		return nil, err
 	}
-	return out, nil
+	// good reports whether a read at s works, and the seq it starts at.
+	good := func(s uint64) (uint64, bool) {
+		evs, err := j.read(s, 1)
+		if err != nil {
+			return 0, false
+		}
+		if len(evs) == 0 {
+			return last + 1, true
+		}
+		return evs[0].Seq, true
+	}
+	lo, hi, hiSeq := bad, last+1, last+1 // lo is bad; hi is good (or the end)
+	for step := uint64(1); bad+step <= last; step *= 2 {
+		if seq, ok := good(bad + step); ok {
+			hi, hiSeq = bad+step, seq
+			break
+		}
+		lo = bad + step
+	}
+	for hi-lo > 1 {
+		mid := lo + (hi-lo)/2
+		if seq, ok := good(mid); ok {
+			hi, hiSeq = mid, seq
+		} else {
+			lo = mid
+		}
+	}
+	d := &Damage{Path: j.path, First: bad, Last: hiSeq - 1, Err: err}
+	j.reportDamage(d)
+	return nil, d
+}
+
+// reportDamage journals a damaged range once per Open (read-write only),
+// in its own goroutine: a reader must not wait for the writer.
+func (j *Journal) reportDamage(d *Damage) {
+	if j.opt.ReadOnly {
+		return
+	}
+	j.mu.Lock()
+	if j.damaged == nil {
+		j.damaged = make(map[uint64]bool)
+	}
+	seen := j.damaged[d.First]
+	j.damaged[d.First] = true
+	j.mu.Unlock()
+	if seen {
+		return
+	}
+	j.log.Error("journal: damaged events skipped", "path", j.path, "first_seq", d.First, "last_seq", d.Last, "err", d.Err)
+	ev := event.New(event.MonitorAgent, event.KindJournalDamaged,
+		fmt.Sprintf("Journal %s: events %d to %d cannot be read (damaged pages); readers skip them", j.path, d.First, d.Last),
+		map[string]any{"first_seq": d.First, "last_seq": d.Last, "count": d.Last - d.First + 1, "error": d.Err.Error()}).WithLevel(event.LevelError)
+	go func() { // bounded by WriteTimeout; ends with the journal (ErrClosed)
+		if _, err := j.Append(context.Background(), ev); err != nil {
+			j.log.Error("journal: journal-damaged not journaled", "path", j.path, "err", err)
+		}
+	}()
 }
 
 // Wait blocks until LastSeq() > after, ctx ends (ctx's error) or the

@@ -655,6 +655,8 @@ func TestReadOnly(t *testing.T) {
 	}
 	if _, err := journal.Open(path, journal.Options{LockTimeout: 50 * time.Millisecond}); !errors.Is(err, journal.ErrLocked) {
 		t.Errorf("read-write Open while a reader holds it = %v, want ErrLocked", err)
+	} else if want := fmt.Sprintf("is locked by a reader (pid %d", os.Getpid()); !strings.Contains(err.Error(), want) {
+		t.Errorf("read-write Open while a reader holds it: %q, want it to say %q", err, want)
 	}
 }
 
@@ -668,7 +670,12 @@ func TestLocked(t *testing.T) {
 	if d := time.Since(start); d > 5*time.Second {
 		t.Errorf("second Open took %s with a 100ms LockTimeout", d)
 	}
-	want := "journal " + j.Path() + " is locked by a running imon agent: stop it, or use imon journal/status, which ask the running agent"
+	cmd, _ := os.ReadFile("/proc/self/cmdline")
+	self := strings.TrimSpace(strings.ReplaceAll(string(cmd), "\x00", " "))
+	if len(self) > 80 {
+		self = self[:80] + "..."
+	}
+	want := fmt.Sprintf("journal %s is locked by a running imon agent (pid %d: %s): stop it, or use imon journal/status, which ask the running agent", j.Path(), os.Getpid(), self)
 	if err.Error() != want {
 		t.Errorf("message:\n got %q\nwant %q", err, want)
 	}

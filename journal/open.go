@@ -94,7 +94,7 @@ func (j *Journal) tryOpen() (db *bolt.DB, reason string, err error) {
 		}
 		return nil, reason, err
 	case errors.Is(err, berrors.ErrTimeout):
-		return nil, "", &lockedError{path: j.path, err: err}
+		return nil, "", newLockedError(j.path, err)
 	case err != nil && isBoltInvalid(err):
 		reason = fmt.Sprintf("bbolt cannot open it: %v", err)
 		return nil, reason, j.withLock(func() error { return j.corrupt(reason) })
@@ -207,7 +207,7 @@ func (j *Journal) lockFile() (*os.File, error) {
 		if !errors.Is(err, syscall.EWOULDBLOCK) || time.Now().After(deadline) {
 			_ = f.Close()
 			if errors.Is(err, syscall.EWOULDBLOCK) {
-				return nil, &lockedError{path: j.path, err: berrors.ErrTimeout}
+				return nil, newLockedError(j.path, berrors.ErrTimeout)
 			}
 			return nil, fmt.Errorf("journal %s: lock: %w", j.path, err)
 		}

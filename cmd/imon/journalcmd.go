@@ -212,31 +212,24 @@ func streamFrom(ctx context.Context, conn io.Reader, out *bufio.Writer, follow b
 // waits for them.
 var errNoJournal = errors.New("there is no journal yet")
 
-// readFile prints events from the journal file (no agent running).
+// readBatch is how many events readFile reads while it holds the file.
+const readBatch = 2048
+
+// readFile prints events from the journal file (no agent running). It
+// holds the file (a shared lock) only while it reads a batch, never while
+// it prints: a reader whose output is not drained (imon journal | less)
+// must not keep the agent from starting. The agent may take the file
+// between two batches: then it returns an error wrapping ErrLocked with
+// the last seq printed, and replay goes on through the agent.
 func readFile(cfg *config.Config, since time.Time, from uint64, print func(event.Event) error) (uint64, error) {
-	j, err := journal.Open(cfg.Journal.Path, journal.Options{ReadOnly: true})
-	if err != nil {
-		if errors.Is(err, os.ErrNotExist) {
-			return 0, fmt.Errorf("no agent answers on %s and %w at %s", cfg.Journal.Socket, errNoJournal, cfg.Journal.Path)
-		}
-		return 0, permissionHint(err, cfg.Journal.Path)
-	}
-	defer j.Close()
-	if !since.IsZero() {
-		s, err := j.SeqAt(since)
-		if err != nil {
-			return 0, err
-		}
-		from = max(from, s)
-	}
 	var last uint64
-	for {
-		evs, err := j.Read(from, 4096)
+	for first := true; ; first = false {
+		evs, damage, err := readBatchFile(cfg, since, from, first)
 		if err != nil {
-			return last, err
-		}
-		if len(evs) == 0 {
-			return last, nil
+			if first && errors.Is(err, os.ErrNotExist) {
+				return 0, fmt.Errorf("no agent answers on %s and %w at %s", cfg.Journal.Socket, errNoJournal, cfg.Journal.Path)
+			}
+			return last, permissionHint(err, cfg.Journal.Path)
 		}
 		for _, ev := range evs {
 			if err := print(ev); err != nil {
@@ -244,6 +237,42 @@ func readFile(cfg *config.Config, since time.Time, from uint64, print func(event
 			}
 			last = ev.Seq
 		}
+		if damage != nil {
+			reportDamage(damage)
+			last = damage.Last
+		}
+		if len(evs) == 0 && damage == nil {
+			return last, nil
+		}
 		from = last + 1
 	}
+}
+
+// readBatchFile opens the journal read-only, reads one batch from seq
+// from (from since, on the first batch), and closes it. A damaged range
+// met at the start of the batch is returned instead of events.
+func readBatchFile(cfg *config.Config, since time.Time, from uint64, first bool) ([]event.Event, *journal.Damage, error) {
+	j, err := journal.Open(cfg.Journal.Path, journal.Options{ReadOnly: true})
+	if err != nil {
+		return nil, nil, err
+	}
+	defer j.Close()
+	if first && !since.IsZero() {
+		s, err := j.SeqAt(since)
+		if err != nil {
+			return nil, nil, err
+		}
+		from = max(from, s)
+	}
+	evs, err := j.ReadPast(from, readBatch)
+	var d *journal.Damage
+	if errors.As(err, &d) {
+		return nil, d, nil
+	}
+	return evs, nil, err
+}
+
+// reportDamage tells the user, on stderr, which events could not be read.
+func reportDamage(d *journal.Damage) {
+	fmt.Fprintf(os.Stderr, "imon: %v: skipped\n", d)
 }
