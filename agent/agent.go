@@ -292,10 +292,37 @@ func (a *Agent) Watch(ctx context.Context) <-chan event.Event {
 }
 
 // follow calls fn for every event from seq on, waiting for new ones, until
-// ctx ends or fn returns false. Returns the next seq to read.
+// ctx ends or fn returns false. Returns the next seq to read. Damaged
+// events (journal.Damage: the journal journals journal-damaged) are
+// skipped.
 func follow(ctx context.Context, j Journal, from uint64, fn func(event.Event) bool) uint64 {
+	return followPast(ctx, j, from, fn, nil)
+}
+
+// pastReader is the journal's ReadPast (see journal.Journal.ReadPast).
+type pastReader interface {
+	ReadPast(from uint64, max int) ([]event.Event, error)
+}
+
+// followPast is follow that tells onDamage (when set) about each damaged
+// range before it skips it; onDamage returning false ends the follow.
+func followPast(ctx context.Context, j Journal, from uint64, fn func(event.Event) bool, onDamage func(*journal.Damage) bool) uint64 {
+	rp, _ := j.(pastReader)
 	for {
-		evs, err := j.Read(from, 512)
+		var evs []event.Event
+		var err error
+		if rp != nil {
+			evs, err = rp.ReadPast(from, 512)
+		} else {
+			evs, err = j.Read(from, 512)
+		}
+		if d := (*journal.Damage)(nil); errors.As(err, &d) {
+			if onDamage != nil && !onDamage(d) {
+				return from
+			}
+			from = d.Last + 1
+			continue
+		}
 		if err != nil {
 			// A read error is transient (the journal is local): retry soon.
 			select {

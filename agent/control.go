@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"imon/event"
+	"imon/journal"
 )
 
 // Request is one control-socket request: a single JSON line sent by the
@@ -25,6 +26,16 @@ type Request struct {
 	Follow bool   `json:"follow,omitempty"` // journal: keep streaming new events
 	Since  string `json:"since,omitempty"`  // journal: RFC 3339 time; events at or after it; history: first day
 	Mode   string `json:"mode,omitempty"`   // failover: primary|standby|auto
+}
+
+// DamageMsg is a line of the journal stream, {"damaged": DamageMsg},
+// sent in place of events the agent cannot read (damaged journal pages):
+// the stream goes on after LastSeq.
+type DamageMsg struct {
+	Path     string `json:"path"`
+	FirstSeq uint64 `json:"first_seq"`
+	LastSeq  uint64 `json:"last_seq"`
+	Error    string `json:"error"`
 }
 
 // Reply is the control socket's answer to status and failover requests.
@@ -194,11 +205,28 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 		if !req.Follow && from > end { // nothing to replay: do not wait for new events
 			return
 		}
-		follow(ctx, c.J, from, func(ev event.Event) bool {
+		// Whole lines only: a line that does not fit the buffer goes out
+		// alone, so that a stream that stops (the client hangs up, the
+		// agent stops) never leaves the client half a JSON line.
+		writeLine := func(v any) bool {
+			b, err := json.Marshal(v)
+			if err != nil {
+				return false
+			}
+			b = append(b, '\n')
+			if w.Available() < len(b) && w.Buffered() > 0 {
+				if err := w.Flush(); err != nil {
+					return false
+				}
+			}
+			_, err = w.Write(b)
+			return err == nil
+		}
+		followPast(ctx, c.J, from, func(ev event.Event) bool {
 			if !req.Follow && ev.Seq > end {
 				return false
 			}
-			if err := enc.Encode(ev); err != nil {
+			if !writeLine(ev) {
 				return false
 			}
 			if !req.Follow && ev.Seq == end {
@@ -213,6 +241,14 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 				}
 			}
 			return true
+		}, func(d *journal.Damage) bool {
+			// Tell the client which events it will not get, then go on.
+			if !writeLine(struct {
+				Damaged DamageMsg `json:"damaged"`
+			}{DamageMsg{Path: d.Path, FirstSeq: d.First, LastSeq: d.Last, Error: d.Err.Error()}}) || w.Flush() != nil {
+				return false
+			}
+			return req.Follow || d.Last < end
 		})
 		_ = w.Flush()
 	default:

@@ -2,12 +2,14 @@ package action
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"strings"
 	"time"
 
 	"imon/event"
+	"imon/journal"
 )
 
 // CursorName is the journal cursor of the action [Consumer].
@@ -117,18 +119,27 @@ func (c *Consumer) Run(ctx context.Context) error {
 		if ctx.Err() != nil {
 			return c.stop(ctx)
 		}
-		evs, err := c.Journal.Read(next, readBatch)
+		evs, err := c.read(next)
+		if d := (*journal.Damage)(nil); errors.As(err, &d) {
+			// Damaged pages: the events there cannot be run. Say so and go on
+			// (before: the consumer stopped there for good, silently).
+			if err := c.lost(ctx, d.First, d.Last, "damaged"); err != nil {
+				return c.stopOnCancel(ctx, err)
+			}
+			next = d.Last + 1
+			continue
+		}
 		if err != nil {
 			return fmt.Errorf("action: read journal from seq %d: %w", next, err)
 		}
 		if len(evs) > 0 && evs[0].Seq > next { // retention removed events not taken yet
-			if err := c.lost(ctx, next, evs[0].Seq-1); err != nil {
+			if err := c.lost(ctx, next, evs[0].Seq-1, "retention"); err != nil {
 				return c.stopOnCancel(ctx, err)
 			}
 		}
 		if len(evs) == 0 {
 			if first := c.Journal.FirstSeq(); next < first { // retention removed events
-				if err := c.lost(ctx, next, first-1); err != nil {
+				if err := c.lost(ctx, next, first-1, "retention"); err != nil {
 					return c.stopOnCancel(ctx, err)
 				}
 				next = first
@@ -226,26 +237,45 @@ func (c *Consumer) handle(ctx context.Context, ev event.Event) (done bool, err e
 	return true, nil
 }
 
-// lost reports events first..last that journal retention deleted before
-// the consumer took them (a slow script behind a journal that reached its
-// size bound): one action-skipped event with the count and the range, and
+// read reads the next batch, with the journal's ReadPast when it has one
+// (a *journal.Damage names a damaged range).
+func (c *Consumer) read(next uint64) ([]event.Event, error) {
+	if rp, ok := c.Journal.(interface {
+		ReadPast(from uint64, max int) ([]event.Event, error)
+	}); ok {
+		return rp.ReadPast(next, readBatch)
+	}
+	return c.Journal.Read(next, readBatch)
+}
+
+// lost reports events first..last that the consumer could not take: journal
+// retention deleted them first (reason "retention": a slow script behind a
+// journal that reached its size bound), or they sit on damaged pages
+// ("damaged"): one action-skipped event with the count and the range, and
 // a warning in the log. Without an action script nothing was lost.
-func (c *Consumer) lost(ctx context.Context, first, last uint64) error {
+func (c *Consumer) lost(ctx context.Context, first, last uint64, reason string) error {
 	if c.Action == "" || first == 0 || last < first {
+		if last >= first && first > 0 {
+			c.handled = last
+			c.Journal.SetCursor(CursorName, last)
+		}
 		return nil
 	}
 	n := last - first + 1
-	c.Logger.Warn("action: journal retention deleted events before the action script took them: not run",
-		"first_seq", first, "last_seq", last, "count", n)
+	why := "journal retention deleted them before the action runner took them (journal max-bytes or max-age too small for the backlog)"
+	if reason == "damaged" {
+		why = "they are on damaged journal pages and cannot be read"
+	}
+	c.Logger.Warn("action: events not run: "+why, "first_seq", first, "last_seq", last, "count", n, "reason", reason)
 	if err := c.flushSkips(ctx); err != nil {
 		return err
 	}
 	sk := event.New(event.MonitorAction, event.KindActionSkipped,
-		fmt.Sprintf("Action script not run for %d events (seq %d to %d): journal retention deleted them before the action runner took them (journal max-bytes or max-age too small for the backlog)", n, first, last),
-		map[string]any{"seq": first, "last_seq": last, "count": n, "reason": "retention"}).WithLevel(event.LevelWarn)
+		fmt.Sprintf("Action script not run for %d events (seq %d to %d): %s", n, first, last, why),
+		map[string]any{"seq": first, "last_seq": last, "count": n, "reason": reason}).WithLevel(event.LevelWarn)
 	sk.Instance = c.Instance
 	if _, err := c.Journal.Append(ctx, sk); err != nil {
-		return fmt.Errorf("action: journal action-skipped for seq %d-%d deleted by retention: %w", first, last, err)
+		return fmt.Errorf("action: journal action-skipped for seq %d-%d (%s): %w", first, last, reason, err)
 	}
 	c.skip = skipRun{}
 	c.handled = last

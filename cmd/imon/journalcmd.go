@@ -130,6 +130,7 @@ var knownMonitors = []string{event.MonitorUpdown, event.MonitorPing, event.Monit
 // waiting for an agent to start when none runs.
 func replay(ctx context.Context, cfg *config.Config, since time.Time, follow bool, out *bufio.Writer, print func(event.Event) error) error {
 	var next uint64 = 1
+	lockedTries := 0
 	req := agent.Request{Cmd: "journal", Follow: follow}
 	if !since.IsZero() {
 		req.Since = since.UTC().Format(time.RFC3339Nano)
@@ -156,11 +157,23 @@ func replay(ctx context.Context, cfg *config.Config, since time.Time, follow boo
 			return err
 		}
 		last, err := readFile(cfg, since, next, print)
-		if err != nil && !errors.Is(err, journal.ErrLocked) && !(follow && errors.Is(err, errNoJournal)) {
-			return err
-		}
 		if last > 0 {
 			next = last + 1
+		}
+		if errors.Is(err, journal.ErrLocked) && !follow && lockedTries < 50 {
+			// An agent took the file (it is starting): go on through its
+			// socket as soon as it listens.
+			lockedTries++
+			out.Flush()
+			select {
+			case <-ctx.Done():
+				return nil
+			case <-time.After(100 * time.Millisecond):
+			}
+			continue
+		}
+		if err != nil && !(follow && (errors.Is(err, journal.ErrLocked) || errors.Is(err, errNoJournal))) {
+			return err
 		}
 		if !follow {
 			return nil
@@ -181,11 +194,19 @@ func streamFrom(ctx context.Context, conn io.Reader, out *bufio.Writer, follow b
 	for sc.Scan() {
 		line := sc.Bytes()
 		var probe struct {
-			Error string `json:"error"`
-			OK    *bool  `json:"ok"`
+			Error   string           `json:"error"`
+			OK      *bool            `json:"ok"`
+			Damaged *agent.DamageMsg `json:"damaged"`
 		}
 		if err := json.Unmarshal(line, &probe); err == nil && probe.OK != nil {
 			return last, fmt.Errorf("agent: %s", probe.Error)
+		}
+		if probe.Damaged != nil {
+			out.Flush()
+			d := probe.Damaged
+			reportDamage(&journal.Damage{Path: d.Path, First: d.FirstSeq, Last: d.LastSeq, Err: errors.New(d.Error)})
+			last = d.LastSeq
+			continue
 		}
 		var ev event.Event
 		if err := json.Unmarshal(line, &ev); err != nil {
