@@ -77,7 +77,10 @@ func (j *Journal) fileChanged() string {
 // hold its writer lock: the db is abandoned (its descriptor closed, which
 // releases the file lock; its memory mapping is left), never used again.
 // On failure j.broken is set and commits fail until a later retry works.
-func (j *Journal) reopen(reason string, stuck bool) {
+func (j *Journal) reopen(reason string, stuck bool) { j.reopenWith(reason, stuck, "") }
+
+// reopenWith is reopen; movedAside names a file the caller moved aside.
+func (j *Journal) reopenWith(reason string, stuck bool, movedAside string) {
 	old, oldFile := j.db.Load(), j.file.Load()
 	if stuck {
 		releaseFile(oldFile)
@@ -101,7 +104,7 @@ func (j *Journal) reopen(reason string, stuck bool) {
 	aside := j.recovered
 	j.mu.Unlock()
 	if aside == asideBefore {
-		aside = ""
+		aside = movedAside
 	}
 	fresh, err := j.adopt()
 	if err != nil {
@@ -125,6 +128,27 @@ func (j *Journal) reopen(reason string, stuck bool) {
 		data["aside"] = aside
 	}
 	j.notices = append(j.notices, event.New(event.MonitorAgent, event.KindJournalRecovered, msg, data).WithLevel(event.LevelError))
+}
+
+// reopenAside is reopen for a file that passes Open's checks but fails
+// in use: it is moved aside (kept) before the reopen, so that a fresh
+// journal takes its place.
+func (j *Journal) reopenAside(reason string, stuck bool) {
+	old, oldFile := j.db.Load(), j.file.Load()
+	if stuck {
+		releaseFile(oldFile)
+	} else {
+		closeWithin(old, oldFile, time.Second)
+	}
+	j.db.Store(nil)
+	j.file.Store(nil)
+	if err := j.withLock(func() error { return j.corrupt(reason) }); err != nil {
+		j.log.Error("journal: moving the failing file aside failed", "path", j.path, "err", err)
+	}
+	j.mu.Lock()
+	aside := j.recovered
+	j.mu.Unlock()
+	j.reopenWith(reason, true, aside)
 }
 
 // closeWithin closes db, or, if that does not finish within d (a reader

@@ -192,10 +192,23 @@ func (j *Journal) update(fn func(tx *bolt.Tx) error) error {
 	if j.broken != nil {
 		return fmt.Errorf("journal %s: %s: %w: %w", j.path, reason, ErrCorrupt, j.broken)
 	}
-	err, p, _ = j.updateOnce(fn) // the reopened file: once more
+	err, p, stuck = j.updateOnce(fn) // the reopened file: once more
+	if p == nil {
+		return err
+	}
+	// The file passed Open's checks but panics again: damage the checks do
+	// not see (a branch page). Move it aside and go on in a fresh journal,
+	// rather than fail every commit (at start: a restart loop).
+	reason = fmt.Sprintf("panic in write transaction, again after reopening: %v", p)
+	j.log.Error("journal: bbolt panics again on the reopened file: moving it aside", "path", j.path, "panic", p)
+	j.reopenAside(reason, stuck)
+	if j.broken != nil {
+		return fmt.Errorf("journal %s: %s: %w: %w", j.path, reason, ErrCorrupt, j.broken)
+	}
+	err, p, stuck = j.updateOnce(fn)
 	if p != nil {
-		j.reopen(fmt.Sprintf("panic in write transaction: %v", p), true)
-		return fmt.Errorf("journal %s: %s, and again after reopening it: %v: %w", j.path, reason, p, ErrCorrupt)
+		j.reopen(fmt.Sprintf("panic in write transaction: %v", p), stuck)
+		return fmt.Errorf("journal %s: %s, and in a fresh journal: %v: %w", j.path, reason, p, ErrCorrupt)
 	}
 	return err
 }
