@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"runtime/debug"
 	"sort"
 	"sync"
@@ -162,7 +163,8 @@ type Journal struct {
 	cursorTimer *time.Timer       // armed while dirty is not empty
 	commitCh    chan struct{}     // closed and replaced on every commit (and on Close)
 	commits     uint64
-	damaged     map[uint64]bool // first seqs of damaged ranges journaled (see ReadPast)
+	damaged     map[uint64]bool            // first seqs of damaged ranges journaled (see ReadPast)
+	poisons     map[*bolt.DB]chan struct{} // see view
 }
 
 // Open opens the journal at path, creating it (and its directory, mode
@@ -274,18 +276,50 @@ func (j *Journal) load() error {
 // view runs fn in a read transaction. A panic inside bbolt (a corrupt page
 // met while reading) and a fault on the mapped file become an error
 // wrapping ErrCorrupt instead of killing the process.
-func (j *Journal) view(fn func(tx *bolt.Tx) error) (err error) {
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if p := recover(); p != nil {
-			err = fmt.Errorf("journal %s: read: panic %v: %w", j.path, p, ErrCorrupt)
-		}
-	}()
+//
+// A fault (a file truncated under its mapping) can hit bbolt while it
+// holds its meta lock (in the transaction's setup), which is then never
+// released: every later transaction of that db would wait forever. So a
+// fault poisons the db (the writer abandons and reopens it), the
+// transaction runs in its own goroutine, and a caller waiting on a
+// poisoned db gets ErrUnavailable instead of waiting forever (the
+// goroutine stays blocked: a bounded leak per incident).
+func (j *Journal) view(fn func(tx *bolt.Tx) error) error {
 	db := j.db.Load()
 	if db == nil { // abandoned by the writer, not reopened (yet)
 		return fmt.Errorf("journal %s: %w", j.path, ErrUnavailable)
 	}
-	err = db.View(fn)
+	poisoned := j.poisonChan(db)
+	select {
+	case <-poisoned:
+		return fmt.Errorf("journal %s: being reopened after a fault: %w", j.path, ErrUnavailable)
+	default:
+	}
+	done := make(chan error, 1)
+	go func() {
+		var err error
+		defer func() { done <- err }()
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if p := recover(); p != nil {
+				if _, fault := p.(runtime.Error); fault {
+					j.poison(db)
+				}
+				err = fmt.Errorf("journal %s: read: panic %v: %w", j.path, p, ErrCorrupt)
+			}
+		}()
+		err = db.View(fn)
+	}()
+	var err error
+	select {
+	case err = <-done:
+	case <-poisoned:
+		select {
+		case err = <-done:
+		case <-time.After(time.Second):
+			return fmt.Errorf("journal %s: read blocked on a faulted file: %w", j.path, errViewAbandoned)
+		}
+	}
 	if errors.Is(err, berrors.ErrDatabaseNotOpen) {
 		j.mu.Lock()
 		closed := j.closed
@@ -297,6 +331,49 @@ func (j *Journal) view(fn func(tx *bolt.Tx) error) (err error) {
 		return fmt.Errorf("journal %s: being reopened: %w", j.path, ErrUnavailable)
 	}
 	return err
+}
+
+// errViewAbandoned: view gave up on a transaction that may still run fn
+// (the caller must not use what fn fills in). It wraps ErrUnavailable.
+var errViewAbandoned = fmt.Errorf("read abandoned: %w", ErrUnavailable)
+
+// poisonChan returns the channel closed when db is poisoned (see view).
+func (j *Journal) poisonChan(db *bolt.DB) chan struct{} {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.poisons == nil {
+		j.poisons = make(map[*bolt.DB]chan struct{})
+	}
+	ch, ok := j.poisons[db]
+	if !ok {
+		ch = make(chan struct{})
+		j.poisons[db] = ch
+	}
+	return ch
+}
+
+// poison marks db as faulted: its locks may be held forever. The writer
+// abandons it and reopens the file.
+func (j *Journal) poison(db *bolt.DB) {
+	ch := j.poisonChan(db)
+	j.mu.Lock()
+	select {
+	case <-ch:
+	default:
+		close(ch)
+	}
+	j.mu.Unlock()
+	j.kick()
+}
+
+// isPoisoned reports whether db was poisoned.
+func (j *Journal) isPoisoned(db *bolt.DB) bool {
+	select {
+	case <-j.poisonChan(db):
+		return true
+	default:
+		return false
+	}
 }
 
 // Append journals evs in one transaction, in order, and returns them as
@@ -487,6 +564,9 @@ func (j *Journal) read(from uint64, max int) (out []event.Event, err error) {
 		}
 		return nil
 	})
+	if errors.Is(err, errViewAbandoned) {
+		return nil, err // fn may still be filling out
+	}
 	return out, err
 }
 

@@ -34,6 +34,15 @@ func (j *Journal) ready() error {
 		j.reopen("retrying after a failed reopen", true)
 		return j.broken
 	}
+	if db := j.db.Load(); db != nil && j.isPoisoned(db) {
+		reason := "a read faulted on the mapped file"
+		if r := j.fileChanged(); r != "" {
+			reason = r
+		}
+		j.log.Error("journal: the file faulted under the running journal: reopening it", "path", j.path, "reason", reason)
+		j.reopen(reason, true) // its locks may be held: abandon it
+		return j.broken
+	}
 	if reason := j.fileChanged(); reason != "" {
 		j.log.Error("journal: the file changed under the running journal: reopening it", "path", j.path, "reason", reason)
 		j.reopen(reason, false)

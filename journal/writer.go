@@ -215,29 +215,56 @@ func (j *Journal) update(fn func(tx *bolt.Tx) error) error {
 
 // updateOnce is one db.Update, with a panic returned as a value. stuck
 // reports that bbolt did not finish the transaction (its writer lock may
-// be held: the db must be abandoned, not used or closed).
+// be held: the db must be abandoned, not used or closed). The transaction
+// runs in its own goroutine: if a reader's fault poisons the db meanwhile
+// (see view), bbolt may wait forever on a lock the fault left held, and
+// the writer gives up on it after a grace second instead of hanging.
 func (j *Journal) updateOnce(fn func(tx *bolt.Tx) error) (err error, panicked any, stuck bool) {
 	db := j.db.Load()
-	var tx *bolt.Tx
 	j.txStart.Store(time.Now().UnixNano())
 	defer j.txStart.Store(0)
-	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
-	defer func() {
-		if p := recover(); p != nil {
-			// bbolt's Update rolls back in a deferred call, which clears
-			// tx.DB(); a rollback that panicked too (it reads the freelist
-			// page) left the writer lock held.
-			err, panicked, stuck = nil, p, tx == nil || tx.DB() != nil
-		}
+	type result struct {
+		err      error
+		panicked any
+		stuck    bool
+	}
+	done := make(chan result, 1)
+	go func() {
+		var r result
+		var tx *bolt.Tx
+		defer func() { done <- r }()
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if p := recover(); p != nil {
+				// bbolt's Update rolls back in a deferred call, which clears
+				// tx.DB(); a rollback that panicked too (it reads the
+				// freelist page) left the writer lock held.
+				r = result{nil, p, tx == nil || tx.DB() != nil}
+				if _, fault := p.(runtime.Error); fault {
+					j.poison(db)
+				}
+			}
+		}()
+		r.err = db.Update(func(t *bolt.Tx) error {
+			tx = t
+			if j.txHook != nil {
+				j.txHook(t)
+			}
+			return fn(t)
+		})
 	}()
-	err = db.Update(func(t *bolt.Tx) error {
-		tx = t
-		if j.txHook != nil {
-			j.txHook(t)
-		}
-		return fn(t)
-	})
-	return err, nil, false
+	poisoned := j.poisonChan(db)
+	select {
+	case r := <-done:
+		return r.err, r.panicked, r.stuck
+	case <-poisoned:
+	}
+	select {
+	case r := <-done:
+		return r.err, r.panicked, r.stuck
+	case <-time.After(time.Second):
+		return nil, "a read faulted on the file and this transaction is blocked", true
+	}
 }
 
 // commit writes a batch and the given cursors in one transaction, then
