@@ -8,15 +8,18 @@
 //
 // [Open] the file once per process (it is locked, see below), [Journal.Append]
 // events, and [Journal.Close] at the end. Append assigns each event its Seq
-// (gap-free, increasing from 1, never reused) and its Time (now, UTC,
-// truncated to the millisecond, never decreasing from one event to the
-// next, also across restarts), and returns the events as stored once they
-// are committed and fsynced. An event needs a Monitor and a Kind.
+// (gap-free, increasing from 1, never reused, also across a reopen after a
+// failure) and, unless the caller set one, its Time (the wall clock at the
+// commit, UTC, truncated to the millisecond), and returns the events as
+// stored once they are committed and fsynced. An event needs a Monitor and
+// a Kind. The order is the Seq: times may go back (see Time below).
 //
 // Consumers read with [Journal.Read] (from a seq, in order),
 // [Journal.Wait] (block until an event after a seq exists; every commit
-// wakes waiters, nothing polls) and [Journal.SeqAt] (the first event at or
-// after a time: a binary search, since times never decrease). Each keeps
+// wakes waiters, nothing polls), [Journal.ReadPast] (Read that names a
+// damaged range, a [*Damage], and lets the reader go on after it) and
+// [Journal.SeqAt] (the first event at or after a time: a binary search,
+// approximate around a clock jump). Each keeps
 // its position in a named cursor: [Journal.SetCursor] is kept in memory and
 // written with the next transaction (or within about a second, or at
 // Close); [Journal.SyncCursor] returns once it is durable.
@@ -38,7 +41,34 @@
 // [ErrNoSpace]; a file that reached Options.MaxFileBytes), every caller of
 // that batch gets the error, none of its events is stored, the seqs it
 // would have used are used by the next successful commit, and the writer
-// keeps going, so journaling resumes when space returns.
+// keeps going, so journaling resumes when space returns. Errors wrap
+// [ErrNoSpace], [ErrReadOnly] (EROFS), [ErrCorrupt] or [ErrUnavailable];
+// no wait for the writer lasts longer than Options.WriteTimeout.
+//
+// # Failures while open
+//
+// Before each commit the writer checks (two stats) that the file did not
+// shrink and that the path still names it. A panic inside a bbolt
+// transaction is recovered; bbolt may then still hold its writer lock (a
+// rollback that faulted) or its meta lock (a reader's transaction that
+// faulted in its setup on a truncated mapping: the db is "poisoned"), so
+// such a db is abandoned: its file lock released explicitly, its mapping
+// left. Transactions run in their own goroutine so that none waits on a
+// poisoned db. The writer then reopens the file with Open's checks: an
+// intact file is kept (the failed commit is tried once more); one that
+// fails them, or panics again, is moved aside; a fresh journal continues
+// the seqs and gets the latest index and the cursors from memory, and
+// journal-recovered is journaled first. See recover.go.
+//
+// # Time
+//
+// Event times follow the wall clock. The writer compares it with a
+// monotonic clock at each commit: a disagreement of more than 5 s, or a
+// last event more than 5 s in the future at Open, is journaled once as
+// clock-jump (data jump_s, expected, now, reason), and age retention stops
+// for the rest of the run. Age retention never deletes events of this run
+// (seq >= the first seq of this Open) before the run has lasted MaxAge by
+// the monotonic clock.
 //
 // # File layout
 //
@@ -54,12 +84,16 @@
 // A read-write Open takes an exclusive lock on the file, waiting up to
 // Options.LockTimeout (1 s by default); a read-only Open takes a shared
 // lock. Either fails with an error wrapping [ErrLocked] while the other
-// kind is held, so while the agent runs, `imon journal` and `imon status`
-// ask the agent over its socket instead of opening the file.
+// kind is held, naming the holder from /proc/locks (an agent: exclusive; a
+// reader: shared; pid and command line), so while the agent runs, `imon
+// journal` and `imon status` ask the agent over its socket instead of
+// opening the file. Readers of the file hold it only while they read a
+// batch (see cmd/imon's readFile), never while they print.
 //
 // # Retention
 //
-// With Options.MaxAge, events older than that are deleted; with
+// With Options.MaxAge, events older than that are deleted (see Time for
+// the exceptions); with
 // Options.MaxBytes, the oldest events are deleted while the live data (the
 // file less its free pages) exceeds it, down to 95% of it, so that size
 // retention runs in batches. The writer looks every 5 seconds and deletes
@@ -82,14 +116,17 @@
 // with the file locked, so the file of a running agent is never moved. A
 // read-only Open of a corrupt file returns an error wrapping [ErrCorrupt]
 // and leaves it alone. A journal written by a newer imon (a higher format
-// version) is an error, not corruption.
+// version) is an error, not corruption. Only a file recognisably bbolt is
+// moved aside: text, SQLite, random bytes, or a bbolt database without
+// imon's buckets is refused with [ErrNotJournal] ([CheckFile] is the same
+// test without opening it, for imon check).
 //
 // # Caveats
 //
 // The check at Open does not read every page (bbolt's tx.Check does, at a
 // cost that grows with the file): damage in the middle of a file shows up
-// later, as a Read error wrapping ErrCorrupt, and [Journal.Verify] finds
-// it on demand.
+// later, as a Read error wrapping ErrCorrupt (ReadPast names the range and
+// journals journal-damaged), and [Journal.Verify] finds it on demand.
 //
 // Durability holds for a crashed or killed process, and for a power loss
 // if the storage honours flushes (cheap SD cards may not). Each commit
@@ -100,10 +137,8 @@
 // grow meanwhile, so appends that need a larger file wait. Read in chunks
 // (a few thousand events), not the whole journal at once.
 //
-// After the system clock steps back, new events keep the time of the last
-// one until the clock catches up: Time order is kept, at the cost of
-// accuracy.
-//
-// When bbolt panics inside Open (a damaged file), the memory mapping it
-// made is not released: a one-off leak, before the file is moved aside.
+// When bbolt panics inside Open (a damaged file), or a db is abandoned
+// while open (see Failures while open), the memory mapping it made is not
+// released, nor a goroutine blocked on its locks: a bounded leak per
+// incident.
 package journal

@@ -710,8 +710,10 @@ func (j *Journal) LastSeq() uint64 {
 }
 
 // SeqAt returns the seq of the first event held whose Time is at or after
-// t, or LastSeq()+1 if there is none. Times never decrease along seqs, so
-// this is a binary search.
+// t, or LastSeq()+1 if there is none. It is a binary search over the
+// seqs: exact while times do not decrease, approximate around a clock
+// jump or re-appended events (the order is the seq; callers that filter
+// by time check each event's Time too).
 func (j *Journal) SeqAt(t time.Time) (uint64, error) {
 	target := t.UnixMilli()
 	if t.After(time.UnixMilli(target)) { // a sub-ms part: round up

@@ -182,7 +182,7 @@ func (j *Journal) update(fn func(tx *bolt.Tx) error) error {
 	if err := j.ready(); err != nil {
 		return err
 	}
-	err, p, stuck := j.updateOnce(fn)
+	p, stuck, err := j.updateOnce(fn)
 	if p == nil {
 		return err
 	}
@@ -192,7 +192,7 @@ func (j *Journal) update(fn func(tx *bolt.Tx) error) error {
 	if j.broken != nil {
 		return fmt.Errorf("journal %s: %s: %w: %w", j.path, reason, ErrCorrupt, j.broken)
 	}
-	err, p, stuck = j.updateOnce(fn) // the reopened file: once more
+	p, stuck, err = j.updateOnce(fn) // the reopened file: once more
 	if p == nil {
 		return err
 	}
@@ -205,7 +205,7 @@ func (j *Journal) update(fn func(tx *bolt.Tx) error) error {
 	if j.broken != nil {
 		return fmt.Errorf("journal %s: %s: %w: %w", j.path, reason, ErrCorrupt, j.broken)
 	}
-	err, p, stuck = j.updateOnce(fn)
+	p, stuck, err = j.updateOnce(fn)
 	if p != nil {
 		j.reopen(fmt.Sprintf("panic in write transaction: %v", p), stuck)
 		return fmt.Errorf("journal %s: %s, and in a fresh journal: %v: %w", j.path, reason, p, ErrCorrupt)
@@ -219,7 +219,7 @@ func (j *Journal) update(fn func(tx *bolt.Tx) error) error {
 // runs in its own goroutine: if a reader's fault poisons the db meanwhile
 // (see view), bbolt may wait forever on a lock the fault left held, and
 // the writer gives up on it after a grace second instead of hanging.
-func (j *Journal) updateOnce(fn func(tx *bolt.Tx) error) (err error, panicked any, stuck bool) {
+func (j *Journal) updateOnce(fn func(tx *bolt.Tx) error) (panicked any, stuck bool, err error) {
 	db := j.db.Load()
 	j.txStart.Store(time.Now().UnixNano())
 	defer j.txStart.Store(0)
@@ -256,14 +256,14 @@ func (j *Journal) updateOnce(fn func(tx *bolt.Tx) error) (err error, panicked an
 	poisoned := j.poisonChan(db)
 	select {
 	case r := <-done:
-		return r.err, r.panicked, r.stuck
+		return r.panicked, r.stuck, r.err
 	case <-poisoned:
 	}
 	select {
 	case r := <-done:
-		return r.err, r.panicked, r.stuck
+		return r.panicked, r.stuck, r.err
 	case <-time.After(time.Second):
-		return nil, "a read faulted on the file and this transaction is blocked", true
+		return "a read faulted on the file and this transaction is blocked", true, nil
 	}
 }
 
