@@ -24,6 +24,7 @@ import (
 	"imon/agent/command"
 	"imon/agent/monitor"
 	"imon/event"
+	"imon/journal"
 )
 
 // Journal is what the agent needs of the event journal (*journal.Journal).
