@@ -382,10 +382,12 @@ func TestFaultJournalDamagedPage(t *testing.T) {
 
 // TestFaultJournalForeignFile (issue 11.6): journal.path names an SQLite
 // database. Before, the agent renamed it *.corrupt-… and put a journal in
-// its place, and `imon check` said OK. Now `imon check` and `imon run`
-// refuse, naming the file; the file is left as it was.
+// its place, and `imon check` said OK. Now `imon check` refuses it naming
+// the file; the agent never moves or writes it (it says why, naming the
+// file, and starts degraded on the fallback journal).
 func TestFaultJournalForeignFile(t *testing.T) {
-	harness.RequireRoot(t)
+	fltRequire(t)
+	ns := harness.NewNS(t, "jforeign")
 	dir := fltDir(t)
 	cfg := fjPingConfig(t, dir, "jforeign")
 	path := filepath.Join(dir, "jforeign.db")
@@ -393,17 +395,21 @@ func TestFaultJournalForeignFile(t *testing.T) {
 	if err := os.WriteFile(path, orig, 0o600); err != nil {
 		t.Fatal(err)
 	}
-	for _, args := range [][]string{{"check", "--config", cfg}, {"run", "--config", cfg, "--nosyslog"}} {
-		stdout, stderr, err := fjRun(t, harness.Command(t, "", args...), 20*time.Second)
-		out := append(stdout, stderr...)
-		var ee *exec.ExitError
-		if !errors.As(err, &ee) || ee.ExitCode() == 0 {
-			t.Errorf("imon %s: %v, want a refusal\n%s", args[0], err, out)
-		}
-		if !strings.Contains(string(out), path) || !strings.Contains(string(out), "SQLite") {
-			t.Errorf("imon %s does not name the file and what it is:\n%s", args[0], out)
-		}
+	stdout, stderr, err := fjRun(t, harness.Command(t, "", "check", "--config", cfg), 20*time.Second)
+	out := append(stdout, stderr...)
+	var ee *exec.ExitError
+	if !errors.As(err, &ee) || ee.ExitCode() == 0 {
+		t.Errorf("imon check: %v, want a refusal\n%s", err, out)
 	}
+	if !bytes.Contains(out, []byte(path)) || !bytes.Contains(out, []byte("SQLite")) {
+		t.Errorf("imon check does not name the file and what it is:\n%s", out)
+	}
+	a := fltStart(t, ns.Name, cfg)
+	fltWaitUntil(t, 20*time.Second, "the agent to say why it does not use the file", func() bool {
+		o := a.Output()
+		return a.Exited() || (strings.Contains(o, path) && strings.Contains(o, "SQLite"))
+	})
+	fjTerm(t, a, 5*time.Second)
 	now, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(now, orig) {
 		t.Errorf("the SQLite file was changed or moved: %v", err)
