@@ -132,7 +132,7 @@ type Journal struct {
 
 	// Owned by the writer goroutine (and by Open before it starts).
 	file      atomic.Pointer[os.File] // bbolt's descriptor of db: closing it releases the lock
-	fileSize  int64                   // size of the file at the last check (see fileChanged)
+	fileSize  atomic.Int64            // size of the file at the last check (see fileChanged)
 	clockWall time.Time               // wall time at the last clock check
 	clockMono time.Duration           // mono at the last clock check
 	notices   []event.Event           // the journal's own events, journaled with the next commit
@@ -302,7 +302,7 @@ func (j *Journal) view(fn func(tx *bolt.Tx) error) error {
 		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 		defer func() {
 			if p := recover(); p != nil {
-				if _, fault := p.(runtime.Error); fault {
+				if _, fault := p.(runtime.Error); fault && j.shrank() {
 					j.poison(db)
 				}
 				err = fmt.Errorf("journal %s: read: panic %v: %w", j.path, p, ErrCorrupt)
@@ -364,6 +364,19 @@ func (j *Journal) poison(db *bolt.DB) {
 	}
 	j.mu.Unlock()
 	j.kick()
+}
+
+// shrank reports whether the open file is now shorter than when last
+// checked: a fault then comes from pages cut off under the mapping (and
+// may have left bbolt's locks held), not from a damaged page, which
+// readers get past (see ReadPast) without reopening anything.
+func (j *Journal) shrank() bool {
+	f := j.file.Load()
+	if f == nil {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Size() < j.fileSize.Load()
 }
 
 // isPoisoned reports whether db was poisoned.

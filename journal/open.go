@@ -104,7 +104,7 @@ func (j *Journal) tryOpen() (db *bolt.DB, reason string, err error) {
 
 	if file != nil {
 		if fi, err := file.Stat(); err == nil {
-			j.fileSize = fi.Size()
+			j.fileSize.Store(fi.Size())
 		}
 	}
 	j.file.Store(file)

@@ -64,10 +64,10 @@ func (j *Journal) fileChanged() string {
 	if err != nil {
 		return ""
 	}
-	if fi.Size() < j.fileSize {
-		return fmt.Sprintf("the file was truncated while open (%d bytes, was %d)", fi.Size(), j.fileSize)
+	if was := j.fileSize.Load(); fi.Size() < was {
+		return fmt.Sprintf("the file was truncated while open (%d bytes, was %d)", fi.Size(), was)
 	}
-	j.fileSize = fi.Size()
+	j.fileSize.Store(fi.Size())
 	pfi, err := os.Stat(j.path)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):

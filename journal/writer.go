@@ -240,7 +240,7 @@ func (j *Journal) updateOnce(fn func(tx *bolt.Tx) error) (panicked any, stuck bo
 				// tx.DB(); a rollback that panicked too (it reads the
 				// freelist page) left the writer lock held.
 				r = result{nil, p, tx == nil || tx.DB() != nil}
-				if _, fault := p.(runtime.Error); fault {
+				if _, fault := p.(runtime.Error); fault && j.shrank() {
 					j.poison(db)
 				}
 			}
