@@ -41,6 +41,7 @@ func cmdRun(args []string) error {
 	if err := config.CheckInstances(cfg).Err(); err != nil {
 		return err
 	}
+	tuneRuntime()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 1)

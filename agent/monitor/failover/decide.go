@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -155,9 +156,12 @@ func Decide(s State, in Input, now time.Time) (State, []Effect) {
 	d := &decider{s: s, now: now}
 	d.input(in)
 	d.settle()
-	snap := event.MustJSON(d.s.Snapshot(now))
+	var snap json.RawMessage // only when something is emitted: most inputs (probe outcomes) emit nothing
 	for i, e := range d.out {
 		if em, ok := e.(Emit); ok {
+			if snap == nil {
+				snap = event.MustJSON(d.s.Snapshot(now))
+			}
 			em.Event.State = snap
 			d.out[i] = em
 		}
