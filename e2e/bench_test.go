@@ -554,7 +554,7 @@ func benchResources(b *testing.B, pid int, warm, d time.Duration) {
 	time.Sleep(warm)
 	hz := benchClockTick()
 	var rss []float64
-	t0, c0 := time.Now(), benchCPUTicks(b, pid)
+	t0, c0, s0 := time.Now(), benchCPUTicks(b, pid), ctxSwitches(b, pid)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for b.Loop() {
@@ -564,11 +564,13 @@ func benchResources(b *testing.B, pid int, warm, d time.Duration) {
 		}
 	}
 	cpu := (benchCPUTicks(b, pid) - c0) / hz / time.Since(t0).Seconds() * 100
+	cs := (ctxSwitches(b, pid) - s0) / time.Since(t0).Seconds()
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(benchMedian(rss), "rss-MiB")
 	b.ReportMetric(slices.Max(rss), "rss-max-MiB")
 	b.ReportMetric(benchMemKiB(b, pid, "VmHWM")/1024, "rss-peak-MiB")
 	b.ReportMetric(cpu, "cpu-%")
+	b.ReportMetric(cs, "cs/s")
 	b.ReportMetric(time.Since(t0).Seconds(), "sampled-s")
 }
 
