@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"runtime"
 	"strconv"
 	"strings"
 	"time"
@@ -182,6 +183,8 @@ func (t *target) drain() {
 
 func grid(streams, rounds, carriers []string) error {
 	const tick = 250 * time.Millisecond
+	runtime.GOMAXPROCS(1) // as imon runs
+
 	id := uint16(os.Getpid())
 	var ts []*target
 	for _, s := range append(streams, rounds...) {
