@@ -76,8 +76,30 @@ func Shared() *Engine {
 	return sharedEngine
 }
 
+// stampKeeper holds, for the life of the process, one socket with
+// SO_TIMESTAMPNS set. The kernel stamps arriving packets only while some
+// socket asks for stamps, and switches that on from a work queue a moment
+// after the first one does: a reply arriving in that moment is stamped when
+// it is read, a tick late. Without the keeper that happened to the first
+// reply on every new socket of an otherwise idle host (a ping round's, every
+// round: RTTs of 250 ms on a LAN).
+var stampKeeper sync.Once
+
+func keepStamps() {
+	stampKeeper.Do(func() {
+		fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, 0)
+		if err != nil {
+			return
+		}
+		if unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1) != nil {
+			unix.Close(fd)
+		}
+	})
+}
+
 // NewEngine returns an engine ticking every grid (Grid if <= 0).
 func NewEngine(grid time.Duration) *Engine {
+	keepStamps()
 	if grid <= 0 {
 		grid = Grid
 	}
@@ -246,11 +268,14 @@ func (e *Engine) release(s *rawSock) {
 
 // send sends one echo request on s to dst; owner is st or rd. Called with
 // e.mu held, on a tick.
-func (e *Engine) send(s *rawSock, dst netip.Addr, size int, wait time.Duration, f *inflight) error {
+func (e *Engine) send(s *rawSock, dst netip.Addr, size int, wait time.Duration, f *inflight, offGrid bool) error {
 	e.serial++
 	s.seq++
 	f.serial, f.dst = e.serial, dst
 	f.dueK = e.k + e.ticks(wait, 1)
+	if offGrid { // sent after tick k: its wait ends after tick k+ticks(wait)
+		f.dueK++
+	}
 	n := 8 + max(size, payloadHead)
 	if cap(e.sendBuf) < n {
 		e.sendBuf = make([]byte, n)
@@ -441,6 +466,13 @@ func (e *Engine) loop() {
 		case <-e.kick:
 			e.mu.Lock()
 			e.reap()
+			// A new round sends its first request now rather than at the
+			// next tick: a round costs its budget, not a tick more.
+			for _, rd := range e.rounds {
+				if rd.nextK < 0 {
+					rd.due(e, true)
+				}
+			}
 		}
 		if len(e.streams) == 0 && len(e.rounds) == 0 && len(e.carriers) == 0 {
 			e.running = false
@@ -479,7 +511,7 @@ func (e *Engine) tick() {
 		st.due(e)
 	}
 	for _, rd := range e.rounds {
-		rd.due(e)
+		rd.due(e, false)
 	}
 	for _, c := range e.carriers {
 		c.read()
@@ -604,7 +636,7 @@ func (st *estream) due(e *Engine) {
 	st.nextK = e.k + st.spacingK
 	st.seq++
 	f := &inflight{st: st, idx: int(st.seq)}
-	if err := e.send(st.sock, st.addr, st.opt.Size, st.opt.Wait, f); err != nil {
+	if err := e.send(st.sock, st.addr, st.opt.Size, st.opt.Wait, f, false); err != nil {
 		st.emit(Outcome{Seq: st.seq, Sent: f.sent, At: f.sent, Err: err})
 	}
 }
@@ -686,6 +718,7 @@ func (e *Engine) Ping(ctx context.Context, addr netip.Addr, opt PingOptions, log
 	e.rounds = append(e.rounds, rd)
 	e.start()
 	e.mu.Unlock()
+	e.wake() // the first request goes out at once
 	select {
 	case r := <-rd.done:
 		if rd.sendErr != nil && log != nil {
@@ -698,7 +731,7 @@ func (e *Engine) Ping(ctx context.Context, addr netip.Addr, opt PingOptions, log
 	}
 }
 
-func (rd *round) due(e *Engine) {
+func (rd *round) due(e *Engine, offGrid bool) {
 	if rd.finished || rd.sent >= rd.opt.Count {
 		return
 	}
@@ -711,7 +744,7 @@ func (rd *round) due(e *Engine) {
 	rd.nextK = e.k + rd.spacingK
 	f := &inflight{rd: rd, idx: rd.sent}
 	rd.sent++
-	if err := e.send(rd.sock, rd.addr, rd.opt.Size, rd.opt.Wait, f); err != nil {
+	if err := e.send(rd.sock, rd.addr, rd.opt.Size, rd.opt.Wait, f, offGrid); err != nil {
 		if rd.sendErr == nil {
 			rd.sendErr = err
 		}

@@ -33,9 +33,10 @@
 //
 // The grid quantises: a stream's spacing and a probe's wait are rounded up
 // to whole ticks for scheduling (a reply counts when its exact RTT is within
-// Wait), the first request of a round on a running engine waits for the
-// next tick, and a round ends at the tick after the reply or loss that ends
-// it: up to two ticks later than the budget.
+// Wait). The first request of a round goes out at once, off the grid (so the
+// first gap may be up to a tick shorter than Spacing), the others on ticks,
+// and a round ends at the tick after the reply or loss that ends it: up to
+// about two ticks later than the budget.
 //
 // This replaces pro-bing (the design card's choice) everywhere: each
 // pro-bing pinger has its own socket and a receive goroutine polling with
