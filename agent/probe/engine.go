@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"net/netip"
 	"sync"
 	"time"
@@ -479,7 +480,7 @@ func (e *Engine) loop() {
 			e.mu.Unlock()
 			return
 		}
-		next := e.epoch.Add(time.Duration(e.k+1) * e.grid)
+		next := e.epoch.Add(time.Duration(e.nextDue()) * e.grid)
 		e.mu.Unlock()
 		if !timer.Stop() {
 			select {
@@ -489,6 +490,32 @@ func (e *Engine) loop() {
 		}
 		timer.Reset(max(time.Until(next), time.Millisecond))
 	}
+}
+
+// nextDue is the next tick with work. Every tick while a probe is in flight,
+// a round runs, a new stream waits for its first send, a consumer has
+// outcomes waiting, or only carriers are watched; otherwise the tick of the
+// next send. So outcomes come exactly as on a full grid (a reply is read at
+// the first tick after it arrived), while a slow stream (at the default
+// intervals one request every 2.5 s) leaves the ticks in between out:
+// carriers are then read on the ticks that remain. Called with e.mu held.
+func (e *Engine) nextDue() int64 {
+	next := int64(math.MaxInt64)
+	if len(e.rounds) > 0 || (len(e.streams) == 0 && len(e.carriers) > 0) {
+		return e.k + 1
+	}
+	for _, s := range e.socks {
+		if len(s.pending) > 0 {
+			return e.k + 1
+		}
+	}
+	for _, st := range e.streams {
+		if st.nextK < 0 || len(st.queue) > 0 {
+			return e.k + 1
+		}
+		next = min(next, st.nextK)
+	}
+	return max(next, e.k+1)
 }
 
 // tick is one grid tick: read, settle, send, carriers, deliver. Called with
@@ -621,6 +648,7 @@ func (e *Engine) Stream(ctx context.Context, addr netip.Addr, opt StreamOptions,
 		spacingK: e.ticks(opt.Spacing, 1), nextK: -1, out: make(chan Outcome, 64)}
 	e.streams = append(e.streams, st)
 	e.start()
+	e.wake() // a sleeping loop plans its next tick again
 	context.AfterFunc(ctx, e.wake)
 	return st.out, nil
 }
@@ -799,6 +827,7 @@ func (e *Engine) WatchCarrier(ctx context.Context, ifname string) <-chan bool {
 	defer e.mu.Unlock()
 	e.carriers = append(e.carriers, c)
 	e.start()
+	e.wake()
 	context.AfterFunc(ctx, e.wake)
 	return c.out
 }

@@ -28,8 +28,11 @@
 // the probes whose wait ran out, sends what is due, reads the carriers
 // watched with [Engine.WatchCarrier] (pread of an open sysfs file) and
 // hands each stream its outcomes. Sockets never wake the process: the cost
-// is the timer's four wakeups a second, shared by all monitors, and the
-// goroutine stops when no probe, round or watch is left.
+// is the timer's wakeups, at most four a second shared by all monitors. The
+// loop skips the ticks without work (nothing in flight, no round, nothing
+// due: at the default intervals a stream sends every 2.5 s and its reply is
+// read one tick later), and the goroutine stops when no probe, round or
+// watch is left.
 //
 // The grid quantises: a stream's spacing and a probe's wait are rounded up
 // to whole ticks for scheduling (a reply counts when its exact RTT is within
