@@ -442,7 +442,9 @@ func (e *Engine) start() {
 	}
 	e.running = true
 	e.epoch = time.Now()
-	e.k = -1 // the first tick is at once: a round on an idle engine does not wait
+	// Tick 0 is now; the loop's first wakeup is tick 1. Whoever started it
+	// wakes it at once: a round's first request goes out then.
+	e.k = -1
 	go e.loop()
 }
 
@@ -455,7 +457,7 @@ func (e *Engine) wake() {
 }
 
 func (e *Engine) loop() {
-	timer := time.NewTimer(0)
+	timer := time.NewTimer(e.grid)
 	defer timer.Stop()
 	for {
 		select {
