@@ -554,7 +554,7 @@ func benchResources(b *testing.B, pid int, warm, d time.Duration) {
 	time.Sleep(warm)
 	hz := benchClockTick()
 	var rss []float64
-	t0, c0 := time.Now(), benchCPUTicks(b, pid)
+	t0, c0, s0 := time.Now(), benchCPUTicks(b, pid), ctxSwitches(b, pid)
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	for b.Loop() {
@@ -564,11 +564,13 @@ func benchResources(b *testing.B, pid int, warm, d time.Duration) {
 		}
 	}
 	cpu := (benchCPUTicks(b, pid) - c0) / hz / time.Since(t0).Seconds() * 100
+	cs := (ctxSwitches(b, pid) - s0) / time.Since(t0).Seconds()
 	b.ReportMetric(0, "ns/op")
 	b.ReportMetric(benchMedian(rss), "rss-MiB")
 	b.ReportMetric(slices.Max(rss), "rss-max-MiB")
 	b.ReportMetric(benchMemKiB(b, pid, "VmHWM")/1024, "rss-peak-MiB")
 	b.ReportMetric(cpu, "cpu-%")
+	b.ReportMetric(cs, "cs/s")
 	b.ReportMetric(time.Since(t0).Seconds(), "sampled-s")
 }
 
@@ -630,7 +632,7 @@ var benchWhoami = dns.HandlerFunc(func(w dns.ResponseWriter, r *dns.Msg) {
 
 // benchDDNSProviders starts three whoami DNS operators in the testbed's
 // inet and returns them as ddns providers.
-func benchDDNSProviders(b *testing.B, bed *testbed.Bed) []string {
+func benchDDNSProviders(b testing.TB, bed *testbed.Bed) []string {
 	addrs := []netip.Addr{testbed.DNSAddr, netip.MustParseAddr("203.0.113.54"), netip.MustParseAddr("203.0.113.55")}
 	var ps []string
 	for i, a := range addrs {
@@ -658,7 +660,7 @@ func benchDDNSProviders(b *testing.B, bed *testbed.Bed) []string {
 // agent runs in a network namespace; a unix socket is reachable from any)
 // and returns it with the agent's mqtt config section, or nil and "" when
 // Mosquitto is not installed (and CI is not set).
-func benchMosquitto(b *testing.B) (*mqtttest.Broker, string) {
+func benchMosquitto(b testing.TB) (*mqtttest.Broker, string) {
 	if _, err := os.Stat(mqtttest.Binary); err != nil && os.Getenv("CI") != "true" {
 		b.Logf("mosquitto not installed: measured without MQTT")
 		return nil, ""
@@ -860,60 +862,76 @@ func BenchmarkManualFailover(b *testing.B) {
 
 // BenchmarkCPUFloor measures what imon's CPU figure is made of, without
 // imon: e2e/cpufloor run in the updown benchmarks' host namespace as (1)
-// one bare pro-bing pinger sending 4 requests/s to the target (what
-// updown's probe stream does at interval 1, pingcount 2) and (2) a Go
-// ticker firing 25 times a second (about the wakeups of pro-bing's receive
-// loop). CPU over half the resource sampling time after 5 s; reported, no
-// target: it is the floor under BenchmarkResourcesUpdownPing's CPU.
+// the probe engine's design alone (one goroutine on a 250 ms grid, raw
+// sockets read without blocking) with updown's stream at interval 1 (4
+// requests/s), (2) one bare pro-bing pinger doing the same (what imon used
+// before the engine) and (3) a Go ticker firing 25 times a second (about
+// the wakeups of pro-bing's receive loop). CPU and context switches over
+// half the resource sampling time after 5 s; reported, no target.
 func BenchmarkCPUFloor(b *testing.B) {
 	bed := benchNewUpdownBed(b)
-	bin := filepath.Join(bed.dir, "cpufloor")
-	build := exec.Command("go", "build", "-o", bin, "./cpufloor")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("go build ./cpufloor: %v\n%s", err, out)
-	}
 	_, d := benchResourceTimes()
 	d /= 2
-	measure := func(args ...string) float64 {
-		cmd := exec.Command("ip", append([]string{"netns", "exec", bed.host.Name, bin}, args...)...)
-		var out cliBuffer
-		cmd.Stdout, cmd.Stderr = &out, &out
-		if err := cmd.Start(); err != nil {
-			b.Fatal(err)
-		}
-		defer func() {
-			_ = cmd.Process.Kill()
-			_ = cmd.Wait()
-		}()
-		// ip netns exec execs the program: the pid is cpufloor's.
-		deadline := time.Now().Add(5 * time.Second)
-		for {
-			comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
-			if err == nil && strings.TrimSpace(string(comm)) == "cpufloor" {
-				break
-			}
-			if time.Now().After(deadline) {
-				b.Fatalf("cpufloor %q did not start: %s", args, out.String())
-			}
-			time.Sleep(10 * time.Millisecond)
-		}
-		time.Sleep(5 * time.Second) // warm-up, as in benchResources
-		hz := benchClockTick()
-		t0, c0 := time.Now(), benchCPUTicks(b, cmd.Process.Pid)
-		time.Sleep(d)
-		cpu := (benchCPUTicks(b, cmd.Process.Pid) - c0) / hz / time.Since(t0).Seconds() * 100
-		if s := out.String(); s != "" {
-			b.Errorf("cpufloor %q said: %s", args, s)
-		}
-		return cpu
-	}
-	var probing, ticker float64
+	var grid, probing, ticker [2]float64
 	for b.Loop() {
-		probing = measure("-mode", "pro-bing", "-addr", benchTgtIP)
-		ticker = measure("-mode", "ticker")
+		grid[0], grid[1] = runFloor(b, bed.host.Name, bed.dir, d, "-mode", "grid", "-stream", benchTgtIP)
+		probing[0], probing[1] = runFloor(b, bed.host.Name, bed.dir, d, "-mode", "pro-bing", "-addr", benchTgtIP)
+		ticker[0], ticker[1] = runFloor(b, bed.host.Name, bed.dir, d, "-mode", "ticker")
 	}
 	b.ReportMetric(0, "ns/op")
-	b.ReportMetric(probing, "cpu-%-pro-bing")
-	b.ReportMetric(ticker, "cpu-%-ticker-25hz")
+	b.ReportMetric(grid[0], "cpu-%-grid")
+	b.ReportMetric(grid[1], "cs/s-grid")
+	b.ReportMetric(probing[0], "cpu-%-pro-bing")
+	b.ReportMetric(probing[1], "cs/s-pro-bing")
+	b.ReportMetric(ticker[0], "cpu-%-ticker-25hz")
+	b.ReportMetric(ticker[1], "cs/s-ticker-25hz")
 	b.ReportMetric(d.Seconds(), "sampled-s")
+}
+
+// runFloor builds e2e/cpufloor into dir (once), runs it with args in
+// namespace ns, waits 5 s and returns its CPU (% of a core) and context
+// switches a second over d.
+func runFloor(tb testing.TB, ns, dir string, d time.Duration, args ...string) (cpu, cs float64) {
+	tb.Helper()
+	bin := filepath.Join(dir, "cpufloor")
+	if _, err := os.Stat(bin); err != nil {
+		build := exec.Command("go", "build", "-o", bin, "./cpufloor")
+		if out, err := build.CombinedOutput(); err != nil {
+			tb.Fatalf("go build ./cpufloor: %v\n%s", err, out)
+		}
+	}
+	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
+	var out cliBuffer
+	cmd.Stdout, cmd.Stderr = &out, &out
+	if err := cmd.Start(); err != nil {
+		tb.Fatal(err)
+	}
+	defer func() {
+		_ = cmd.Process.Kill()
+		_ = cmd.Wait()
+	}()
+	// ip netns exec execs the program: the pid is cpufloor's.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		comm, err := os.ReadFile(fmt.Sprintf("/proc/%d/comm", cmd.Process.Pid))
+		if err == nil && strings.TrimSpace(string(comm)) == "cpufloor" {
+			break
+		}
+		if time.Now().After(deadline) {
+			tb.Fatalf("cpufloor %q did not start: %s", args, out.String())
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	time.Sleep(5 * time.Second) // warm-up
+	hz := benchClockTick()
+	pid := cmd.Process.Pid
+	t0, c0, s0 := time.Now(), benchCPUTicks(tb, pid), ctxSwitches(tb, pid)
+	time.Sleep(d)
+	el := time.Since(t0).Seconds()
+	cpu = (benchCPUTicks(tb, pid) - c0) / hz / el * 100
+	cs = (ctxSwitches(tb, pid) - s0) / el
+	if s := out.String(); s != "" {
+		tb.Errorf("cpufloor %q said: %s", args, s)
+	}
+	return cpu, cs
 }

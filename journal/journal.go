@@ -59,8 +59,10 @@ const (
 	lingerEnough = 256
 	// cursorFlushDelay is how long a SetCursor may stay only in memory.
 	cursorFlushDelay = time.Second
-	// retentionInterval is how often the writer looks for events to expire.
-	retentionInterval = 5 * time.Second
+	// retentionInterval is how often the writer looks for events to expire
+	// (a pass is a write transaction, two fdatasyncs, even with nothing to
+	// delete: once a minute keeps an idle agent idle).
+	retentionInterval = 60 * time.Second
 	// retentionBusyInterval is the pause between two retention transactions
 	// while a backlog is being deleted, so that appends get in between.
 	retentionBusyInterval = 20 * time.Millisecond

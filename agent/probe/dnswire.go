@@ -8,6 +8,7 @@ import (
 	"io"
 	"net"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/miekg/dns"
@@ -52,6 +53,10 @@ func (e *BadReplyError) Error() string { return e.Reason }
 // maxDNSMessage is the largest DNS message (the TCP length prefix's limit);
 // UDP reads use a buffer this large so that nothing is silently cut.
 const maxDNSMessage = 65535
+
+// udpBufs holds the UDP read buffers (nothing keeps a reference: a reply is
+// unpacked, a bad one copied, before the buffer goes back).
+var udpBufs = sync.Pool{New: func() any { b := make([]byte, maxDNSMessage); return &b }}
 
 // Exchange sends m to addr ("IP:port") over UDP, family "" (either), "4"
 // or "6", and returns the reply carrying m's ID; a truncated UDP reply is
@@ -98,7 +103,9 @@ func (t DNSTransport) exchangeUDP(ctx context.Context, id uint16, wire []byte, n
 	defer done()
 	tries := max(t.UDPTries, 1)
 	deadline, hasDeadline := ctx.Deadline()
-	buf := make([]byte, maxDNSMessage)
+	bp := udpBufs.Get().(*[]byte) // 64 KiB per query was most of a ddns round's garbage
+	defer udpBufs.Put(bp)
+	buf := *bp
 	var bad *BadReplyError
 	for try := 1; ; try++ {
 		if _, err := c.Write(wire); err != nil {

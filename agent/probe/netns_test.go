@@ -64,10 +64,12 @@ func TestNetnsChild(t *testing.T) {
 		if r.Min <= 0 || r.Min > r.Avg || r.Avg > r.Max || r.Max > 100*time.Millisecond {
 			t.Errorf("rtts min %v avg %v max %v", r.Min, r.Avg, r.Max)
 		}
-		// All replies in: returns right after the last one, not at the
-		// budget (2*100ms + 1s).
-		if el > 600*time.Millisecond {
-			t.Errorf("took %v, want about 200ms", el)
+		// All replies in: returns at the tick after the last one, not at
+		// the budget. On the grid: first send at the next tick (<= 250ms),
+		// the spacing rounded up to 250ms, the last reply read one tick
+		// later: <= 1s, against 1.5s for the budget on the grid.
+		if el > 1250*time.Millisecond {
+			t.Errorf("took %v, want at most 4 ticks", el)
 		}
 	})
 
@@ -112,8 +114,11 @@ func TestNetnsChild(t *testing.T) {
 		if r.Alive() || r.Loss != 1 || r.Sent != 2 || r.Recv != 0 {
 			t.Fatalf("result %+v", r)
 		}
-		if el < opt.Budget()-50*time.Millisecond || el > opt.Budget()+slack {
-			t.Errorf("took %v, want about %v", el, opt.Budget())
+		// On the grid: the first request at once, the second at the next
+		// tick, its 300ms wait settled at the second tick after that: 2 to
+		// 3 ticks.
+		if el < 2*probe.Grid-50*time.Millisecond || el > 3*probe.Grid+slack {
+			t.Errorf("took %v, want 2 to 3 ticks (%v)", el, probe.Grid)
 		}
 	})
 
@@ -126,8 +131,8 @@ func TestNetnsChild(t *testing.T) {
 		if r.Alive() || r.Loss != 1 {
 			t.Fatalf("result %+v", r)
 		}
-		if el := time.Since(start); el > slack {
-			t.Errorf("took %v; a send error is known at once", el)
+		if el := time.Since(start); el > 2*probe.Grid+slack {
+			t.Errorf("took %v; a send error is known at once (two requests on two ticks)", el)
 		}
 	})
 
@@ -163,9 +168,18 @@ func TestNetnsChild(t *testing.T) {
 
 	t.Run("Stream", func(t *testing.T) {
 		sp := probe.NewPinger(nil)
-		sp.GenerationLength = 200 * time.Millisecond // 4 probes per pro-bing pinger: exercise the chaining
 		sctx, cancel := context.WithCancel(ctx)
-		opt := probe.StreamOptions{Spacing: 50 * time.Millisecond, Wait: 300 * time.Millisecond}
+		// A round and another stream share the engine meanwhile.
+		other, err := sp.Stream(sctx, tb.AddrB6, probe.StreamOptions{Spacing: 500 * time.Millisecond, Wait: time.Second})
+		if err != nil {
+			t.Fatal(err)
+		}
+		go func() {
+			for range other { //nolint:revive // drained until the stream closes
+			}
+		}()
+		go func() { _, _ = sp.Ping(sctx, tb.AddrB, probe.PingOptions{Count: 4, Spacing: 250 * time.Millisecond}) }()
+		opt := probe.StreamOptions{Spacing: 250 * time.Millisecond, Wait: 300 * time.Millisecond}
 		ch, err := sp.Stream(sctx, tb.AddrB, opt)
 		if err != nil {
 			t.Fatal(err)
@@ -185,8 +199,7 @@ func TestNetnsChild(t *testing.T) {
 			}
 			return probe.Outcome{}
 		}
-		// Up: 12 replies over three generations, Seq gap-free. Replies may
-		// overtake each other where two generations overlap: sort by Seq.
+		// Up: 12 replies, Seq gap-free (sorted by Seq all the same).
 		got := make([]probe.Outcome, 12)
 		for range 12 {
 			o := next()
@@ -207,9 +220,9 @@ func TestNetnsChild(t *testing.T) {
 			}
 		}
 		first, last := got[0], got[11]
-		// Paced: 11 gaps of 50ms (lenient: the test machine is shared).
-		if span := last.Sent.Sub(first.Sent); span < 400*time.Millisecond || span > 1500*time.Millisecond {
-			t.Errorf("12 probes spread over %v, want ~550ms", span)
+		// Paced: 11 gaps of 250ms (lenient: the test machine is shared).
+		if span := last.Sent.Sub(first.Sent); span < 2500*time.Millisecond || span > 3500*time.Millisecond {
+			t.Errorf("12 probes spread over %v, want ~2.75s", span)
 		}
 		// Blackholed: losses, each reported Wait after its send.
 		blackhole(true)
@@ -225,7 +238,8 @@ func TestNetnsChild(t *testing.T) {
 				t.Fatal("no loss streak after blackholing")
 			}
 		}
-		if el := time.Since(cut); el > opt.Wait+3*opt.Spacing+slack {
+		// On the grid: the 300ms wait is settled two ticks after a send.
+		if el := time.Since(cut); el > 2*probe.Grid+3*opt.Spacing+slack {
 			t.Errorf("3 losses took %v after the cut", el)
 		}
 		// Back: replies again.

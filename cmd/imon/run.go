@@ -41,6 +41,7 @@ func cmdRun(args []string) error {
 	if err := config.CheckInstances(cfg).Err(); err != nil {
 		return err
 	}
+	tuneRuntime()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	sigs := make(chan os.Signal, 1)
@@ -49,7 +50,14 @@ func cmdRun(args []string) error {
 	done := make(chan struct{})
 	var watcher sync.WaitGroup
 	watcher.Go(func() { stopOnSignal(sigs, cancel, done, cfg.Journal.Socket) })
+	released := make(chan struct{})
+	go func() { // owned here: stops with ctx, waited for below
+		defer close(released)
+		releasePages(ctx)
+	}()
 	err = run(ctx, cfg, *nosyslog, os.Args)
+	cancel()
+	<-released
 	close(done)
 	watcher.Wait()
 	return err

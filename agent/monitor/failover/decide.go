@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"encoding/json"
 	"fmt"
 	"net/netip"
 	"time"
@@ -155,9 +156,12 @@ func Decide(s State, in Input, now time.Time) (State, []Effect) {
 	d := &decider{s: s, now: now}
 	d.input(in)
 	d.settle()
-	snap := event.MustJSON(d.s.Snapshot(now))
+	var snap json.RawMessage // only when something is emitted: most inputs (probe outcomes) emit nothing
 	for i, e := range d.out {
 		if em, ok := e.(Emit); ok {
+			if snap == nil {
+				snap = event.MustJSON(d.s.Snapshot(now))
+			}
 			em.Event.State = snap
 			d.out[i] = em
 		}
@@ -552,10 +556,16 @@ func Next(s State, now time.Time) time.Time {
 	if p := s.preferred(); p >= 0 && s.Hold > s.p.Hold && s.Active == p {
 		consider(s.ActiveSince.Add(s.p.HoldMax))
 	}
-	for _, w := range s.WAN {
-		// Overdue probes count towards "down" as time passes.
+	for i, w := range s.WAN {
+		// Overdue probes count towards "down" as time passes: wake when
+		// the next one becomes overdue (probes sent Spacing apart after
+		// the last lost one, each overdue lateAfter after its send).
 		if w.Status != StatusDown && w.tracker.LostStreak() > 0 && w.lastLost.Seq == w.tracker.Newest() {
-			consider(now.Add(s.p.Spacing))
+			first := w.lastLost.Sent.Add(s.lateAfter(i) + s.p.Spacing)
+			if !now.Before(first) {
+				first = first.Add((now.Sub(first)/s.p.Spacing + 1) * s.p.Spacing)
+			}
+			consider(first)
 		}
 	}
 	return next

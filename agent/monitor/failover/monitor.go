@@ -24,7 +24,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
-	"os"
 	"sync"
 	"time"
 
@@ -55,11 +54,6 @@ const (
 	resolveTimeout = 3 * time.Second
 	// stopTimeout bounds the cleanup and the final event after ctx ended.
 	stopTimeout = 5 * time.Second
-	// carrierPoll is how often each WAN's carrier flag is read. The kernel
-	// flips the flag at once but sends the netlink notification from its
-	// linkwatch worker, which batches events to one run a second: on a
-	// busy host a carrier loss can be announced up to a second late.
-	carrierPoll = 25 * time.Millisecond
 )
 
 // Monitor is the failover monitor. The zero value of every seam means the
@@ -78,18 +72,13 @@ type Monitor struct {
 	// Updates streams kernel changes (nil = route.Watch in the current
 	// namespace; a func returning nil disables it).
 	Updates func(ctx context.Context) <-chan route.Update
-	// Carrier reads an interface's carrier flag, polled every carrierPoll
-	// (nil = /sys/class/net/IF/carrier; an error skips the poll).
-	Carrier func(ifname string) (bool, error)
-}
-
-// sysfsCarrier reads /sys/class/net/IF/carrier ("1" = carrier).
-func sysfsCarrier(ifname string) (bool, error) {
-	b, err := os.ReadFile("/sys/class/net/" + ifname + "/carrier")
-	if err != nil {
-		return false, err
-	}
-	return len(b) > 0 && b[0] == '1', nil
+	// Carrier watches an interface's carrier flag until ctx ends: the
+	// channel gets each new value (nil = /sys/class/net/IF/carrier read on
+	// the probe engine's grid, [probe.Engine.WatchCarrier]). The kernel
+	// flips the flag at once but sends the netlink notification from its
+	// linkwatch worker, which batches events to one run a second: the grid
+	// read sees a carrier loss within a tick, at no wakeup of its own.
+	Carrier func(ctx context.Context, ifname string) <-chan bool
 }
 
 var _ monitor.Monitor = (*Monitor)(nil)
@@ -159,8 +148,11 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		defer nl.Close()
 		k = nl
 	}
-	if m.Streamer == nil || m.Pinger == nil || m.Resolver == nil {
+	if m.Streamer == nil || m.Pinger == nil || m.Resolver == nil || m.Carrier == nil {
 		icmp := probe.NewPinger(log)
+		if m.Carrier == nil {
+			m.Carrier = icmp.WatchCarrier
+		}
 		if m.Streamer == nil {
 			m.Streamer = icmp
 		}
@@ -242,12 +234,16 @@ func (r *runner) loop(ctx context.Context) error {
 	defer timer.Stop()
 	resync := time.NewTicker(resyncEvery)
 	defer resync.Stop()
-	carrier := r.m.Carrier
-	if carrier == nil {
-		carrier = sysfsCarrier
+	var carrier [2]<-chan bool
+	for i := range carrier {
+		carrier[i] = r.m.Carrier(ctx, r.m.wanIf(i))
 	}
-	poll := time.NewTicker(carrierPoll)
-	defer poll.Stop()
+	onCarrier := func(i int, c bool) {
+		// Only a change in a known link's carrier matters here.
+		if r.links[i].Index != 0 && c != r.links[i].Carrier {
+			r.refreshLink(i)
+		}
+	}
 	var reassert <-chan time.Time
 	for {
 		r.manageStreams(ctx)
@@ -291,13 +287,10 @@ func (r *runner) loop(ctx context.Context) error {
 		case <-reassert:
 			reassert = nil
 			r.reassert()
-		case <-poll.C:
-			for i := range r.links {
-				// Only a change in a known link's carrier matters here.
-				if c, err := carrier(r.m.wanIf(i)); err == nil && r.links[i].Index != 0 && c != r.links[i].Carrier {
-					r.refreshLink(i)
-				}
-			}
+		case c := <-carrier[0]:
+			onCarrier(0, c)
+		case c := <-carrier[1]:
+			onCarrier(1, c)
 		case <-resync.C:
 			for i := range r.links {
 				r.refreshLink(i)

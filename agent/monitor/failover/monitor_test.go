@@ -81,7 +81,9 @@ type rig struct {
 	cmds chan event.Event
 	j    *journal
 	live chan func() // the agent watchdog's liveness requests
-	stop func() error
+	// carrier feeds the monitor's carrier watch of wan0 and wan1.
+	carrier [2]chan bool
+	stop    func() error
 }
 
 func startRig(t *testing.T, k *route.Fake, last event.Event) *rig {
@@ -89,15 +91,18 @@ func startRig(t *testing.T, k *route.Fake, last event.Event) *rig {
 }
 
 func startRigWith(t *testing.T, k *route.Fake, last event.Event, cfg config.Failover, res *probetest.Resolver) *rig {
-	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &journal{}, live: make(chan func(), 1)}
+	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &journal{}, live: make(chan func(), 1),
+		carrier: [2]chan bool{make(chan bool, 1), make(chan bool, 1)}}
 	r.net.SetUp(gw0, true)
 	r.net.SetUp(gw1, true)
 	m := &failover.Monitor{
 		Cfg: cfg, Kernel: k, Streamer: r.net, Pinger: r.net, Resolver: res,
 		Updates: func(context.Context) <-chan route.Update { return r.upd },
-		Carrier: func(ifname string) (bool, error) {
-			l, err := k.LinkByName(ifname)
-			return l.Carrier, err
+		Carrier: func(_ context.Context, ifname string) <-chan bool {
+			if ifname == "wan1" {
+				return r.carrier[1]
+			}
+			return r.carrier[0]
 		},
 	}
 	ctx, cancel := context.WithCancel(t.Context())
@@ -149,7 +154,7 @@ func TestRunLoop(t *testing.T) {
 			}
 		}
 
-		// Upstream cut of the primary: switched within ~1.1 s.
+		// Upstream cut of the primary: switched within ~1.35-1.6 s.
 		r.net.SetUp(gw0, false)
 		cut := time.Now()
 		for !strings.Contains(k.String(), "default via 192.0.2.9 dev wan1 proto 201 metric 201") {
@@ -158,7 +163,10 @@ func TestRunLoop(t *testing.T) {
 				t.Fatalf("no switch:\n%s", k.String())
 			}
 		}
-		if d := time.Since(cut); d > 1300*time.Millisecond {
+		// Probes 250 ms apart (the probe engine's grid): the sixth unanswered
+		// one is overdue 5×250 ms + 100 ms after the first, sent up to
+		// 250 ms after the cut.
+		if d := time.Since(cut); d > 1600*time.Millisecond {
 			t.Errorf("switch took %v", d)
 		}
 		if d := k.ConntrackDeleted(); len(d) != 1 || d[0] != netip.MustParseAddr("192.0.2.2") {
@@ -333,6 +341,32 @@ func TestRunAnswersLiveness(t *testing.T) {
 			default:
 				t.Fatalf("liveness request %d not answered", i)
 			}
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRunLoopCarrierWatch: a carrier loss that netlink has not announced
+// yet (the kernel's linkwatch batches notifications up to a second) is seen
+// by the carrier watch (the probe engine's grid read) and switches at once.
+func TestRunLoopCarrierWatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newKernel()
+		r := startRig(t, k, event.Event{})
+		wait(2 * time.Second)
+		if !strings.Contains(k.String(), "default via 192.0.2.1 dev wan0 proto 201 metric 201") {
+			t.Fatalf("after start:\n%s", k.String())
+		}
+		k.SetCarrier("wan0", false)
+		r.carrier[0] <- false
+		synctest.Wait()
+		if !strings.Contains(k.String(), "default via 192.0.2.9 dev wan1 proto 201 metric 201") {
+			t.Errorf("carrier watch did not switch at once:\n%s", k.String())
+		}
+		if e := r.j.last(); e.Kind != event.KindFailoverStandby {
+			t.Errorf("last event %s", e.Kind)
 		}
 		if err := r.stop(); err != nil {
 			t.Fatal(err)

@@ -67,6 +67,9 @@ func ParamsFrom(f config.Failover) Params {
 	if p.Spacing <= 0 {
 		p.Spacing = time.Second
 	}
+	// The probe engine sends on its grid: the spacing the decision counts
+	// with is the one the probes really have.
+	p.Spacing = (p.Spacing + probe.Grid - 1) / probe.Grid * probe.Grid
 	if p.Wait <= 0 {
 		p.Wait = time.Second
 	}

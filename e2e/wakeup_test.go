@@ -1,0 +1,198 @@
+package e2e
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"testing"
+	"time"
+
+	"imon/e2e/harness"
+	"imon/e2e/testbed"
+)
+
+// The wakeup budget: all four monitors at interval 1 (updown interval 1,
+// pingcount 2, pingwait 1; failover interval 1 on two WANs; ddns every 2 s;
+// ping every 5 s) plus MQTT and Home Assistant, context switches a second
+// over a minute after warm-up. The probe engine's floor for the same probe
+// plan (e2e/cpufloor -mode grid) is about 15.
+const wakeupBudget = 30
+
+// ctxSwitches sums the voluntary and involuntary context switches of every
+// thread of pid.
+func ctxSwitches(tb testing.TB, pid int) float64 {
+	v, i := ctxSwitchesVI(tb, pid)
+	return v + i
+}
+
+// ctxSwitchesVI sums the voluntary (the thread slept: a wakeup) and the
+// involuntary (preempted while running: depends on the machine's load)
+// context switches of every thread of pid.
+func ctxSwitchesVI(tb testing.TB, pid int) (vol, invol float64) {
+	tb.Helper()
+	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	if err != nil || len(tasks) == 0 {
+		tb.Fatalf("no tasks of pid %d: %v", pid, err)
+	}
+	for _, p := range tasks {
+		b, err := os.ReadFile(p)
+		if err != nil {
+			continue // the thread ended
+		}
+		for _, l := range strings.Split(string(b), "\n") {
+			if rest, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
+				v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+				vol += v
+			}
+			if rest, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
+				v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
+				invol += v
+			}
+		}
+	}
+	return vol, invol
+}
+
+// fastSections are the config sections of the budget configuration on the
+// failover testbed, by monitor.
+func fastSections(tb testing.TB, bed *testbed.Bed, providers []string) map[string]string {
+	p, _ := json.Marshal(providers)
+	return map[string]string{
+		"updown":   `"updown": {"enable": true, "interval": 1, "pingcount": 2, "pingwait": 1, "monitorip": "` + testbed.Target.String() + `"}`,
+		"ping":     `"ping": {"enable": true, "interval": 5, "pingcount": 2, "pingwait": 1, "monitorip": "` + testbed.Target2.String() + `"}`,
+		"ddns":     `"ddns": {"enable": true, "interval": 2, "allow-private": true, "providers": ` + string(p) + `}`,
+		"failover": benchFailoverSection(1, 30),
+	}
+}
+
+// wakeupSample is what one measured agent did.
+type wakeupSample struct {
+	cpu, cs, vol, rss float64 // % of a core, context switches/s (all, voluntary), MiB at the end
+}
+
+// measureAgent starts imon with the sections in ns, waits warm, then
+// measures for d.
+func measureAgent(tb testing.TB, ns, dir, inst string, warm, d time.Duration, sections ...string) wakeupSample {
+	tb.Helper()
+	cfg := benchConfig(tb, dir, inst, sections...)
+	a := harness.Start(tb, ns, cfg)
+	defer func() {
+		if err := a.Stop(); err != nil {
+			tb.Errorf("%s: stop: %v", inst, err)
+		}
+	}()
+	_, pid := benchWaitStatus(tb, a, filepath.Join(dir, inst+".sock"), 20*time.Second)
+	time.Sleep(warm)
+	hz := benchClockTick()
+	v0, i0 := ctxSwitchesVI(tb, pid)
+	t0, c0 := time.Now(), benchCPUTicks(tb, pid)
+	time.Sleep(d)
+	el := time.Since(t0).Seconds()
+	v1, i1 := ctxSwitchesVI(tb, pid)
+	return wakeupSample{
+		cpu: (benchCPUTicks(tb, pid) - c0) / hz / el * 100,
+		cs:  (v1 + i1 - v0 - i0) / el,
+		vol: (v1 - v0) / el,
+		rss: benchMemKiB(tb, pid, "VmRSS") / 1024,
+	}
+}
+
+// TestWakeupBudget runs the real binary with all monitors at interval 1
+// (and MQTT with Home Assistant when Mosquitto is installed) for 20 s and
+// fails when its threads sleep and wake (voluntary context switches) more
+// than 1.5 × the budget a second: a change that brings polling back shows
+// here. It counts, it does not time; involuntary switches (preemption,
+// which grows with the machine's load, not with imon's design) are logged
+// only.
+func TestWakeupBudget(t *testing.T) {
+	if testing.Short() {
+		t.Skip("network namespaces")
+	}
+	bed := testbed.New(t)
+	dir := t.TempDir()
+	providers := benchDDNSProviders(t, bed)
+	var sections []string
+	for _, s := range fastSections(t, bed, providers) {
+		sections = append(sections, s)
+	}
+	if br, mq := benchMosquitto(t); br != nil {
+		sections = append(sections, mq, `"homeassistant": {"enable": true}`)
+	}
+	s := measureAgent(t, bed.Host.Name, dir, "budget", 5*time.Second, 20*time.Second, sections...)
+	t.Logf("all monitors at interval 1: %.1f context switches/s (%.1f voluntary), CPU %.3f %%, RSS %.1f MiB", s.cs, s.vol, s.cpu, s.rss)
+	if limit := 1.5 * wakeupBudget; s.vol > limit {
+		t.Errorf("%.1f voluntary context switches/s, budget %d (+50 %% = %.0f): something polls", s.vol, wakeupBudget, limit)
+	}
+}
+
+// BenchmarkWakeups measures CPU and context switches a second of the agent
+// on the failover testbed at interval 1 (the budget configuration), one
+// monitor at a time and all four with MQTT and Home Assistant, and the
+// floor of the same probe plan without imon (e2e/cpufloor -mode grid).
+// 15 s warm-up, 60 s sampling each (5 s and 15 s with IMON_WAKE_QUICK=1).
+func BenchmarkWakeups(b *testing.B) {
+	bed := testbed.New(b)
+	dir := b.TempDir()
+	warm, d := benchResourceTimes()
+	if os.Getenv("IMON_WAKE_QUICK") == "1" { // a quick look while working on it
+		warm, d = 5*time.Second, 15*time.Second
+	}
+	providers := benchDDNSProviders(b, bed)
+	sec := fastSections(b, bed, providers)
+	br, mq := benchMosquitto(b)
+	for b.Loop() {
+		for _, name := range []string{"none", "mqtt", "updown", "ping", "ddns", "failover", "all-no-mqtt", "all"} {
+			var ss []string
+			switch name {
+			case "none":
+			case "mqtt":
+				if br == nil {
+					continue
+				}
+				ss = []string{mq, `"homeassistant": {"enable": true}`}
+			case "all-no-mqtt":
+				ss = []string{sec["updown"], sec["ping"], sec["ddns"], sec["failover"]}
+			case "all":
+				ss = []string{sec["updown"], sec["ping"], sec["ddns"], sec["failover"]}
+				if br != nil {
+					ss = append(ss, mq, `"homeassistant": {"enable": true}`)
+				}
+			default:
+				ss = []string{sec[name]}
+			}
+			s := measureAgent(b, bed.Host.Name, dir, "wk"+name, warm, d, ss...)
+			b.Logf("%s: CPU %.3f %%, %.1f cs/s (%.1f voluntary), RSS %.1f MiB", name, s.cpu, s.cs, s.vol, s.rss)
+			b.ReportMetric(s.cpu, "cpu-%-"+name)
+			b.ReportMetric(s.cs, "cs/s-"+name)
+			b.ReportMetric(s.vol, "vcs/s-"+name)
+			if name == "all" {
+				b.ReportMetric(s.rss, "rss-MiB-all")
+			}
+		}
+		cpu, cs := measureFloor(b, bed, d)
+		b.ReportMetric(cpu, "cpu-%-floor")
+		b.ReportMetric(cs, "cs/s-floor")
+	}
+	b.ReportMetric(0, "ns/op")
+	b.ReportMetric(map[bool]float64{false: 0, true: 1}[br != nil], "mqtt")
+}
+
+// measureFloor runs the budget configuration's probe plan without imon
+// (e2e/cpufloor -mode grid) in the testbed's host namespace: updown's
+// stream (4/s), one stream per WAN bound to it (source, device, mark; 4/s
+// each, to the WAN's gateway: no route through the WAN is set up without
+// imon), the ping monitor's round (2 requests every 5 s) and both carriers.
+func measureFloor(tb testing.TB, bed *testbed.Bed, d time.Duration) (cpu, cs float64) {
+	tb.Helper()
+	args := []string{"-mode", "grid",
+		"-stream", testbed.Gateway[0].String(),
+		"-round", testbed.Gateway[1].String() + ",count=2,every=5s",
+		"-carrier", testbed.WANIf[0], "-carrier", testbed.WANIf[1]}
+	for i := range 2 {
+		args = append(args, "-stream", fmt.Sprintf("%s,src=%s,dev=%s,mark=%#x", testbed.Gateway[i], testbed.HostWAN[i], testbed.WANIf[i], 0x1c9+i))
+	}
+	return runFloor(tb, bed.Host.Name, tb.TempDir(), d, args...)
+}
