@@ -219,6 +219,9 @@ func (c *Consumer) handle(ctx context.Context, ev event.Event) (done bool, err e
 		return false, nil
 	}
 	logOutput(log, ev, r)
+	if r.Unprotected != "" {
+		log.Debug("action: "+r.Unprotected, "seq", ev.Seq, "command", ev.Kind)
+	}
 	if r.Leftovers {
 		logLeftovers(log, ev, r)
 	}

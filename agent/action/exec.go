@@ -73,6 +73,9 @@ type Result struct {
 	// Refused is set when the script failed its safety check and was not
 	// run (Err says why).
 	Refused bool
+	// Unprotected says why the script could not be frozen for the run (no
+	// read lease on its file system); "" when it was.
+	Unprotected string
 	// Err is set when the script was refused by the check, or could not be
 	// started or waited for.
 	Err error
@@ -161,6 +164,13 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 	if afterCheck != nil {
 		afterCheck(c.Argv[0])
 	}
+	// Freeze it for the run: no rewrite between the check and the
+	// interpreter's open, nor while it runs (lease.go).
+	held, note, err := holdScript(script, c.Argv[0])
+	if err != nil {
+		return Result{Exit: -1, Refused: true, Err: fmt.Errorf("refused to run the action script: %w", err)}
+	}
+	defer held.Close() //nolint:errcheck // read-only; closing releases the lease
 
 	runCtx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
@@ -216,7 +226,7 @@ func (e Exec) Run(ctx context.Context, c Command) Result {
 	}()
 
 	werr := cmd.Wait()
-	r := Result{Exit: -1}
+	r := Result{Exit: -1, Unprotected: note}
 	if stopped.Load() {
 		r.Canceled = ctx.Err() != nil
 		r.TimedOut = !r.Canceled

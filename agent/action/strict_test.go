@@ -274,3 +274,70 @@ func TestConsumerLogsLeftoversTruthfully(t *testing.T) {
 		})
 	}
 }
+
+// TestExecFreezesScriptWhileItRuns (issue 11.1b, the race): a #! script
+// runs by its path, so between the check and the interpreter's open, and
+// while it runs, nobody may rewrite it: imon holds a read lease, and an
+// open for writing fails (non-blocking) or waits for the run to end. Seen
+// failing before (TestActionScriptSwapE2E, 3 of 12 runs): a chmod 777 and a
+// rewrite just after the check ran the new code as root.
+func TestExecFreezesScriptWhileItRuns(t *testing.T) {
+	dir := t.TempDir()
+	started := filepath.Join(dir, "started")
+	s := writeScript(t, dir, "slow", "touch "+started+"\nsleep 1\necho done\n")
+	done := make(chan action.Result, 1)
+	go func() {
+		done <- action.Exec{}.Run(t.Context(), action.Command{Argv: []string{s}, Timeout: 20 * time.Second})
+	}()
+	deadline := time.Now().Add(10 * time.Second)
+	for {
+		if _, err := os.Stat(started); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the script did not start")
+		}
+		time.Sleep(10 * time.Millisecond) // polling the script's own marker file
+	}
+	if err := os.Chmod(s, 0o777); err != nil { // a careless chmod while it runs
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(s, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err == nil {
+		f.Close()
+		t.Fatal("the running script could be opened for writing")
+	}
+	if !errors.Is(err, syscall.EWOULDBLOCK) {
+		t.Fatalf("open for writing: %v, want EWOULDBLOCK (the read lease)", err)
+	}
+	r := <-done
+	if !r.OK() || r.Output != "done\n" {
+		t.Fatalf("run: %q (%s)", r.Output, r.Reason())
+	}
+	// The run is over: the lease is released, and the next run is refused.
+	if f, err := os.OpenFile(s, os.O_WRONLY|syscall.O_NONBLOCK, 0); err != nil {
+		t.Fatalf("after the run the script is still held: %v", err)
+	} else {
+		f.Close()
+	}
+	if r := (action.Exec{}).Run(t.Context(), action.Command{Argv: []string{s}, Timeout: 20 * time.Second}); !r.Refused {
+		t.Fatalf("the now world-writable script ran: %s", r.Reason())
+	}
+}
+
+// TestExecRefusesScriptOpenForWriting: a script some process holds open
+// for writing (opened while its mode allowed it) is refused: the checked
+// content could change under the run.
+func TestExecRefusesScriptOpenForWriting(t *testing.T) {
+	dir := t.TempDir()
+	s := writeScript(t, dir, "held", "echo ran\n")
+	w, err := os.OpenFile(s, os.O_WRONLY, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer w.Close()
+	r := action.Exec{}.Run(t.Context(), action.Command{Argv: []string{s}, Timeout: 20 * time.Second})
+	if !r.Refused || !strings.Contains(r.Reason(), "open for writing by another process") {
+		t.Fatalf("run with a writer open: refused %v, %s", r.Refused, r.Reason())
+	}
+}
