@@ -20,10 +20,15 @@ import (
 )
 
 // Grid is the period of the engine's timer: every send, every reply read,
-// every loss and every carrier read happens on a tick of it. Spacings and
-// waits are rounded up to whole ticks for scheduling (a reply still counts
-// when its exact RTT is within Wait).
-const Grid = 250 * time.Millisecond
+// every loss and every carrier read happens on a tick of it. Spacings are
+// rounded to the nearest whole tick and waits up to whole ticks for
+// scheduling (a reply still counts when its exact RTT is within Wait).
+//
+// 200 ms, not the 250 ms the engine started with: on the 250 ms grid six
+// failover probes take 1.52 s at the median from an upstream cut to the
+// switch (goal 1.5 s); on 200 ms 1.22 s, for a quarter more wakeups
+// (BenchmarkFailoverUpstreamCut, 2026-12-06).
+const Grid = 200 * time.Millisecond
 
 // maxOutQueue bounds the outcomes a stream buffers for a consumer that does
 // not read; the oldest are dropped beyond it.
@@ -110,6 +115,14 @@ func NewEngine(grid time.Duration) *Engine {
 	e.id = binary.BigEndian.Uint16(b[:2])
 	copy(e.token[:], b[2:])
 	return e
+}
+
+// spacingTicks is a spacing in whole grid ticks, rounded to the nearest
+// (at least one): a stream asked for every 250 ms on the 200 ms grid probes
+// every 200 ms, not every 400 ms, so that rounding never slows detection by
+// more than half a tick.
+func (e *Engine) spacingTicks(d time.Duration) int64 {
+	return max(int64((d+e.grid/2)/e.grid), 1)
 }
 
 // ticks is d in whole grid ticks, rounded up, at least min.
@@ -631,7 +644,7 @@ type estream struct {
 }
 
 // Stream implements Streamer on the engine: requests go out on the grid
-// every opt.Spacing rounded up to whole ticks.
+// every opt.Spacing rounded to the nearest whole tick.
 func (e *Engine) Stream(ctx context.Context, addr netip.Addr, opt StreamOptions, log *slog.Logger) (<-chan Outcome, error) {
 	opt = opt.WithDefaults()
 	if err := ctx.Err(); err != nil {
@@ -647,7 +660,7 @@ func (e *Engine) Stream(ctx context.Context, addr netip.Addr, opt StreamOptions,
 		return nil, fmt.Errorf("stream to %s: %w", addr, err)
 	}
 	st := &estream{ctx: ctx, log: log, addr: addr.Unmap(), opt: opt, sock: s,
-		spacingK: e.ticks(opt.Spacing, 1), nextK: -1, out: make(chan Outcome, 64)}
+		spacingK: e.spacingTicks(opt.Spacing), nextK: -1, out: make(chan Outcome, 64)}
 	e.streams = append(e.streams, st)
 	e.start()
 	e.wake() // a sleeping loop plans its next tick again
@@ -726,7 +739,7 @@ type round struct {
 }
 
 // Ping implements Pinger on the engine: the requests go out on the grid
-// (opt.Spacing rounded up to whole ticks), so a round ends up to two ticks
+// (opt.Spacing rounded to the nearest whole tick), so a round ends up to two ticks
 // after the replies that end it.
 func (e *Engine) Ping(ctx context.Context, addr netip.Addr, opt PingOptions, log *slog.Logger) (PingResult, error) {
 	opt = opt.WithDefaults()
@@ -740,7 +753,7 @@ func (e *Engine) Ping(ctx context.Context, addr netip.Addr, opt PingOptions, log
 		e.mu.Unlock()
 		return PingResult{}, fmt.Errorf("ping %s: %w", addr, err)
 	}
-	rd := &round{ctx: ctx, addr: addr, opt: opt, sock: s, spacingK: e.ticks(opt.Spacing, 1), nextK: -1,
+	rd := &round{ctx: ctx, addr: addr, opt: opt, sock: s, spacingK: e.spacingTicks(opt.Spacing), nextK: -1,
 		rtts: make([]time.Duration, opt.Count), done: make(chan PingResult, 1)}
 	for i := range rd.rtts {
 		rd.rtts[i] = -1

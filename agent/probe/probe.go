@@ -21,7 +21,7 @@
 // [Engine] per process ([Shared]): raw ICMP sockets shared per network
 // namespace, address family, source address and fwmark (ICMP_FILTER and a
 // BPF filter on the engine's ICMP id keep other traffic out), and one
-// goroutine on one timer ticking every [Grid] (250 ms). At each tick it
+// goroutine on one timer ticking every [Grid] (200 ms). At each tick it
 // reads every socket without blocking, with raw syscalls that do not wake
 // the Go runtime's sysmon; replies carry the kernel's arrival time
 // (SO_TIMESTAMPNS), so RTTs are exact whatever the tick. Then it settles

@@ -18,7 +18,7 @@ import (
 // memory"):
 //
 //   - GOMAXPROCS 1: imon's work comes in short bursts on the probe
-//     engine's 250 ms grid; with two or more Ps every goroutine hand-off
+//     engine's 200 ms grid; with two or more Ps every goroutine hand-off
 //     wakes a second thread to spin for work (the agent at interval 1
 //     context-switched 60 times a second with 2 Ps, 48 with 1; updown
 //     alone 30 against 15).
