@@ -42,11 +42,26 @@ var busy struct {
 func busyJournal(b *testing.B) string {
 	b.Helper()
 	busy.once.Do(func() {
-		busy.dir, busy.err = os.MkdirTemp("", "imon-history-bench-")
+		if p := os.Getenv("IMON_BENCH_BUSY"); p != "" {
+			// Developers: keep the journal between runs (built when missing).
+			if j, err := journal.Open(p, journal.Options{ReadOnly: true}); err == nil {
+				busy.path, busy.events = p, j.LastSeq()
+				evs, _ := j.Read(busy.events, 1)
+				busy.err = j.Close()
+				if len(evs) == 1 {
+					busy.end = evs[0].Time
+					return
+				}
+			}
+			os.Remove(p)
+			busy.path = p
+		} else {
+			busy.dir, busy.err = os.MkdirTemp("", "imon-history-bench-")
+			busy.path = filepath.Join(busy.dir, "busy.db")
+		}
 		if busy.err != nil {
 			return
 		}
-		busy.path = filepath.Join(busy.dir, "busy.db")
 		start := time.Now().Add(-busyDays * 24 * time.Hour)
 		var t time.Time
 		now := func() time.Time { return t }
@@ -158,6 +173,11 @@ func BenchmarkRebuild(b *testing.B) {
 	}
 	per := total / time.Duration(b.N)
 	cpu := (cpuTime() - cpu0) / time.Duration(b.N)
+	if os.Getenv("IMON_BENCH_FAULTS") != "" {
+		var ru syscall.Rusage
+		_ = syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+		b.Logf("faults: minor %d major %d", ru.Minflt, ru.Majflt)
+	}
 	b.ReportMetric(float64(busy.events)/per.Seconds(), "events/s")
 	// On a shared machine the wall time measures the others too: the CPU
 	// time the process spent is the rebuild's own cost.

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"imon/event"
+	"imon/journal"
 )
 
 // Journal is what the consumer needs of the journal.
@@ -174,8 +175,24 @@ func (c *Consumer) Run(ctx context.Context) error {
 		}
 		return flushErr == nil && ctx.Err() == nil
 	}
+	scanner, canScan := c.J.(Scanner)
 	for {
-		if from, last := max(proj.Seq()+1, c.J.FirstSeq()), c.J.LastSeq(); last >= from+readAheadMin {
+		if canScan && proj.Seq() < c.J.LastSeq() {
+			// The journal lends its records: no copy, no decode of what
+			// the rollups do not read.
+			n, stop, err := c.scan(scanner, proj)
+			pending += n
+			if err == nil && (stop || proj.DirtyCount() >= flushDirtyDays) {
+				err = flush()
+			}
+			if err != nil {
+				_ = flush()
+				return err
+			}
+			if n > 0 && ctx.Err() == nil {
+				continue
+			}
+		} else if from, last := max(proj.Seq()+1, c.J.FirstSeq()), c.J.LastSeq(); last >= from+readAheadMin {
 			// A long backlog (a rebuild, a restart after long): read ahead.
 			if err := readAhead(c.J, from, last, fold); err != nil {
 				_ = flush()
@@ -186,7 +203,11 @@ func (c *Consumer) Run(ctx context.Context) error {
 			}
 			continue
 		}
-		evs, err := c.J.Read(proj.Seq()+1, readChunk)
+		var evs []event.Event
+		var err error
+		if !canScan {
+			evs, err = c.J.Read(proj.Seq()+1, readChunk)
+		}
 		if err != nil {
 			_ = flush()
 			return fmt.Errorf("rollups: read journal: %w", err)
@@ -222,6 +243,38 @@ func (c *Consumer) Run(ctx context.Context) error {
 			return fmt.Errorf("rollups: wait for the journal: %w", err)
 		}
 	}
+}
+
+// Scanner is what the consumer uses of the journal, when it has it, to
+// replay events: [journal.Journal.Scan].
+type Scanner interface {
+	Scan(from uint64, max int, fn func(r *journal.Record) bool) (uint64, error)
+}
+
+// scanChunk is how many records one Scan folds in under the lock.
+const scanChunk = 8192
+
+// scan folds in up to scanChunk records: how many, and whether one was an
+// agent-stop.
+func (c *Consumer) scan(s Scanner, proj *Projector) (n int, stop bool, err error) {
+	var aerr error
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	_, err = s.Scan(proj.Seq()+1, scanChunk, func(r *journal.Record) bool {
+		if aerr = proj.ApplyRecord(r); aerr != nil {
+			return false
+		}
+		n++
+		stop = stop || string(r.Kind) == event.KindAgentStop
+		return true
+	})
+	if err == nil {
+		err = aerr
+	}
+	if err != nil {
+		return n, stop, fmt.Errorf("rollups: read journal: %w", err)
+	}
+	return n, stop, nil
 }
 
 // flushLocked writes the changed days and the state, and drops days older

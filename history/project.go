@@ -3,9 +3,12 @@ package history
 import (
 	"encoding/json"
 	"strconv"
+	"strings"
 	"time"
+	"unsafe"
 
 	"imon/event"
+	"imon/journal"
 )
 
 const hourMS = int64(time.Hour / time.Millisecond)
@@ -268,16 +271,9 @@ func subjectsOf(monitor string) []string {
 // Apply folds one event in. Events must come in journal order; an event at
 // or before Seq is ignored (a replay after a restart).
 func (p *Projector) Apply(ev *event.Event) {
-	if ev.Seq != 0 && ev.Seq <= p.st.Seq {
+	t, first, ok := p.begin(ev.Seq, ev.Time.UnixMilli())
+	if !ok {
 		return
-	}
-	t := ev.Time.UnixMilli()
-	if t < p.st.LastMS {
-		t = p.st.LastMS
-	}
-	first := p.st.FirstMS == 0
-	if first {
-		p.st.FirstMS = t
 	}
 	switch ev.Kind {
 	case event.KindAgentStart:
@@ -285,7 +281,9 @@ func (p *Projector) Apply(ev *event.Event) {
 	case event.KindAgentStop:
 		p.agentStop(t)
 	case event.KindPingResult:
-		p.ping(ev, t)
+		if len(ev.Args) > 0 {
+			p.ping(ev.Args[0], t)
+		}
 	case event.KindDDNSIPUpdate, event.KindDDNSIP6Update:
 		p.ipChange(ev, t)
 	}
@@ -303,6 +301,65 @@ func (p *Projector) Apply(ev *event.Event) {
 	}
 	p.st.Seq = ev.Seq
 	p.st.LastMS = t
+}
+
+// begin starts applying the event seq at ms: its time (never before the
+// last event's), whether it is the first event applied, and false when it
+// was applied already.
+func (p *Projector) begin(seq uint64, ms int64) (t int64, first, ok bool) {
+	if seq != 0 && seq <= p.st.Seq {
+		return 0, false, false
+	}
+	t = max(ms, p.st.LastMS)
+	first = p.st.FirstMS == 0
+	if first {
+		p.st.FirstMS = t
+	}
+	return t, first, true
+}
+
+// ApplyRecord is Apply for a record the journal lends ([journal.Journal.Scan]),
+// with the same result: the few kinds whose JSON the rollups read are
+// decoded into an event, a ping-result is folded in from its action
+// argument without a copy, and the other records only move the position.
+// It keeps nothing of r. The error is a record that does not decode.
+func (p *Projector) ApplyRecord(r *journal.Record) error {
+	if recordNeedsEvent(r) {
+		ev, err := r.Event()
+		if err != nil {
+			return err
+		}
+		p.Apply(&ev)
+		return nil
+	}
+	t, _, ok := p.begin(r.Seq, r.TimeMS)
+	if !ok {
+		return nil
+	}
+	if string(r.Kind) == event.KindPingResult {
+		if a := r.Arg(0); len(a) > 0 {
+			p.ping(unsafe.String(&a[0], len(a)), t)
+		}
+	}
+	// Not an agent-start or agent-stop (see recordNeedsEvent).
+	p.st.Running = true
+	p.st.Seq = r.Seq
+	p.st.LastMS = t
+	return nil
+}
+
+// recordNeedsEvent reports whether Apply reads more of the record than its
+// kind and action arguments: its Data, State or the IP change's arguments.
+func recordNeedsEvent(r *journal.Record) bool {
+	switch string(r.Kind) {
+	case event.KindAgentStart, event.KindAgentStop, event.KindDDNSIPUpdate, event.KindDDNSIP6Update:
+		return true
+	}
+	if len(r.State) == 0 {
+		return false
+	}
+	m := string(r.Monitor)
+	return m == event.MonitorUpdown || m == event.MonitorFailover
 }
 
 func (p *Projector) agentStart(ev *event.Event, t int64, first bool) {
@@ -476,11 +533,8 @@ func (p *Projector) failover(ev *event.Event, t int64) {
 
 // ping folds in a ping-result from its action argument
 // IP:ALIVE:MINRTT:AVGRTT:MAXRTT:LOSS:JITTER (no JSON: this is the busy kind).
-func (p *Projector) ping(ev *event.Event, t int64) {
-	if len(ev.Args) == 0 {
-		return
-	}
-	a := ev.Args[0]
+// a may be lent (see ApplyRecord): what is kept of it is copied.
+func (p *Projector) ping(a string, t int64) {
 	var f [6]string
 	end := len(a)
 	for i, k := 5, len(a)-1; i >= 0; k-- {
@@ -493,7 +547,7 @@ func (p *Projector) ping(ev *event.Event, t int64) {
 		}
 	}
 	if target := a[:end]; p.st.Labels[SubjectPing] != target {
-		p.st.Labels[SubjectPing] = target
+		p.st.Labels[SubjectPing] = strings.Clone(target)
 	}
 	alive := f[0] == "True"
 	avg, ok1 := parseDecimal(f[2])
