@@ -49,7 +49,7 @@ func (j *Journal) Scan(from uint64, max int, fn func(r *Record) bool) (next uint
 		}
 		buf, ends, seqs = buf[:0], ends[:0], seqs[:0]
 		err := j.view(func(tx *bolt.Tx) error {
-						evb := tx.Bucket(bktEvents)
+			evb := tx.Bucket(bktEvents)
 			if evb == nil {
 				return nil
 			}
