@@ -37,9 +37,13 @@ func (j *Journal) Scan(from uint64, max int, fn func(r *Record) bool) (next uint
 		next = first
 	}
 	sb := scanBufs.Get().(*scanBuf)
-	defer scanBufs.Put(sb)
 	buf, ends, seqs := sb.buf[:0], sb.ends[:0], sb.seqs[:0]
-	defer func() { sb.buf, sb.ends, sb.seqs = buf[:0], ends[:0], seqs[:0] }()
+	defer func() {
+		if !errors.Is(err, errViewAbandoned) { // else a transaction may still fill buf
+			sb.buf, sb.ends, sb.seqs = buf[:0], ends[:0], seqs[:0]
+			scanBufs.Put(sb)
+		}
+	}()
 	var r Record // lent to fn
 	done := 0
 	for max <= 0 || done < max {
