@@ -227,6 +227,39 @@ func BenchmarkReplay(b *testing.B) {
 	reportDisk(b, j)
 }
 
+// BenchmarkScan is BenchmarkReplay with Scan: every record of the
+// 1M-event journal lent to a callback that reads its kind (no decode).
+func BenchmarkScan(b *testing.B) {
+	path := largeJournal(b)
+	j, err := journal.Open(path, journal.Options{ReadOnly: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer j.Close()
+	var total time.Duration
+	cpu0 := cpuTime()
+	for b.Loop() {
+		start := time.Now()
+		n := 0
+		if _, err := j.Scan(j.FirstSeq(), 0, func(r *journal.Record) bool {
+			if len(r.Kind) > 0 {
+				n++
+			}
+			return true
+		}); err != nil {
+			b.Fatal(err)
+		}
+		total += time.Since(start)
+		if n != largeEvents {
+			b.Fatalf("scanned %d events, want %d", n, largeEvents)
+		}
+	}
+	cpu := cpuTime() - cpu0
+	reportRate(b, b.N*largeEvents, total)
+	b.ReportMetric(total.Seconds()/float64(b.N), "s/scan")
+	b.ReportMetric(cpu.Seconds()/float64(b.N), "cpu-s/scan")
+}
+
 // BenchmarkOpenLarge opens the 1M-event journal read-write as the agent
 // does, and asks LastSeq and Latest of 4 monitors (Close is not timed).
 func BenchmarkOpenLarge(b *testing.B) {
