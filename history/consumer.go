@@ -14,7 +14,8 @@ import (
 	"imon/journal"
 )
 
-// Journal is what the consumer needs of the journal.
+// Journal is what the consumer needs of the journal. A Journal that is
+// also a Scanner (the real one) is replayed with Scan.
 type Journal interface {
 	Read(from uint64, max int) ([]event.Event, error)
 	Wait(ctx context.Context, after uint64) error
@@ -42,7 +43,8 @@ const (
 )
 
 // readAheadMin is the backlog from which the consumer reads ahead with
-// two goroutines (a variable for the tests).
+// two goroutines, for a Journal that is not a Scanner (a variable for the
+// tests).
 var readAheadMin uint64 = 8 * readChunk
 
 // CursorName is the consumer's name and its journal cursor (a mirror of
