@@ -24,14 +24,14 @@ import (
 	"imon/agent/command"
 	"imon/agent/monitor"
 	"imon/event"
-	"imon/journal"
 )
 
 // Journal is what the agent needs of the event journal (*journal.Journal).
 type Journal interface {
 	Append(ctx context.Context, evs ...event.Event) ([]event.Event, error)
-	Read(from uint64, max int) ([]event.Event, error)
-	Wait(ctx context.Context, after uint64) error
+	// Follow reads the journal from seq from on, waiting for new events
+	// (journal.Journal.Follow: the one loop of every consumer).
+	Follow(ctx context.Context, from uint64, f event.Follower) (uint64, error)
 	FirstSeq() uint64
 	LastSeq() uint64
 	SeqAt(t time.Time) (uint64, error)
@@ -287,69 +287,44 @@ func (a *Agent) Watch(ctx context.Context) <-chan event.Event {
 			case <-ctx.Done():
 				return false
 			}
-		})
+		}, nil)
 	}()
 	return ch
 }
 
 // follow calls fn for every event from seq on, waiting for new ones, until
-// ctx ends or fn returns false. Returns the next seq to read. Damaged
-// events (journal.Damage: the journal journals journal-damaged) are
-// skipped.
-func follow(ctx context.Context, j Journal, from uint64, fn func(event.Event) bool) uint64 {
-	return followPast(ctx, j, from, fn, nil)
-}
-
-// pastReader is the journal's ReadPast (see journal.Journal.ReadPast).
-type pastReader interface {
-	ReadPast(from uint64, max int) ([]event.Event, error)
-}
-
-// followPast is follow that tells onDamage (when set) about each damaged
-// range before it skips it; onDamage returning false ends the follow.
-func followPast(ctx context.Context, j Journal, from uint64, fn func(event.Event) bool, onDamage func(*journal.Damage) bool) uint64 {
-	rp, _ := j.(pastReader)
-	for {
-		var evs []event.Event
-		var err error
-		if rp != nil {
-			evs, err = rp.ReadPast(from, 512)
-		} else {
-			evs, err = j.Read(from, 512)
-		}
-		if d := (*journal.Damage)(nil); errors.As(err, &d) {
-			if onDamage != nil && !onDamage(d) {
-				return from
+// ctx ends or fn returns false (the journal's Follow). Returns the next seq
+// to read. A read error is retried after a second (the journal is local).
+// Damaged ranges (the journal journals journal-damaged) are skipped after
+// onDamage (when set) is told; onDamage returning false ends the follow.
+// Ranges retention deleted are skipped silently.
+func follow(ctx context.Context, j Journal, from uint64, fn func(event.Event) bool, onDamage func(event.Gap) bool) uint64 {
+	next, _ := j.Follow(ctx, from, event.Follower{
+		Batch: 512,
+		Events: func(_ context.Context, evs []event.Event) (int, error) {
+			for i, ev := range evs {
+				if !fn(ev) {
+					return i, nil
+				}
 			}
-			from = d.Last + 1
-			continue
-		}
-		if err != nil {
-			// A read error is transient (the journal is local): retry soon.
+			return len(evs), nil
+		},
+		Gap: func(_ context.Context, g event.Gap) error {
+			if g.Reason == event.GapDamaged && onDamage != nil && !onDamage(g) {
+				return event.ErrStop
+			}
+			return nil
+		},
+		RetryRead: func(ctx context.Context, _ error) bool {
 			select {
 			case <-ctx.Done():
-				return from
+				return false
 			case <-time.After(time.Second):
-				continue
+				return true
 			}
-		}
-		for _, ev := range evs {
-			if !fn(ev) {
-				return from
-			}
-			from = ev.Seq + 1
-		}
-		if len(evs) > 0 {
-			continue
-		}
-		if first := j.FirstSeq(); from < first { // retention removed events
-			from = first
-			continue
-		}
-		if err := j.Wait(ctx, from-1); err != nil {
-			return from
-		}
-	}
+		},
+	})
+	return next
 }
 
 // Run runs the agent until ctx ends: it journals agent-start, starts the

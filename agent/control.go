@@ -15,7 +15,6 @@ import (
 	"time"
 
 	"imon/event"
-	"imon/journal"
 )
 
 // Request is one control-socket request: a single JSON line sent by the
@@ -222,7 +221,7 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 			_, err = w.Write(b)
 			return err == nil
 		}
-		followPast(ctx, c.J, from, func(ev event.Event) bool {
+		follow(ctx, c.J, from, func(ev event.Event) bool {
 			if !req.Follow && ev.Seq > end {
 				return false
 			}
@@ -241,7 +240,7 @@ func (c *Control) handle(ctx context.Context, conn net.Conn) {
 				}
 			}
 			return true
-		}, func(d *journal.Damage) bool {
+		}, func(d event.Gap) bool {
 			// Tell the client which events it will not get, then go on.
 			if !writeLine(struct {
 				Damaged DamageMsg `json:"damaged"`

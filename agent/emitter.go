@@ -13,7 +13,6 @@ import (
 	"time"
 
 	"imon/event"
-	"imon/journal"
 )
 
 // The emitter: act first, journal after.
@@ -162,10 +161,10 @@ func (e *emitter) attemptedLocked(err error) {
 // the caller's error and never blocks the queue.
 func validate(ev event.Event) error {
 	if ev.Monitor == "" || ev.Kind == "" {
-		return fmt.Errorf("event needs a monitor and a kind (monitor %q, kind %q): %w", ev.Monitor, ev.Kind, journal.ErrInvalidEvent)
+		return fmt.Errorf("event needs a monitor and a kind (monitor %q, kind %q): %w", ev.Monitor, ev.Kind, event.ErrInvalid)
 	}
 	if (len(ev.Data) > 0 && !json.Valid(ev.Data)) || (len(ev.State) > 0 && !json.Valid(ev.State)) {
-		return fmt.Errorf("event %s/%s: data or state is not valid JSON: %w", ev.Monitor, ev.Kind, journal.ErrInvalidEvent)
+		return fmt.Errorf("event %s/%s: data or state is not valid JSON: %w", ev.Monitor, ev.Kind, event.ErrInvalid)
 	}
 	return nil
 }
@@ -308,7 +307,7 @@ func (e *emitter) openLocked(err error) {
 	now := e.a.opt.Now().UTC()
 	e.ep = &episode{since: now, lastFail: now, err: err.Error(), backoff: retryMin, nextTry: now.Add(retryMin)}
 	what := "journal not writable"
-	if errors.Is(err, journal.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) {
+	if errors.Is(err, event.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) {
 		what = "journal full"
 	}
 	e.a.log.Error(what+": events are logged and queued in memory until it can be written; monitoring and routing continue",
@@ -415,7 +414,7 @@ func (e *emitter) write() {
 				it.finish()
 				continue
 			}
-			if errors.Is(err, journal.ErrInvalidEvent) && len(batch) == 1 {
+			if errors.Is(err, event.ErrInvalid) && len(batch) == 1 {
 				// Cannot happen after validate; never block the queue on it.
 				e.a.log.Error("event refused by the journal, dropped", "monitor", it.ev.Monitor, "kind", it.ev.Kind, "err", err)
 				it.finish()
@@ -423,7 +422,7 @@ func (e *emitter) write() {
 			}
 			keep = append(keep, it)
 		}
-		if errors.Is(err, journal.ErrInvalidEvent) && len(batch) > 1 {
+		if errors.Is(err, event.ErrInvalid) && len(batch) > 1 {
 			// Find the culprit one by one (never happens after validate).
 			e.queue = append(keep, e.queue...)
 			for _, it := range keep {
@@ -472,7 +471,7 @@ func (e *emitter) appendOneByOne() {
 		out, err := e.a.opt.Journal.Append(ctx, it.ev)
 		cancel()
 		e.mu.Lock()
-		if err != nil && !errors.Is(err, journal.ErrInvalidEvent) {
+		if err != nil && !errors.Is(err, event.ErrInvalid) {
 			e.mu.Unlock()
 			return
 		}

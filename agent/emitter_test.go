@@ -30,6 +30,10 @@ type fakeJournal struct {
 	appends int
 }
 
+func (f *fakeJournal) Follow(ctx context.Context, from uint64, fl event.Follower) (uint64, error) {
+	return journal.Follow(ctx, f, from, fl)
+}
+
 func (f *fakeJournal) fail(err error) { f.mu.Lock(); f.failErr = err; f.mu.Unlock() }
 
 func (f *fakeJournal) Append(ctx context.Context, evs ...event.Event) ([]event.Event, error) {

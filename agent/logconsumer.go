@@ -87,7 +87,7 @@ func (c *LogConsumer) Run(ctx context.Context) error {
 		}
 		c.J.SetCursor("log", ev.Seq)
 		return true
-	})
+	}, nil)
 	return nil
 }
 

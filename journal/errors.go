@@ -7,6 +7,8 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+
+	"imon/event"
 )
 
 // Sentinel errors. Errors returned by this package wrap them with context
@@ -40,7 +42,7 @@ var (
 	// ErrInvalidEvent is returned by Append for an event it cannot store
 	// (no Monitor or Kind, or a record larger than MaxRecordBytes). Nothing
 	// of that Append is journaled.
-	ErrInvalidEvent = errors.New("invalid event")
+	ErrInvalidEvent = event.ErrInvalid
 
 	// ErrNotJournal means the file at the journal's path is another
 	// program's (text, SQLite, a bbolt database without imon's buckets):
@@ -50,7 +52,7 @@ var (
 	// ErrNoSpace is wrapped, beside the underlying error, when a commit
 	// failed because the disk is full (ENOSPC) or the file reached
 	// Options.MaxFileBytes. Later appends are tried again normally.
-	ErrNoSpace = errors.New("no space for journal")
+	ErrNoSpace = event.ErrNoSpace
 )
 
 // lockedError is the error Open returns when the file lock is held
