@@ -9,7 +9,6 @@ import (
 	"time"
 
 	"imon/event"
-	"imon/journal"
 )
 
 // CursorName is the journal cursor of the action [Consumer].
@@ -35,20 +34,22 @@ const (
 // Journal is what the [Consumer] needs of the event journal
 // (*journal.Journal satisfies it).
 type Journal interface {
-	// Read returns up to max events with Seq >= from, in order.
-	Read(from uint64, max int) ([]event.Event, error)
-	// Wait blocks until an event with Seq > after exists or ctx ends.
-	Wait(ctx context.Context, after uint64) error
-	// FirstSeq is the oldest Seq retention kept.
-	FirstSeq() uint64
+	// Follow reads the journal from seq from on, waiting for new events,
+	// and reports the ranges it skips (journal.Journal.Follow).
+	Follow(ctx context.Context, from uint64, f event.Follower) (uint64, error)
 	// Cursor is the last Seq the named consumer finished (0: none).
 	Cursor(name string) uint64
 	// SetCursor records the cursor lazily (persisted with the next commit).
 	SetCursor(name string, seq uint64)
 	// SyncCursor records the cursor durably.
 	SyncCursor(ctx context.Context, name string, seq uint64) error
-	// Append journals events durably.
-	Append(ctx context.Context, evs ...event.Event) ([]event.Event, error)
+}
+
+// Emitter journals the consumer's own events (action-failed,
+// action-skipped): the agent's Emit, with its one ordered writer and its
+// policy when the journal cannot be written; it sets the Instance.
+type Emitter interface {
+	Emit(ctx context.Context, ev event.Event) (event.Event, error)
 }
 
 // Consumer hands every action event of the journal to the action script,
@@ -59,6 +60,8 @@ type Journal interface {
 type Consumer struct {
 	// Journal is followed from the cursor [CursorName] on.
 	Journal Journal
+	// Emitter journals action-failed and action-skipped.
+	Emitter Emitter
 	// Runner runs the script; nil means [Exec] with its defaults.
 	Runner Runner
 	// Action is the script path (config global "action"). When empty no
@@ -114,57 +117,43 @@ func (c *Consumer) Run(ctx context.Context) error {
 	}
 	c.handled = c.Journal.Cursor(CursorName)
 	c.skip = skipRun{}
-	next := c.handled + 1
-	for {
-		if ctx.Err() != nil {
-			return c.stop(ctx)
-		}
-		evs, err := c.read(next)
-		if d := (*journal.Damage)(nil); errors.As(err, &d) {
-			// Damaged pages: the events there cannot be run. Say so and go on
-			// (before: the consumer stopped there for good, silently).
-			if err := c.lost(ctx, d.First, d.Last, "damaged"); err != nil {
-				return c.stopOnCancel(ctx, err)
-			}
-			next = d.Last + 1
-			continue
-		}
-		if err != nil {
-			return fmt.Errorf("action: read journal from seq %d: %w", next, err)
-		}
-		if len(evs) > 0 && evs[0].Seq > next { // retention removed events not taken yet
-			if err := c.lost(ctx, next, evs[0].Seq-1, "retention"); err != nil {
-				return c.stopOnCancel(ctx, err)
-			}
-		}
-		if len(evs) == 0 {
-			if first := c.Journal.FirstSeq(); next < first { // retention removed events
-				if err := c.lost(ctx, next, first-1, "retention"); err != nil {
-					return c.stopOnCancel(ctx, err)
+	_, err := c.Journal.Follow(ctx, c.handled+1, event.Follower{
+		Batch: readBatch,
+		Events: func(ctx context.Context, evs []event.Event) (int, error) {
+			for i, ev := range evs {
+				done, err := c.handle(ctx, ev)
+				if err != nil || !done {
+					return i, own(err)
 				}
-				next = first
-				continue
 			}
-			if err := c.flushSkips(ctx); err != nil {
-				return c.stopOnCancel(ctx, err)
-			}
-			if err := c.Journal.Wait(ctx, next-1); err != nil {
-				return c.stopOnCancel(ctx, fmt.Errorf("action: wait for journal: %w", err))
-			}
-			continue
-		}
-		for _, ev := range evs {
-			done, err := c.handle(ctx, ev)
-			if err != nil {
-				return c.stopOnCancel(ctx, err)
-			}
-			if !done {
-				return c.stop(ctx)
-			}
-			next = ev.Seq + 1
-		}
+			return len(evs), nil
+		},
+		// Retention deleted events not taken yet, or damaged pages: say so
+		// and go on (before: the consumer stopped at damage for good).
+		Gap:  func(ctx context.Context, g event.Gap) error { return own(c.lost(ctx, g.First, g.Last, g.Reason)) },
+		Idle: func(ctx context.Context) (bool, error) { return true, own(c.flushSkips(ctx)) },
+	})
+	if ctx.Err() != nil || errors.Is(err, event.ErrStop) {
+		return c.stop(ctx)
 	}
+	if o := (ownError{}); errors.As(err, &o) { // the consumer's own, already described
+		return o.err
+	}
+	return fmt.Errorf("action: %w", err)
 }
+
+// own marks err (nil stays nil) as the consumer's own: Run returns it as is.
+func own(err error) error {
+	if err == nil {
+		return nil
+	}
+	return ownError{err}
+}
+
+type ownError struct{ err error }
+
+func (e ownError) Error() string { return e.err.Error() }
+func (e ownError) Unwrap() error { return e.err }
 
 // stop journals a pending skip summary on the way out.
 func (c *Consumer) stop(ctx context.Context) error {
@@ -172,14 +161,6 @@ func (c *Consumer) stop(ctx context.Context) error {
 		c.Logger.Warn("action: journal skipped events at stop", "err", err)
 	}
 	return nil
-}
-
-// stopOnCancel returns nil (after stop) when err is due to ctx ending.
-func (c *Consumer) stopOnCancel(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return c.stop(ctx)
-	}
-	return err
 }
 
 // handle processes one event; done is false when ctx ended while its script
@@ -228,8 +209,8 @@ func (c *Consumer) handle(ctx context.Context, ev event.Event) (done bool, err e
 	// The script ran: record that even when shutdown began meanwhile.
 	rctx := context.WithoutCancel(ctx)
 	if !r.OK() {
-		fail := failedEvent(c.Instance, c.Action, ev, r)
-		if _, err := c.Journal.Append(rctx, fail); err != nil {
+		fail := failedEvent(c.Action, ev, r)
+		if _, err := c.Emitter.Emit(rctx, fail); err != nil {
 			return false, fmt.Errorf("action: journal action-failed for seq %d: %w", ev.Seq, err)
 		}
 	}
@@ -238,17 +219,6 @@ func (c *Consumer) handle(ctx context.Context, ev event.Event) (done bool, err e
 		return false, fmt.Errorf("action: sync cursor at seq %d: %w", ev.Seq, err)
 	}
 	return true, nil
-}
-
-// read reads the next batch, with the journal's ReadPast when it has one
-// (a *journal.Damage names a damaged range).
-func (c *Consumer) read(next uint64) ([]event.Event, error) {
-	if rp, ok := c.Journal.(interface {
-		ReadPast(from uint64, max int) ([]event.Event, error)
-	}); ok {
-		return rp.ReadPast(next, readBatch)
-	}
-	return c.Journal.Read(next, readBatch)
 }
 
 // lost reports events first..last that the consumer could not take: journal
@@ -266,7 +236,7 @@ func (c *Consumer) lost(ctx context.Context, first, last uint64, reason string) 
 	}
 	n := last - first + 1
 	why := "journal retention deleted them before the action runner took them (journal max-bytes or max-age too small for the backlog)"
-	if reason == "damaged" {
+	if reason == event.GapDamaged {
 		why = "they are on damaged journal pages and cannot be read"
 	}
 	c.Logger.Warn("action: events not run: "+why, "first_seq", first, "last_seq", last, "count", n, "reason", reason)
@@ -276,8 +246,7 @@ func (c *Consumer) lost(ctx context.Context, first, last uint64, reason string) 
 	sk := event.New(event.MonitorAction, event.KindActionSkipped,
 		fmt.Sprintf("Action script not run for %d events (seq %d to %d): %s", n, first, last, why),
 		map[string]any{"seq": first, "last_seq": last, "count": n, "reason": reason}).WithLevel(event.LevelWarn)
-	sk.Instance = c.Instance
-	if _, err := c.Journal.Append(ctx, sk); err != nil {
+	if _, err := c.Emitter.Emit(ctx, sk); err != nil {
 		return fmt.Errorf("action: journal action-skipped for seq %d-%d (%s): %w", first, last, reason, err)
 	}
 	c.skip = skipRun{}
@@ -316,8 +285,7 @@ func (c *Consumer) skipEvent(ctx context.Context, ev event.Event, age, maxAge ti
 		fmt.Sprintf("Action script not run for %s (seq %d): the event is %s old, older than action-max-age %s",
 			ev.Kind, ev.Seq, age.Round(time.Second), maxAge),
 		map[string]any{"seq": ev.Seq, "kind": ev.Kind, "age_s": age.Seconds()}).WithLevel(event.LevelWarn)
-	sk.Instance = c.Instance
-	if _, err := c.Journal.Append(ctx, sk); err != nil {
+	if _, err := c.Emitter.Emit(ctx, sk); err != nil {
 		return fmt.Errorf("action: journal action-skipped for seq %d: %w", ev.Seq, err)
 	}
 	c.advance(ev.Seq)
@@ -334,8 +302,7 @@ func (c *Consumer) flushSkips(ctx context.Context) error {
 	sk := event.New(event.MonitorAction, event.KindActionSkipped,
 		fmt.Sprintf("Action script not run for %d more old events (seq %d to %d)", p.count, p.first, p.last),
 		map[string]any{"seq": p.first, "last_seq": p.last, "count": p.count, "age_s": p.ageS}).WithLevel(event.LevelWarn)
-	sk.Instance = c.Instance
-	if _, err := c.Journal.Append(ctx, sk); err != nil {
+	if _, err := c.Emitter.Emit(ctx, sk); err != nil {
 		return fmt.Errorf("action: journal action-skipped summary for seq %d-%d: %w", p.first, p.last, err)
 	}
 	c.skip.pending = summary{}
@@ -344,7 +311,7 @@ func (c *Consumer) flushSkips(ctx context.Context) error {
 }
 
 // failedEvent builds the action-failed event for a run of ev that was not OK.
-func failedEvent(instance, action string, ev event.Event, r Result) event.Event {
+func failedEvent(action string, ev event.Event, r Result) event.Event {
 	data := map[string]any{
 		"seq":        ev.Seq,
 		"kind":       ev.Kind,
@@ -359,7 +326,6 @@ func failedEvent(instance, action string, ev event.Event, r Result) event.Event 
 	fail := event.New(event.MonitorAction, event.KindActionFailed,
 		fmt.Sprintf("Action script %s failed for %s (seq %d): %s", action, ev.Kind, ev.Seq, r.Reason()),
 		data).WithLevel(event.LevelError)
-	fail.Instance = instance
 	return fail
 }
 

@@ -72,7 +72,7 @@ func commander(j outbox.Journal, enabled []string) []outbox.Option {
 	}
 	a := agent.New(agent.Options{Instance: instance, Journal: aj, FailoverEnabled: slices.Contains(enabled, "failover"),
 		CommandLimits: command.Limits{Burst: 1000, MinSwitch: -1}})
-	return []outbox.Option{outbox.WithCommander(a.FailoverCommand)}
+	return []outbox.Option{outbox.WithCommander(a.FailoverCommand), outbox.WithEmitter(a)}
 }
 
 type running struct {

@@ -30,7 +30,7 @@ func TestSubscriptions(t *testing.T) {
 	} {
 		c := cfg
 		c.Commands = tc.commands
-		o, err := New(c, config.HomeAssistant{Enable: tc.ha, DiscoveryPrefix: "ha"}, []string{"failover"}, "main", "v", nopJournal{}, nil)
+		o, err := New(c, config.HomeAssistant{Enable: tc.ha, DiscoveryPrefix: "ha"}, []string{"failover"}, "main", "v", nopJournal{}, nil, WithEmitter(nopJournal{}))
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -47,13 +47,13 @@ func TestSubscriptions(t *testing.T) {
 }
 
 func TestNewDefaultsAndErrors(t *testing.T) {
-	if _, err := New(config.MQTT{Server: "mqtt://b"}, config.HomeAssistant{}, nil, "main", "v", nopJournal{}, nil); err != ErrDisabled {
+	if _, err := New(config.MQTT{Server: "mqtt://b"}, config.HomeAssistant{}, nil, "main", "v", nopJournal{}, nil, WithEmitter(nopJournal{})); err != ErrDisabled {
 		t.Errorf("disabled: %v", err)
 	}
-	if _, err := New(config.MQTT{Enable: true, Server: "http://b"}, config.HomeAssistant{}, nil, "main", "v", nopJournal{}, nil); err == nil {
+	if _, err := New(config.MQTT{Enable: true, Server: "http://b"}, config.HomeAssistant{}, nil, "main", "v", nopJournal{}, nil, WithEmitter(nopJournal{})); err == nil {
 		t.Error("bad server accepted")
 	}
-	o, err := New(config.MQTT{Enable: true, Server: "mqtt://b"}, config.HomeAssistant{}, nil, "my inst", "v", nopJournal{}, nil)
+	o, err := New(config.MQTT{Enable: true, Server: "mqtt://b"}, config.HomeAssistant{}, nil, "my inst", "v", nopJournal{}, nil, WithEmitter(nopJournal{}))
 	if err != nil {
 		t.Fatal(err)
 	}

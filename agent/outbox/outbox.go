@@ -48,25 +48,32 @@ import (
 	"imon/config"
 	"imon/event"
 	"imon/homeassistant"
-	"imon/journal"
 	"imon/mqtt"
 )
 
 // Journal is what the outbox needs of the event journal (*journal.Journal
 // satisfies it).
 type Journal interface {
-	// Read returns up to max events from seq from on, in order.
+	// Follow reads the journal from seq from on, waiting for new events,
+	// and reports the ranges it skips (journal.Journal.Follow).
+	Follow(ctx context.Context, from uint64, f event.Follower) (uint64, error)
+	// Read returns up to max events from seq from on, in order (the ping
+	// minute statistics read the rounds between two publications).
 	Read(from uint64, max int) ([]event.Event, error)
-	// Wait blocks until LastSeq() > after or ctx ends.
-	Wait(ctx context.Context, after uint64) error
 	LastSeq() uint64
 	// Cursor and SetCursor keep the outbox's position (lazily persisted).
 	Cursor(name string) uint64
 	SetCursor(name string, seq uint64)
 	// Latest is the latest event of monitor that carried a State.
 	Latest(monitor string) (event.Event, bool)
-	// Append journals events (connection changes, commands).
-	Append(ctx context.Context, evs ...event.Event) ([]event.Event, error)
+}
+
+// Emitter journals the outbox's own events (mqtt-connected,
+// mqtt-disconnected, mqtt-event-trimmed): the agent's Emit, with its one
+// ordered writer and its policy when the journal cannot be written; it
+// sets the Instance.
+type Emitter interface {
+	Emit(ctx context.Context, ev event.Event) (event.Event, error)
 }
 
 // CursorName is the journal cursor of the events the broker acknowledged,
@@ -112,7 +119,11 @@ type options struct {
 	commander     Commander
 	availability  func(ctx context.Context) ([]byte, error) // see WithAvailability
 	health        func() (problem bool, problems []string)
+	emitter       Emitter
 }
+
+// WithEmitter sets the Emitter of the outbox's own events (required).
+func WithEmitter(e Emitter) Option { return func(o *options) { o.emitter = e } }
 
 // WithSections gives discovery the monitors' sections of the configuration
 // (WAN names for the labels, ddns.interface, IPv6 providers); without it
@@ -141,7 +152,7 @@ func WithStateInterval(d time.Duration) Option { return func(o *options) { o.sta
 func WithAgentStateInterval(d time.Duration) Option { return func(o *options) { o.agentInterval = d } }
 
 // WithJournalSize sets the function giving the journal's size on disk for
-// the diagnostics (default: Stats().FileBytes when the journal has Stats).
+// the diagnostics (default: none, not published).
 func WithJournalSize(f func() int64) Option { return func(o *options) { o.journalSize = f } }
 
 // WithHealth sets the function giving the agent's degraded state for
@@ -241,10 +252,8 @@ func New(cfg config.MQTT, ha config.HomeAssistant, enabled []string, instance, v
 	for _, f := range opts {
 		f(&o.opt)
 	}
-	if o.opt.journalSize == nil {
-		if s, ok := j.(interface{ Stats() journal.Stats }); ok {
-			o.opt.journalSize = func() int64 { return s.Stats().FileBytes }
-		}
+	if o.opt.emitter == nil {
+		return nil, errors.New("outbox: no emitter of its events (WithEmitter)")
 	}
 	o.hac = o.hac.WithSections(o.opt.sections)
 	// The minute statistics start with the latest round journaled.
@@ -449,8 +458,6 @@ func (o *Outbox) serve(ctx context.Context, cn *mqtt.Conn) error {
 func (o *Outbox) pump(ctx context.Context, cn *mqtt.Conn) error {
 	size := min(max(int(cn.ReceiveMaximum()), 1), maxWindow)
 	window := make([]pending, 0, size) // in send order
-	next := o.j.Cursor(CursorName) + 1
-	var buf []event.Event
 
 	// acked pops the acknowledged head of the window; with wait it blocks
 	// for the head's answer.
@@ -477,56 +484,53 @@ func (o *Outbox) pump(ctx context.Context, cn *mqtt.Conn) error {
 		return nil
 	}
 
-	for {
-		if err := acked(len(window) == size); err != nil {
-			return o.roundErr(ctx, err)
-		}
-		if len(window) == size {
-			continue
-		}
-		if len(buf) == 0 {
-			evs, err := o.j.Read(next, readBatch)
-			if err != nil {
-				return fmt.Errorf("reading the journal from %d: %w", next, err)
-			}
-			if len(evs) == 0 {
-				// Caught up: collect the acks still due, then wait for the
-				// journal. (If retention deleted events past next,
-				// LastSeq is beyond it: skip them.)
-				if len(window) > 0 {
-					if err := acked(true); err != nil {
-						return o.roundErr(ctx, err)
-					}
+	_, err := o.j.Follow(ctx, o.j.Cursor(CursorName)+1, event.Follower{
+		Batch: readBatch,
+		Events: func(ctx context.Context, evs []event.Event) (int, error) {
+			n := len(evs)
+			for len(evs) > 0 {
+				if err := acked(len(window) == size); err != nil {
+					return 0, err
+				}
+				if len(window) == size {
 					continue
 				}
-				last := o.j.LastSeq()
-				next = max(next, last+1)
-				if err := o.j.Wait(ctx, last); err != nil {
-					return o.roundErr(ctx, fmt.Errorf("waiting for the journal: %w", err))
+				// A burst: as many events as the window has room for, held
+				// by a cork so that they leave in one write.
+				cn.Cork()
+				err := o.sendBurst(ctx, cn, &evs, &window, size)
+				cn.Uncork()
+				if err != nil {
+					return 0, err
 				}
-				continue
 			}
-			buf = evs
-		}
-		// A burst: as many events as the window has room for, held by a
-		// cork so that they leave in one write.
-		cn.Cork()
-		err := o.sendBurst(ctx, cn, &buf, &window, size, &next)
-		cn.Uncork()
-		if err != nil {
-			return o.roundErr(ctx, err)
-		}
-	}
+			return n, nil
+		},
+		// Caught up: collect the acks still due (the head's, then read
+		// again), then wait for the journal.
+		Idle: func(context.Context) (bool, error) {
+			if len(window) > 0 {
+				return false, acked(true)
+			}
+			return true, nil
+		},
+		// Events retention deleted, or on damaged pages (the journal
+		// journals journal-damaged), are skipped.
+		Gap: func(_ context.Context, g event.Gap) error {
+			if len(window) == 0 {
+				o.j.SetCursor(CursorName, g.Last)
+			}
+			return nil
+		},
+	})
+	return o.roundErr(ctx, err)
 }
 
 // sendBurst sends events from buf while the window has room.
-func (o *Outbox) sendBurst(ctx context.Context, cn *mqtt.Conn, buf *[]event.Event, window *[]pending, size int, next *uint64) error {
+func (o *Outbox) sendBurst(ctx context.Context, cn *mqtt.Conn, buf *[]event.Event, window *[]pending, size int) error {
 	for len(*buf) > 0 && len(*window) < size {
 		ev := (*buf)[0]
 		*buf = (*buf)[1:]
-		if ev.Seq < *next {
-			continue
-		}
 		m, trimmed, ok, err := o.eventMessage(ev, cn.MaxPacketSize())
 		if err != nil {
 			return err
@@ -538,7 +542,6 @@ func (o *Outbox) sendBurst(ctx context.Context, cn *mqtt.Conn, buf *[]event.Even
 			o.journalTrim(ctx, ev, len(full), cn.MaxPacketSize(), trimmed, ok)
 		}
 		if !ok {
-			*next = ev.Seq + 1
 			if len(*window) == 0 {
 				o.j.SetCursor(CursorName, ev.Seq)
 			}
@@ -549,7 +552,6 @@ func (o *Outbox) sendBurst(ctx context.Context, cn *mqtt.Conn, buf *[]event.Even
 			return fmt.Errorf("sending event %d: %w", ev.Seq, err)
 		}
 		*window = append(*window, pending{seq: ev.Seq, ack: a})
-		*next = ev.Seq + 1
 		if len(ev.State) > 0 && o.enabled[ev.Monitor] {
 			signal(o.dirty)
 		}

@@ -76,8 +76,6 @@ func (o *Outbox) journalStatus(ctx context.Context, st mqtt.Status) error {
 			fmt.Sprintf("MQTT broker %s unavailable, retrying: %s", st.Server, reason),
 			map[string]any{"server": st.Server, "reason": reason}).WithLevel(event.LevelWarn)
 	}
-	ev = ev.WithState(state)
-	ev.Instance = o.instance
-	_, err := o.j.Append(ctx, ev)
+	_, err := o.opt.emitter.Emit(ctx, ev.WithState(state))
 	return err
 }

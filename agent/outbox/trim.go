@@ -97,9 +97,8 @@ func (o *Outbox) journalTrim(ctx context.Context, ev event.Event, size, limit in
 	}
 	tev := event.New(event.MonitorMQTT, KindEventTrimmed, msg,
 		map[string]any{"seq": ev.Seq, "size": size, "limit": limit, "trimmed": trimmed, "published": sent}).WithLevel(event.LevelWarn)
-	tev.Instance = o.instance
 	o.log.Warn(msg)
-	if _, err := o.j.Append(ctx, tev); err != nil && ctx.Err() == nil {
+	if _, err := o.opt.emitter.Emit(ctx, tev); err != nil && ctx.Err() == nil {
 		o.log.Error("journal mqtt-event-trimmed", "err", err)
 	}
 }

@@ -73,6 +73,7 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		w.logc,
 		&action.Consumer{
 			Journal:  j,
+			Emitter:  emitter{w},
 			Action:   cfg.Global.Action,
 			Instance: cfg.Global.Instance,
 			NoSyslog: nosyslog,
@@ -91,7 +92,9 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 			return w.agent.FailoverCommand(ctx, p, src)
 		})
 		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"),
-			outbox.WithSections(cfg), cmds, outbox.WithAvailability(w.history.AvailabilityState), outbox.WithHealth(w.problems))
+			outbox.WithSections(cfg), cmds, outbox.WithEmitter(emitter{w}),
+			outbox.WithJournalSize(func() int64 { return j.Stats().FileBytes }),
+			outbox.WithAvailability(w.history.AvailabilityState), outbox.WithHealth(w.problems))
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}
@@ -116,6 +119,17 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		w.alive = func() { logNotify("WATCHDOG", sdnotify.Watchdog()) }
 	}
 	return w, nil
+}
+
+// emitter is the agent's Emit for the consumers' own events (action-failed,
+// action-skipped, mqtt-connected...): one ordered writer, one policy when
+// the journal cannot be written, the Instance set by the agent. It is bound
+// late: the consumers are built before the agent, which is set before it
+// runs them.
+type emitter struct{ w *wiring }
+
+func (e emitter) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
+	return e.w.agent.Emit(ctx, ev)
 }
 
 // problems is the agent's degraded state for BASE/agent/state.
