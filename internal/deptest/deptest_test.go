@@ -15,6 +15,11 @@
 //     budget) is pure too: the CLI, MQTT, failover and discovery share it.
 //   - imon/journal imports no imon/agent package: the store knows events,
 //     not the agent that writes them.
+//   - Nothing under imon/agent (the agent, the action runner, the outbox,
+//     the monitors) imports imon/journal or bbolt: they read the journal
+//     through the interface they use (journal.Journal.Follow, cursors) and
+//     write through the agent's Emit; journal errors they tell apart are
+//     event.ErrInvalid and event.ErrNoSpace. cmd/imon wires the journal in.
 //   - imon/mqtt imports nothing of imon but the dependency-free retry
 //     schedule (imon/internal/backoff): it is a generic MQTT v5 client.
 //   - No production package imports imon/e2e/...: the end-to-end harness
@@ -64,6 +69,11 @@ var rules = []rule{
 		why:  "discovery payloads are pure",
 		from: "imon/homeassistant/...",
 		deny: heavy,
+	},
+	{
+		why:  "the agent and its consumers see the journal through the interfaces they use (Follow, cursors, the agent's Emit); only the composition root opens it",
+		from: "imon/agent/...",
+		deny: []string{"imon/journal/...", "go.etcd.io/bbolt/..."},
 	},
 	{
 		why:  "the journal knows events, not the agent",
