@@ -7,7 +7,6 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
-	"log/slog"
 	"net"
 	"os"
 	"path/filepath"
@@ -60,7 +59,6 @@ type Control struct {
 	// History returns the rollups from since on (imon report); nil when
 	// the agent keeps none.
 	History func(ctx context.Context, since time.Time) (any, error)
-	Log     *slog.Logger
 }
 
 // Listen creates the socket (removing a stale one) with mode 0600.

@@ -175,7 +175,6 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 		},
 		Failover: ag.FailoverCommand,
 		History:  w.history.Report,
-		Log:      log,
 	}
 	ln, err := ctl.Listen()
 	switch {
