@@ -41,9 +41,9 @@ import (
 	"imon/agent/command"
 	"imon/agent/outbox"
 	"imon/agent/route"
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 	"imon/journal"
 	"imon/mqtt/mqtttest"
 )

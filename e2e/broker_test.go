@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 	"imon/mqtt/mqtttest"
 )
 

@@ -19,8 +19,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 )
 
 // These tests run the real imon binary as a user would: no root, loopback

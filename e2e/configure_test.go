@@ -19,7 +19,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"imon/config"
-	"imon/e2e/harness"
+	"imon/internal/harness"
 )
 
 // The imon configure sessions below run the real binary with --config in

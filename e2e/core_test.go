@@ -12,8 +12,8 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 )
 
 // coreBed is the updown/ping testbed: namespace "host" runs imon, namespace

@@ -8,9 +8,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // The crash tests SIGKILL the real agent at random moments, restart it, and

@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // TestDemo runs `make demo` as the README's first command does (the

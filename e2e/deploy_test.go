@@ -13,8 +13,8 @@ import (
 	"strings"
 	"testing"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 )
 
 // deployRoot is the repository root (the Makefile's directory).

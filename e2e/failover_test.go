@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // These tests run the real imon binary inside the host namespace of a

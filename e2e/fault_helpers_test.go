@@ -22,8 +22,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 )
 
 // Helpers of the fault, crash and soak tests (fault_test.go, crash_test.go,

@@ -17,8 +17,8 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 	"imon/journal"
 )
 

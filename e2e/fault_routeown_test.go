@@ -9,9 +9,9 @@ import (
 	"time"
 
 	"imon/agent/route"
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // Two failover instances on one router (issue 10, item 7): each owns only

@@ -18,9 +18,9 @@ import (
 	"github.com/eclipse/paho.golang/packets"
 
 	"imon/agent"
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 	"imon/mqtt"
 	"imon/mqtt/mqtttest"
 )

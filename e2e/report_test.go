@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 )
 
 // cliReport is the part of `imon report --json` the tests read.

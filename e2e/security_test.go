@@ -13,8 +13,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
 	"imon/event"
+	"imon/internal/harness"
 )
 
 // An unprivileged user, created by the tests by uid alone (no passwd entry).

@@ -10,9 +10,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // TestSoak runs the real agent on the failover testbed with every monitor

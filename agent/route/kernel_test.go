@@ -15,7 +15,7 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"imon/agent/route"
-	"imon/e2e/testbed"
+	"imon/internal/testbed"
 )
 
 // These tests run the manager against the real kernel, inside the host

@@ -41,9 +41,9 @@ import (
 
 	"github.com/miekg/dns"
 
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 	"imon/mqtt/mqtttest"
 )
 

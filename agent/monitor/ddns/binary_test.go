@@ -11,9 +11,9 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // requireWired skips (fails with CI=true) unless cmd/imon links the ddns

@@ -20,9 +20,9 @@ import (
 	"imon/agent/probe/extip"
 	"imon/agent/probe/extip/extiptest"
 	"imon/config"
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // inNS runs fn on an OS thread switched into the named network namespace,

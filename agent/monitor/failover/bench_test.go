@@ -11,8 +11,8 @@ import (
 	"time"
 
 	"imon/agent/route"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/testbed"
 )
 
 // The benchmarks run the real monitor (child process in a testbed, config

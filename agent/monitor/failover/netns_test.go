@@ -19,8 +19,8 @@ import (
 	"imon/agent/monitor/failover"
 	"imon/agent/route"
 	"imon/config"
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/testbed"
 )
 
 // The tests in this file run the real monitor (netlink, pro-bing probes)

@@ -40,7 +40,7 @@ import (
 	"golang.org/x/net/icmp"
 	"golang.org/x/net/ipv4"
 
-	"imon/e2e/harness"
+	"imon/internal/harness"
 )
 
 // Addresses of the testbed.

@@ -6,7 +6,7 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/testbed"
+	"imon/internal/testbed"
 )
 
 // TestTopology checks the testbed itself: through either ISP the internet
