@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -15,6 +14,7 @@ import (
 
 	"imon/agent/monitor"
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/journal"
 )
 
@@ -101,17 +101,9 @@ func (r *recDirect) counts() (int, int) {
 	return len(r.now), len(r.gone)
 }
 
-type syncBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuf) Write(p []byte) (int, error) { s.mu.Lock(); defer s.mu.Unlock(); return s.b.Write(p) }
-func (s *syncBuf) String() string              { s.mu.Lock(); defer s.mu.Unlock(); return s.b.String() }
-
 var errROFS = fmt.Errorf("journal x: commit: write x: %w", syscall.EROFS)
 
-func newTestAgent(j Journal, d DirectLogger, logs *syncBuf, queueMax int) *Agent {
+func newTestAgent(j Journal, d DirectLogger, logs *nettest.Buffer, queueMax int) *Agent {
 	return New(Options{Instance: "t", Journal: j, Direct: d, QueueMax: queueMax, FailoverEnabled: true,
 		Logger: slog.New(slog.NewTextHandler(logs, nil)), JournalSettle: time.Nanosecond})
 }
@@ -153,7 +145,7 @@ func waitFlushed(t *testing.T, a *Agent) {
 func TestEmitQueuesWhileUnwritable(t *testing.T) {
 	j := &fakeJournal{}
 	d := &recDirect{}
-	var logs syncBuf
+	var logs nettest.Buffer
 	a := newTestAgent(j, d, &logs, 100)
 	defer a.em.close()
 	ctx := context.Background()
@@ -227,7 +219,7 @@ func TestEmitQueuesWhileUnwritable(t *testing.T) {
 func TestEmitQueueBound(t *testing.T) {
 	j := &fakeJournal{}
 	d := &recDirect{}
-	var logs syncBuf
+	var logs nettest.Buffer
 	a := newTestAgent(j, d, &logs, 5)
 	defer a.em.close()
 	ctx := context.Background()
@@ -291,7 +283,7 @@ func TestEmitQueueBound(t *testing.T) {
 // at once; all are journaled in order once it returns.
 func TestEmitHungJournal(t *testing.T) {
 	j := &fakeJournal{hang: make(chan struct{}), deaf: true}
-	var logs syncBuf
+	var logs nettest.Buffer
 	d := &recDirect{}
 	a := New(Options{Instance: "t", Journal: j, Logger: slog.New(slog.NewTextHandler(&logs, nil)), Direct: d,
 		EmitWait: 50 * time.Millisecond, AppendTimeout: 100 * time.Millisecond, JournalSettle: time.Nanosecond})

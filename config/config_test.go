@@ -14,6 +14,7 @@ import (
 	"time"
 
 	"imon/config"
+	"imon/internal/nettest"
 )
 
 func readFile(t *testing.T, name string) []byte {
@@ -228,7 +229,7 @@ func TestLoadRefusesWritableConfig(t *testing.T) {
 
 func TestLoadRefusesConfigOfOtherUser(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
+	nettest.NeedRoot(t, "file ownership and modes")
 	dir := t.TempDir()
 	path := writeConfig(t, dir, "owner", []byte(`{}`), 0o644)
 	if err := os.Chown(path, 1000, 1000); err != nil {
@@ -353,7 +354,7 @@ func TestCheckScript(t *testing.T) {
 // imon check said OK.
 func TestCheckScriptDirectories(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
+	nettest.NeedRoot(t, "file ownership and modes")
 	dir := t.TempDir()
 	mk := func(name string, mode os.FileMode, uid int) string {
 		p := filepath.Join(dir, name)
@@ -391,7 +392,7 @@ func TestCheckScriptDirectories(t *testing.T) {
 // said OK.
 func TestLoadChecksRuntimeDirs(t *testing.T) {
 	t.Parallel()
-	requireRoot(t)
+	nettest.NeedRoot(t, "file ownership and modes")
 	dir := t.TempDir()
 	open := filepath.Join(dir, "open")
 	if err := os.Mkdir(open, 0o777); err != nil {
@@ -420,19 +421,6 @@ func TestLoadChecksRuntimeDirs(t *testing.T) {
 	if _, err := config.Load(path); err != nil {
 		t.Errorf("Load: %v", err)
 	}
-}
-
-// requireRoot skips a test that needs root, but fails it under CI=true,
-// where a missing prerequisite must not hide a test.
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("needs root (CI=true: not skipping)")
-	}
-	t.Skip("needs root")
 }
 
 func errString(err error) string {

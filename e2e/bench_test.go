@@ -43,6 +43,7 @@ import (
 	"imon/agent/route"
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/internal/testbed"
 	"imon/journal"
 	"imon/mqtt/mqtttest"
@@ -901,7 +902,7 @@ func runFloor(tb testing.TB, ns, dir string, d time.Duration, args ...string) (c
 		}
 	}
 	cmd := exec.Command("ip", append([]string{"netns", "exec", ns, bin}, args...)...)
-	var out cliBuffer
+	var out nettest.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	if err := cmd.Start(); err != nil {
 		tb.Fatal(err)

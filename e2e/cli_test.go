@@ -14,13 +14,13 @@ import (
 	"regexp"
 	"runtime"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 )
 
 // These tests run the real imon binary as a user would: no root, loopback
@@ -359,29 +359,11 @@ func TestCLIVersion(t *testing.T) {
 	}
 }
 
-// cliBuffer is a bytes.Buffer safe for a writer and a reader goroutine.
-type cliBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (c *cliBuffer) Write(p []byte) (int, error) {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.Write(p)
-}
-
-func (c *cliBuffer) String() string {
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	return c.b.String()
-}
-
 // cliAgent is an agent started with an exact command line (harness.Start
 // always adds "run").
 type cliAgent struct {
 	cmd  *exec.Cmd
-	out  cliBuffer
+	out  nettest.Buffer
 	done chan struct{}
 	err  error
 }
@@ -437,13 +419,13 @@ func (a *cliAgent) wait(t *testing.T, timeout time.Duration) int {
 }
 
 // startPiped starts cmd with its stdout as a pipe and its stderr collected.
-func startPiped(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, *cliBuffer) {
+func startPiped(t *testing.T, cmd *exec.Cmd) (io.ReadCloser, *nettest.Buffer) {
 	t.Helper()
 	stdout, err := cmd.StdoutPipe()
 	if err != nil {
 		t.Fatal(err)
 	}
-	stderr := new(cliBuffer)
+	stderr := new(nettest.Buffer)
 	cmd.Stderr = stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

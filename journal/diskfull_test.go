@@ -16,6 +16,7 @@ import (
 	berrors "go.etcd.io/bbolt/errors"
 
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/journal"
 	"imon/journal/journaltest"
 )
@@ -86,7 +87,7 @@ func TestDiskFullMaxFileBytes(t *testing.T) {
 // scenario runs in a child process in its own mount namespace, so the
 // mount never shows outside it and vanishes with it.
 func TestDiskFullTmpfs(t *testing.T) {
-	requireRoot(t)
+	nettest.NeedRoot(t, "file ownership and modes")
 	cmd := exec.Command(os.Args[0], "-test.run=^$")
 	cmd.Env = append(os.Environ(), envTmpfsChild+"=1")
 	cmd.SysProcAttr = &syscall.SysProcAttr{Unshareflags: syscall.CLONE_NEWNS}

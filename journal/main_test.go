@@ -22,16 +22,3 @@ func TestMain(m *testing.M) {
 	removeFixture()
 	os.Exit(code)
 }
-
-// requireRoot skips a test that needs root, or fails it when CI=true (CI
-// must run every test).
-func requireRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root, and CI=true: failing instead of skipping")
-	}
-	t.Skip("needs root")
-}

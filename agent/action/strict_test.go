@@ -10,28 +10,17 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
 
 	"imon/agent/action"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 // otherUID is an unprivileged user the tests act as (no passwd entry needed).
 const otherUID = 4242
-
-// needRoot skips a test that must act as another user.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to act as another user; CI=true forbids skipping")
-		}
-		t.Skip("needs root to act as another user")
-	}
-}
 
 // userTempDir returns a temporary directory that the unprivileged user can
 // reach (t.TempDir and its parent are 0700) but not write.
@@ -95,7 +84,7 @@ func realConsumer(t *testing.T, script string) (*fakeJournal, func(e event.Event
 // root. Seen failing before the check: the second event ran the user's
 // script as uid 0.
 func TestStrictScriptInUserDirectory(t *testing.T) {
-	needRoot(t)
+	nettest.NeedRoot(t, "to act as another user")
 	base := userTempDir(t)
 	home := filepath.Join(base, "home")
 	if err := os.Mkdir(home, 0o755); err != nil {
@@ -134,7 +123,7 @@ func TestStrictScriptInUserDirectory(t *testing.T) {
 // script is made world-writable and the user overwrites it: it is not run.
 // Seen failing before the per-run check: the user's content ran as root.
 func TestStrictScriptMadeWritable(t *testing.T) {
-	needRoot(t)
+	nettest.NeedRoot(t, "to act as another user")
 	base := userTempDir(t)
 	ran := filepath.Join(base, "ran")
 	s := writeScript(t, base, "act.sh", "echo x >> "+ran+"\n")
@@ -215,24 +204,6 @@ func TestExecKillsSetsidLeftover(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for a logger and a test to share.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  strings.Builder
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestConsumerLogsLeftoversTruthfully (issue 11.8): the log says which
 // leftovers were killed and which escaped, instead of "killed" for all.
 // Seen failing before: every leftover was logged as killed.
@@ -252,7 +223,7 @@ func TestConsumerLogsLeftoversTruthfully(t *testing.T) {
 			[]string{"level=WARN", "processes outside it may still run", "no /proc"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			var log syncBuffer
+			var log nettest.Buffer
 			j := newFakeJournal()
 			c := &action.Consumer{Journal: j, Emitter: j, Action: "/x", Instance: "main",
 				Runner: &fakeRunner{result: func(context.Context, action.Command) action.Result { return tc.r }},

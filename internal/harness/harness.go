@@ -7,7 +7,6 @@ package harness
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -22,6 +21,7 @@ import (
 	"time"
 
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 var (
@@ -85,13 +85,7 @@ func Binary(t testing.TB) string {
 // run must never silently skip the end-to-end tests).
 func RequireRoot(t testing.TB) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
-	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("this test needs root (network namespaces); CI=true forbids skipping")
-	}
-	t.Skip("needs root (network namespaces)")
+	nettest.NeedRoot(t, "network namespaces")
 }
 
 // RequireCmd skips (or, with CI=true, fails) when a program is missing.
@@ -166,26 +160,9 @@ type Agent struct {
 	t      testing.TB
 	Config string
 	cmd    *exec.Cmd
-	out    *lockedBuffer
+	out    *nettest.Buffer
 	done   chan struct{}
 	err    error
-}
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
 }
 
 // Start runs `imon run --config cfg --nosyslog` (inside netns ns when ns is
@@ -195,7 +172,7 @@ func Start(t testing.TB, ns, cfg string, extra ...string) *Agent {
 	t.Helper()
 	args := append([]string{"run", "--config", cfg, "--nosyslog"}, extra...)
 	cmd := Command(t, ns, args...)
-	a := &Agent{t: t, Config: cfg, cmd: cmd, out: &lockedBuffer{}, done: make(chan struct{})}
+	a := &Agent{t: t, Config: cfg, cmd: cmd, out: &nettest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = a.out, a.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {
@@ -258,7 +235,7 @@ func Events(ctx context.Context, t testing.TB, cfg string) <-chan event.Event {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var stderr lockedBuffer
+	var stderr nettest.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)

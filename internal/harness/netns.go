@@ -2,15 +2,13 @@ package harness
 
 import (
 	"fmt"
+	"imon/internal/nettest"
 	"net"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync/atomic"
 	"testing"
-
-	"github.com/vishvananda/netns"
 )
 
 var nsCounter atomic.Int64
@@ -102,37 +100,7 @@ func (n *NS) Nft(t testing.TB, ruleset string) {
 // any goroutine afterwards.
 func (n *NS) Do(t testing.TB, fn func() error) {
 	t.Helper()
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(n.Name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns %s: %w", n.Name, err)
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", n.Name, err)
-			return
-		}
-		ferr := fn()
-		// Switch the thread back before it may run anything else; if that
-		// fails, keep it locked so that it dies with this goroutine.
-		if err := netns.Set(orig); err == nil {
-			runtime.UnlockOSThread()
-		}
-		errc <- ferr
-	}()
-	if err := <-errc; err != nil {
+	if err := nettest.Enter(n.Name, fn); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -8,22 +8,12 @@ import (
 	"strings"
 	"testing"
 
+	"imon/internal/nettest"
 	"imon/internal/safepath"
 )
 
 // otherUID is a user the tests make own files; it needs no passwd entry.
 const otherUID = 4242
-
-// needRoot skips a test that must chown files to another user.
-func needRoot(t *testing.T) {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("needs root to chown files to another user; CI=true forbids skipping")
-		}
-		t.Skip("needs root to chown files to another user")
-	}
-}
 
 // tempDir returns a directory that is safe by the walk's rules (t.TempDir's
 // parents are root's 0700 directories under the sticky /tmp).
@@ -67,7 +57,7 @@ func writeFile(t *testing.T, path, text string, mode os.FileMode) {
 }
 
 func TestOpenExecutable(t *testing.T) {
-	needRoot(t)
+	nettest.NeedRoot(t, "to chown files to another user")
 	base := tempDir(t)
 	type setup func(t *testing.T, dir string) string // returns the script path
 	tests := []struct {
@@ -245,7 +235,7 @@ func TestOpenMissing(t *testing.T) {
 }
 
 func TestCheckDir(t *testing.T) {
-	needRoot(t)
+	nettest.NeedRoot(t, "to chown files to another user")
 	base := tempDir(t)
 	sticky := filepath.Join(base, "sticky")
 	mkdir(t, sticky, os.ModeSticky|0o777, -1)

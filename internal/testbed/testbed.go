@@ -24,12 +24,10 @@
 package testbed
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -41,6 +39,7 @@ import (
 	"golang.org/x/net/ipv4"
 
 	"imon/internal/harness"
+	"imon/internal/nettest"
 )
 
 // Addresses of the testbed.
@@ -314,44 +313,9 @@ var pingID atomic.Int64
 // as a process of the namespace and the cleanup would kill.)
 func Do(t testing.TB, ns *harness.NS, fn func() error) {
 	t.Helper()
-	if err := do(ns.Name, fn); err != nil {
+	if err := nettest.Enter(ns.Name, fn); err != nil {
 		t.Fatal(err)
 	}
-}
-
-func do(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns %s: %w", name, err)
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			// Leave the thread locked: it dies with this goroutine.
-			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", name, err))
-			return
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
 }
 
 // Handle opens a handle on the namespace (for netlink.NewHandleAt and the

@@ -2,18 +2,15 @@ package ddns_test
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/http"
 	"net/netip"
-	"runtime"
 	"slices"
 	"testing"
 	"time"
 
 	"github.com/miekg/dns"
-	"github.com/vishvananda/netns"
 
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
@@ -22,50 +19,9 @@ import (
 	"imon/config"
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/internal/testbed"
 )
-
-// inNS runs fn on an OS thread switched into the named network namespace,
-// then switches the thread back (a thread that cannot switch back stays
-// locked and dies with its goroutine). Sockets fn opens stay in the
-// namespace. When the switch fails, fn does not run, so nothing is ever
-// sent from the machine's own namespace. Switching back matters: a locked
-// thread left in the namespace may be the process's main thread, which the
-// runtime never ends, and the testbed's cleanup kills every process whose
-// main thread is in one of its namespaces.
-func inNS(name string, fn func() error) error {
-	errc := make(chan error, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := netns.Get()
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("current netns: %w", err)
-			return
-		}
-		defer orig.Close()
-		h, err := netns.GetFromName(name)
-		if err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("netns %s: %w", name, err)
-			return
-		}
-		defer h.Close()
-		if err := netns.Set(h); err != nil {
-			runtime.UnlockOSThread()
-			errc <- fmt.Errorf("enter netns %s: %w", name, err)
-			return
-		}
-		ferr := fn()
-		if err := netns.Set(orig); err != nil {
-			errc <- errors.Join(ferr, fmt.Errorf("leave netns %s: %w", name, err))
-			return // the thread stays locked and dies with this goroutine
-		}
-		runtime.UnlockOSThread()
-		errc <- ferr
-	}()
-	return <-errc
-}
 
 // whoami answers every question with the querier's source address, as
 // the real whoami services do: an A (or AAAA) record, or a TXT record.
@@ -88,7 +44,7 @@ func serveDNS(t testing.TB, ns *harness.NS, addr netip.Addr) {
 		pc net.PacketConn
 		ln net.Listener
 	)
-	if err := inNS(ns.Name, func() (err error) {
+	if err := nettest.Enter(ns.Name, func() (err error) {
 		if pc, err = net.ListenPacket("udp", hp); err != nil {
 			return err
 		}
@@ -123,7 +79,7 @@ func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Options
 		serveDNS(t, b.Inet, a)
 	}
 	var hln net.Listener
-	if err := inNS(b.Inet.Name, func() (err error) {
+	if err := nettest.Enter(b.Inet.Name, func() (err error) {
 		hln, err = net.Listen("tcp", net.JoinHostPort(testbed.HTTPAddr.String(), "80"))
 		return err
 	}); err != nil {
@@ -151,7 +107,7 @@ func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Options
 	hostNS := b.Host.Name
 	opts := ddns.Options{
 		Provider: extip.Options{Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = inNS(hostNS, func() error {
+			err = nettest.Enter(hostNS, func() error {
 				var d net.Dialer
 				c, err = d.DialContext(ctx, network, addr)
 				return err
@@ -159,7 +115,7 @@ func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Options
 			return c, err
 		}},
 		InterfaceAddrs: func(name string) (as []netip.Addr, err error) {
-			err = inNS(hostNS, func() error {
+			err = nettest.Enter(hostNS, func() error {
 				as, err = ddns.InterfaceAddrs(name)
 				return err
 			})
