@@ -22,8 +22,10 @@
 //     event.ErrInvalid and event.ErrNoSpace. cmd/imon wires the journal in.
 //   - imon/mqtt imports nothing of imon but the dependency-free retry
 //     schedule (imon/internal/backoff): it is a generic MQTT v5 client.
-//   - No production package imports imon/e2e/...: the end-to-end harness
-//     and testbed are for tests only.
+//   - No production package imports imon/e2e/... or the test helpers
+//     (imon/internal/testbed, imon/internal/harness, imon/internal/nettest).
+//   - No unit test imports imon/e2e/...: what tests share lives under
+//     imon/internal (TestUnitTestsOutsideE2E).
 //
 // A rule is checked on the transitive dependencies of the package's
 // non-test build (go list -deps), so an indirect path breaks it too.
@@ -87,12 +89,15 @@ var rules = []rule{
 		allow: []string{"imon/internal/backoff"},
 	},
 	{
-		why:    "the e2e harness and testbed are for tests only",
+		why:    "the e2e suite, the harness, the testbed and the test helpers are for tests only",
 		from:   "imon/...",
-		except: []string{"imon/e2e/..."},
-		deny:   []string{"imon/e2e/..."},
+		except: append([]string{"imon/e2e/..."}, testOnly...),
+		deny:   append([]string{"imon/e2e/..."}, testOnly...),
 	},
 }
+
+// testOnly are the packages shared by the tests (unit and end-to-end).
+var testOnly = []string{"imon/internal/testbed", "imon/internal/harness", "imon/internal/nettest"}
 
 var heavy = []string{
 	"go.etcd.io/bbolt/...",
@@ -181,6 +186,30 @@ func TestRulesMatch(t *testing.T) {
 		}
 		if n == 0 {
 			t.Errorf("rule %q matches no package", r.from)
+		}
+	}
+}
+
+// TestUnitTestsOutsideE2E: a package's tests (outside e2e) never import
+// imon/e2e/...; the testbed, the harness and the helpers they share live
+// under imon/internal.
+func TestUnitTestsOutsideE2E(t *testing.T) {
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .TestImports \" \"}} {{join .XTestImports \" \"}}", "imon/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || match("imon/e2e/...", f[0]) {
+			continue
+		}
+		for _, imp := range f[1:] {
+			if match("imon/e2e/...", imp) {
+				t.Errorf("tests of %s import %s: move what they need under imon/internal", f[0], imp)
+			}
 		}
 	}
 }
