@@ -1,0 +1,163 @@
+package journal_test
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"sync"
+	"testing"
+
+	"imon/event"
+	"imon/journal"
+)
+
+// memReader is a Reader in memory: seqs first..len(evs), a damaged range,
+// and a Wait that returns once an event past after exists.
+type memReader struct {
+	mu      sync.Mutex
+	evs     []event.Event // evs[i].Seq == i+1
+	first   uint64
+	damaged [2]uint64 // ReadPast fails for from in [0]..[1]
+	changed chan struct{}
+}
+
+func newMem(n int) *memReader {
+	m := &memReader{first: 1, changed: make(chan struct{})}
+	for i := range n {
+		m.evs = append(m.evs, event.Event{Seq: uint64(i + 1), Monitor: "m", Kind: "k"})
+	}
+	return m
+}
+
+func (m *memReader) add() {
+	m.mu.Lock()
+	m.evs = append(m.evs, event.Event{Seq: uint64(len(m.evs) + 1), Monitor: "m", Kind: "k"})
+	close(m.changed)
+	m.changed = make(chan struct{})
+	m.mu.Unlock()
+}
+
+func (m *memReader) Read(from uint64, max int) ([]event.Event, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	from = maxU(from, m.first)
+	if from > uint64(len(m.evs)) {
+		return nil, nil
+	}
+	return slices.Clone(m.evs[from-1 : min(uint64(len(m.evs)), from-1+uint64(max))]), nil
+}
+
+func maxU(a, b uint64) uint64 {
+	if a > b {
+		return a
+	}
+	return b
+}
+
+func (m *memReader) ReadPast(from uint64, max int) ([]event.Event, error) {
+	if d := m.damaged; d[0] != 0 && from <= d[1] {
+		if from >= d[0] {
+			return nil, &journal.Damage{Path: "mem", First: from, Last: d[1], Err: errors.New("bad page")}
+		}
+		max = min(max, int(d[0]-from))
+	}
+	return m.Read(from, max)
+}
+
+func (m *memReader) Wait(ctx context.Context, after uint64) error {
+	for {
+		m.mu.Lock()
+		n, ch := uint64(len(m.evs)), m.changed
+		m.mu.Unlock()
+		if n > after {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+func (m *memReader) FirstSeq() uint64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.first
+}
+
+// TestFollowGapsAndOrder: Follow hands over every event in order, in
+// batches of at most Batch, reports the range retention deleted and the
+// damaged range as gaps (and skips them), calls Idle when caught up and
+// waits for new events; Events handling fewer than given ends it with
+// ErrStop, and the returned seq is the next one to read.
+func TestFollowGapsAndOrder(t *testing.T) {
+	m := newMem(30)
+	m.first = 5                   // retention deleted 1..4
+	m.damaged = [2]uint64{10, 12} // 10..12 damaged
+	var got []uint64
+	var gaps []event.Gap
+	idles := 0
+	next, err := journal.Follow(t.Context(), m, 1, event.Follower{
+		Batch: 4,
+		Events: func(_ context.Context, evs []event.Event) (int, error) {
+			if len(evs) > 4 {
+				t.Errorf("batch of %d events, want at most 4", len(evs))
+			}
+			for i, ev := range evs {
+				if ev.Seq == 33 {
+					return i, nil
+				}
+				got = append(got, ev.Seq)
+			}
+			return len(evs), nil
+		},
+		Gap: func(_ context.Context, g event.Gap) error { gaps = append(gaps, g); return nil },
+		Idle: func(context.Context) (bool, error) {
+			idles++
+			if idles <= 3 {
+				m.add() // 31, 32, 33 arrive while the reader waits
+			}
+			return true, nil
+		},
+	})
+	if !errors.Is(err, event.ErrStop) || next != 33 {
+		t.Fatalf("Follow returned %d, %v; want 33, ErrStop", next, err)
+	}
+	var want []uint64
+	for s := uint64(5); s <= 32; s++ {
+		if s < 10 || s > 12 {
+			want = append(want, s)
+		}
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("events %v\nwant %v", got, want)
+	}
+	if len(gaps) != 2 || gaps[0].Reason != event.GapRetention || gaps[0].First != 1 || gaps[0].Last != 4 ||
+		gaps[1].Reason != event.GapDamaged || gaps[1].First != 10 || gaps[1].Last != 12 || gaps[1].Err == nil {
+		t.Errorf("gaps %+v; want retention 1-4, damaged 10-12", gaps)
+	}
+}
+
+// TestFollowStops: a Gap callback's error ends the follow with that error;
+// a cancelled ctx ends a waiting follow.
+func TestFollowStops(t *testing.T) {
+	boom := errors.New("boom")
+	m := newMem(3)
+	m.first = 2
+	_, err := journal.Follow(t.Context(), m, 1, event.Follower{
+		Events: func(_ context.Context, evs []event.Event) (int, error) { return len(evs), nil },
+		Gap:    func(context.Context, event.Gap) error { return boom },
+	})
+	if !errors.Is(err, boom) {
+		t.Fatalf("Follow: %v, want boom", err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	_, err = journal.Follow(ctx, m, 1, event.Follower{
+		Events: func(_ context.Context, evs []event.Event) (int, error) { return len(evs), nil },
+		Idle:   func(context.Context) (bool, error) { cancel(); return true, nil },
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("Follow after cancel: %v, want context.Canceled", err)
+	}
+}
