@@ -3,15 +3,14 @@ package agent_test
 import (
 	"bufio"
 	"context"
-	"encoding/binary"
 	"encoding/json"
-	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"imon/agent"
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/journal"
 )
 
@@ -35,33 +34,7 @@ func damagedJournal(t *testing.T, path string, n int) {
 	if err := j.Close(); err != nil {
 		t.Fatal(err)
 	}
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const ps = 4096
-	var leaves []int64
-	for id := int64(2); (id+1)*ps <= int64(len(b)); id++ {
-		p := b[id*ps:]
-		if binary.NativeEndian.Uint64(p) == uint64(id) && binary.NativeEndian.Uint16(p[8:]) == 0x02 && binary.NativeEndian.Uint16(p[10:]) > 8 {
-			leaves = append(leaves, id)
-		}
-	}
-	if len(leaves) < 3 {
-		t.Fatalf("test setup: %d leaf pages", len(leaves))
-	}
-	junk := make([]byte, ps)
-	for i := range junk {
-		junk[i] = byte(i*7 + 3)
-	}
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(junk, leaves[len(leaves)/2]*ps); err != nil {
-		t.Fatal(err)
-	}
+	nettest.DamageLeaf(t, path)
 }
 
 // TestControlStreamsPastDamage (issue 10.6): `imon journal` through the

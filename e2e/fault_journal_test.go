@@ -4,7 +4,6 @@ import (
 	"bufio"
 	"bytes"
 	"context"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"os"
@@ -19,6 +18,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/journal"
 )
 
@@ -246,36 +246,6 @@ func TestFaultJournalStalledReader(t *testing.T) {
 	fjTerm(t, a, 5*time.Second)
 }
 
-// fjDamageLeaf overwrites a leaf page in the middle of the bbolt file at
-// path with garbage (as a failing SD card would).
-func fjDamageLeaf(t *testing.T, path string) {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const ps = 4096
-	var leaves []int64
-	for id := int64(2); (id+1)*ps <= int64(len(b)); id++ {
-		p := b[id*ps:]
-		if binary.NativeEndian.Uint64(p) == uint64(id) && binary.NativeEndian.Uint16(p[8:]) == 0x02 && binary.NativeEndian.Uint16(p[10:]) > 8 {
-			leaves = append(leaves, id)
-		}
-	}
-	if len(leaves) < 3 {
-		t.Fatalf("test setup: %d leaf pages", len(leaves))
-	}
-	junk := bytes.Repeat([]byte{0xA5, 0x5A, 0x13, 0x37}, ps/4)
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(junk, leaves[len(leaves)/2]*ps); err != nil {
-		t.Fatal(err)
-	}
-}
-
 // fjCheckStream checks a JSON-lines stream: every line an event, seqs
 // increasing; it returns the events.
 func fjCheckStream(t *testing.T, out []byte) []event.Event {
@@ -308,7 +278,7 @@ func TestFaultJournalDamagedPage(t *testing.T) {
 	path := filepath.Join(dir, "jdamage.db")
 	const n = 3000
 	fjMakeJournal(t, path, n)
-	fjDamageLeaf(t, path)
+	nettest.DamageLeaf(t, path)
 
 	// From the file (no agent).
 	out, stderr, err := fjRun(t, harness.Command(t, "", "journal", "--config", cfg, "--json"), 20*time.Second)

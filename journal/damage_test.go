@@ -2,47 +2,14 @@ package journal_test
 
 import (
 	"context"
-	"encoding/binary"
 	"errors"
-	"os"
 	"testing"
 	"time"
 
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/journal"
 )
-
-// damageLeaf overwrites, with garbage, a leaf page in the middle of the
-// journal file at path (of the events bucket: the one with the most
-// elements) and returns its page number.
-func damageLeaf(t *testing.T, path string) int64 {
-	t.Helper()
-	b, err := os.ReadFile(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const ps = 4096
-	var leaves []int64
-	for id := int64(2); (id+1)*ps <= int64(len(b)); id++ {
-		p := b[id*ps:]
-		if binary.NativeEndian.Uint64(p) == uint64(id) && binary.NativeEndian.Uint16(p[8:]) == 0x02 && binary.NativeEndian.Uint16(p[10:]) > 8 {
-			leaves = append(leaves, id)
-		}
-	}
-	if len(leaves) < 3 {
-		t.Fatalf("test setup: %d leaf pages", len(leaves))
-	}
-	id := leaves[len(leaves)/2]
-	f, err := os.OpenFile(path, os.O_WRONLY, 0)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	if _, err := f.WriteAt(garbage(ps), id*ps); err != nil {
-		t.Fatal(err)
-	}
-	return id
-}
 
 // readAllPast reads j from seq 1 with ReadPast, as the CLI does, and
 // returns the events and the damaged ranges.
@@ -85,7 +52,7 @@ func TestReadPastDamagedPage(t *testing.T) {
 	path := t.TempDir() + "/j.db"
 	const n = 3000
 	makeJournal(t, path, n) // n pings + 1 ddns event
-	damageLeaf(t, path)
+	nettest.DamageLeaf(t, path)
 
 	j, err := journal.Open(path, journal.Options{ReadOnly: true})
 	if err != nil {
