@@ -10,8 +10,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/harness"
-	"imon/e2e/testbed"
+	"imon/internal/harness"
+	"imon/internal/testbed"
 )
 
 // The wakeup budget: all four monitors at interval 1 (updown interval 1,
