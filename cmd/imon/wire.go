@@ -129,6 +129,9 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 type emitter struct{ w *wiring }
 
 func (e emitter) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
+	if e.w.agent == nil {
+		return ev, fmt.Errorf("%s/%s event emitted before the agent was created", ev.Monitor, ev.Kind)
+	}
 	return e.w.agent.Emit(ctx, ev)
 }
 
