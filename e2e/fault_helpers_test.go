@@ -24,6 +24,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 )
 
 // Helpers of the fault, crash and soak tests (fault_test.go, crash_test.go,
@@ -62,31 +63,13 @@ func fltDir(t *testing.T) string {
 	return dir
 }
 
-// fltBuf is a goroutine-safe output buffer.
-type fltBuf struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *fltBuf) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *fltBuf) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // fltProc is an agent process started by the fault tests: like
 // harness.Agent, but started from any command (e.g. wrapped in unshare to
 // give it a private tmpfs), killed and restarted many times per test.
 type fltProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
-	out  *fltBuf
+	out  *nettest.Buffer
 	done chan struct{}
 	err  error
 
@@ -104,7 +87,7 @@ func fltStart(t *testing.T, ns, cfg string) *fltProc {
 // failed.
 func fltStartCmd(t *testing.T, cmd *exec.Cmd) *fltProc {
 	t.Helper()
-	p := &fltProc{t: t, cmd: cmd, out: &fltBuf{}, done: make(chan struct{})}
+	p := &fltProc{t: t, cmd: cmd, out: &nettest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
 	if err := cmd.Start(); err != nil {

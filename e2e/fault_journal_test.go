@@ -301,7 +301,7 @@ func TestFaultJournalDamagedPage(t *testing.T) {
 		return ok && st.Agent == "running"
 	})
 	fcmd := harness.Command(t, "", "journal", "--config", cfg, "--json", "--follow")
-	var ferr fltBuf
+	var ferr nettest.Buffer
 	fcmd.Stderr = &ferr
 	stdout, err := fcmd.StdoutPipe()
 	if err != nil {
