@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"imon/e2e/testbed"
 	"imon/event"
+	"imon/internal/testbed"
 )
 
 // TestFaultJournalRouting (issue 10, "done means"): the journal faults of
