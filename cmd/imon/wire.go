@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"imon/agent"
 	"imon/agent/action"
 	"imon/agent/logsink"
@@ -19,6 +21,7 @@ import (
 	"imon/agent/outbox"
 	"imon/agent/probe"
 	"imon/agent/probe/extip"
+	"imon/agent/route"
 	"imon/agent/sdnotify"
 	"imon/config"
 	"imon/event"
@@ -137,9 +140,15 @@ func newMonitors(cfg *config.Config, log *slog.Logger) ([]monitor.Monitor, error
 	}
 	if cfg.Failover.Enable {
 		icmp := probe.NewPinger(probeLog)
-		if err := add(event.MonitorFailover, &failover.Monitor{
-			Cfg: cfg.Failover, Streamer: icmp, Pinger: icmp, Resolver: probe.NewResolver(probeLog),
-		}, nil); err != nil {
+		m, err := failover.New(cfg.Failover, failover.Deps{
+			OpenKernel: func() (route.Kernel, error) { return route.NewNetlink() },
+			Streamer:   icmp, Pinger: icmp, Resolver: probe.NewResolver(probeLog),
+			Updates: func(ctx context.Context, log *slog.Logger) <-chan route.Update {
+				return route.Watch(ctx, netns.None(), log)
+			},
+			Carrier: icmp.WatchCarrier,
+		})
+		if err := add(event.MonitorFailover, m, err); err != nil {
 			return nil, err
 		}
 	}
