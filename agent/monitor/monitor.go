@@ -9,7 +9,10 @@ package monitor
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
+	"reflect"
+	"strings"
 
 	"imon/event"
 )
@@ -51,4 +54,30 @@ type Monitor interface {
 	// Run monitors until ctx is done, then returns nil. An error return or a
 	// panic is journaled by the supervisor, which runs it again with backoff.
 	Run(ctx context.Context, env Env) error
+}
+
+// CheckDeps returns an error naming every nil field (interface, func,
+// pointer, map, channel) of deps, a monitor's Deps struct. Every monitor is
+// built with New(cfg, Deps), its seams injected (the real ones by cmd/imon,
+// fakes by tests, none meaning "real"); New calls CheckDeps so that a
+// forgotten seam fails at construction, named, not as a nil dereference in
+// Run.
+func CheckDeps(deps any) error {
+	v := reflect.ValueOf(deps)
+	if v.Kind() != reflect.Struct {
+		return fmt.Errorf("deps: %T is not a struct", deps)
+	}
+	var missing []string
+	for i := range v.NumField() {
+		switch f := v.Field(i); f.Kind() {
+		case reflect.Interface, reflect.Func, reflect.Pointer, reflect.Map, reflect.Chan:
+			if f.IsNil() {
+				missing = append(missing, v.Type().Field(i).Name)
+			}
+		}
+	}
+	if len(missing) > 0 {
+		return fmt.Errorf("missing seams in %s: %s", v.Type(), strings.Join(missing, ", "))
+	}
+	return nil
 }

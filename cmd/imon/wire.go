@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"imon/agent"
 	"imon/agent/action"
 	"imon/agent/logsink"
@@ -18,6 +20,8 @@ import (
 	"imon/agent/monitor/updown"
 	"imon/agent/outbox"
 	"imon/agent/probe"
+	"imon/agent/probe/extip"
+	"imon/agent/route"
 	"imon/agent/sdnotify"
 	"imon/config"
 	"imon/event"
@@ -44,26 +48,11 @@ type wiring struct {
 // wire builds the real monitors, probes and consumers for cfg.
 func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.Sink, log *slog.Logger) (*wiring, error) {
 	w := &wiring{names: enabledMonitors(cfg), log: log}
-	probeLog := log.With("monitor", "probe")
-	if cfg.DDNS.Enable {
-		m, err := ddns.New(cfg.DDNS, ddns.Options{})
-		if err != nil {
-			return nil, fmt.Errorf("ddns monitor: %w", err)
-		}
-		w.monitors = append(w.monitors, m)
+	ms, err := newMonitors(cfg, log)
+	if err != nil {
+		return nil, err
 	}
-	if cfg.Updown.Enable {
-		w.monitors = append(w.monitors, updown.New(cfg.Updown, updown.RealDeps(probeLog)))
-	}
-	if cfg.Failover.Enable {
-		icmp := probe.NewPinger(probeLog)
-		w.monitors = append(w.monitors, &failover.Monitor{
-			Cfg: cfg.Failover, Streamer: icmp, Pinger: icmp, Resolver: probe.NewResolver(probeLog),
-		})
-	}
-	if cfg.Ping.Enable {
-		w.monitors = append(w.monitors, ping.New(cfg.Ping, ping.RealDeps(probeLog)))
-	}
+	w.monitors = ms
 	skip := map[string]bool{}
 	if cfg.Global.Action != "" {
 		skip[event.KindPingResult] = true // the action script gets them, as in the original
@@ -133,6 +122,60 @@ func (e emitter) Emit(ctx context.Context, ev event.Event) (event.Event, error) 
 		return ev, fmt.Errorf("%s/%s event emitted before the agent was created", ev.Monitor, ev.Kind)
 	}
 	return e.w.agent.Emit(ctx, ev)
+}
+
+// newMonitors builds the enabled monitors, in the original's order, each
+// with New(section, Deps): here, and only here, the real seams are
+// injected (the ICMP prober, resolvers, the DNS checker, netlink, the
+// external-IP queriers); tests inject fakes.
+func newMonitors(cfg *config.Config, log *slog.Logger) ([]monitor.Monitor, error) {
+	probeLog := log.With("monitor", "probe")
+	var out []monitor.Monitor
+	add := func(name string, m monitor.Monitor, err error) error {
+		if err != nil {
+			return fmt.Errorf("%s monitor: %w", name, err)
+		}
+		out = append(out, m)
+		return nil
+	}
+	if cfg.DDNS.Enable {
+		m, err := ddns.New(cfg.DDNS, ddns.Deps{
+			NewQuerier:     func(s extip.Spec) (extip.Querier, error) { return extip.New(s, extip.Options{}) },
+			InterfaceAddrs: ddns.InterfaceAddrs,
+		})
+		if err := add(event.MonitorDDNS, m, err); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Updown.Enable {
+		icmp, res, dns := probe.NewPinger(probeLog), probe.NewResolver(probeLog), probe.NewDNSChecker(probeLog)
+		dns.Resolver = res // dnsserver may be a name
+		m, err := updown.New(cfg.Updown, updown.Deps{Streamer: icmp, Pinger: icmp, Resolver: res, DNS: dns})
+		if err := add(event.MonitorUpdown, m, err); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Failover.Enable {
+		icmp := probe.NewPinger(probeLog)
+		m, err := failover.New(cfg.Failover, failover.Deps{
+			OpenKernel: func() (route.Kernel, error) { return route.NewNetlink() },
+			Streamer:   icmp, Pinger: icmp, Resolver: probe.NewResolver(probeLog),
+			Updates: func(ctx context.Context, log *slog.Logger) <-chan route.Update {
+				return route.Watch(ctx, netns.None(), log)
+			},
+			Carrier: icmp.WatchCarrier,
+		})
+		if err := add(event.MonitorFailover, m, err); err != nil {
+			return nil, err
+		}
+	}
+	if cfg.Ping.Enable {
+		m, err := ping.New(cfg.Ping, ping.Deps{Pinger: probe.NewPinger(probeLog), Resolver: probe.NewResolver(probeLog)})
+		if err := add(event.MonitorPing, m, err); err != nil {
+			return nil, err
+		}
+	}
+	return out, nil
 }
 
 // problems is the agent's degraded state for BASE/agent/state.

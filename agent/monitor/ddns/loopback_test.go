@@ -17,6 +17,7 @@ import (
 
 	"imon/agent/monitor"
 	"imon/agent/monitor/ddns"
+	"imon/agent/probe/extip"
 	"imon/agent/probe/extip/extiptest"
 	"imon/config"
 	"imon/event"
@@ -108,7 +109,7 @@ func TestRunAgainstLoopbackServers(t *testing.T) {
 		Probe:     config.Probe{Interval: 100 * time.Millisecond},
 		Timeout:   500 * time.Millisecond,
 	}
-	m, err := ddns.New(cfg, ddns.Options{})
+	m, err := ddns.New(cfg, realDeps(extip.Options{}))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -184,7 +185,7 @@ func ms(d time.Duration) float64 { return float64(d) / float64(time.Millisecond)
 // samples rounds, so that `make bench` (-benchtime 1x) still reports a
 // median.
 func benchRound(b *testing.B, cfg config.DDNS, samples int) (decision, round []time.Duration) {
-	m, err := ddns.New(cfg, ddns.Options{})
+	m, err := ddns.New(cfg, realDeps(extip.Options{}))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -60,14 +60,14 @@ const (
 	msgNoUpdate = "%% Unable to obtain External IP Address"
 )
 
-// Options are the seams of the ddns monitor; the zero value is production.
-type Options struct {
-	// Provider tunes the real queriers (e.g. RootCAs).
-	Provider extip.Options
-	// NewQuerier builds each provider's querier; nil means extip.New.
+// Deps are the seams of the ddns monitor. Every field is required:
+// cmd/imon injects the real ones (extip.New, InterfaceAddrs), tests inject
+// fakes.
+type Deps struct {
+	// NewQuerier builds each provider's querier.
 	NewQuerier func(spec extip.Spec) (extip.Querier, error)
-	// InterfaceAddrs lists the addresses of a network interface; nil
-	// means InterfaceAddrs.
+	// InterfaceAddrs lists the addresses of a network interface (the
+	// CGNAT check of the interface setting).
 	InterfaceAddrs func(name string) ([]netip.Addr, error)
 }
 
@@ -97,28 +97,25 @@ var _ monitor.Monitor = (*Monitor)(nil)
 
 // New builds the monitor from its config section. Providers default to
 // config.DefaultDDNSProviders, the interval to DefaultInterval, the timeout
-// to DefaultTimeout and the quorum to DefaultQuorum.
-func New(cfg config.DDNS, opts Options) (*Monitor, error) {
+// to DefaultTimeout and the quorum to DefaultQuorum. It fails on a bad
+// provider (naming it) and when a seam of deps is missing.
+func New(cfg config.DDNS, deps Deps) (*Monitor, error) {
+	if err := monitor.CheckDeps(deps); err != nil {
+		return nil, err
+	}
 	m := &Monitor{
 		interval:     cfg.Interval,
 		timeout:      cfg.Timeout,
 		allowPrivate: cfg.AllowPrivate,
 		iface:        cfg.Interface,
 		quorum:       map[extip.Family]int{},
-		ifAddrs:      opts.InterfaceAddrs,
+		ifAddrs:      deps.InterfaceAddrs,
 	}
 	if m.interval <= 0 {
 		m.interval = DefaultInterval
 	}
 	if m.timeout <= 0 {
 		m.timeout = DefaultTimeout
-	}
-	if m.ifAddrs == nil {
-		m.ifAddrs = InterfaceAddrs
-	}
-	newQ := opts.NewQuerier
-	if newQ == nil {
-		newQ = func(s extip.Spec) (extip.Querier, error) { return extip.New(s, opts.Provider) }
 	}
 	raw := cfg.Providers
 	if len(raw) == 0 {
@@ -150,7 +147,7 @@ func New(cfg config.DDNS, opts Options) (*Monitor, error) {
 	}
 	opsOf := map[extip.Family][]string{}
 	for i, s := range specs {
-		q, err := newQ(s)
+		q, err := deps.NewQuerier(s)
 		if err != nil {
 			return nil, fmt.Errorf("ddns provider %q: %w", s.Raw, err)
 		}
@@ -206,31 +203,8 @@ type run struct {
 // come back (updown-online).
 func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	r := m.restore(env)
-	recheck := make(chan struct{}, 1)
-	if env.Watch != nil {
-		ch := env.Watch(ctx)
-		done := make(chan struct{})
-		defer func() { <-done }()
-		go func() {
-			defer close(done)
-			for {
-				select {
-				case <-ctx.Done():
-					return
-				case ev, ok := <-ch:
-					if !ok {
-						return
-					}
-					if triggersRecheck(ev) {
-						select {
-						case recheck <- struct{}{}:
-						default:
-						}
-					}
-				}
-			}
-		}()
-	}
+	recheck, stopWatch := watchRechecks(ctx, env.Watch)
+	defer stopWatch()
 	timer := time.NewTimer(m.interval)
 	timer.Stop()
 	defer timer.Stop()
@@ -243,25 +217,65 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 			return err
 		}
 		timer.Reset(time.Until(start.Add(m.interval)))
-		for answered := true; answered; {
-			answered = false
+		if !r.wait(ctx, timer.C, recheck) {
+			return nil
+		}
+	}
+}
+
+// wait answers the agent watchdog's liveness requests until the next
+// round is due (true): at the timer, or at once on a re-check, with the
+// backoffs cleared. It returns false when ctx ends.
+func (r *run) wait(ctx context.Context, timer <-chan time.Time, recheck <-chan struct{}) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case f := <-r.env.Liveness: // the agent's watchdog: this loop runs
+			f()
+		case <-timer:
+			return true
+		case <-recheck:
+			r.log.Debug("re-check after a network change")
+			for i := range r.health {
+				r.health[i].backoffUntil = time.Time{}
+				r.health[i].retryAfter = 0
+			}
+			return true
+		}
+	}
+}
+
+// watchRechecks follows the journal (when watch is set) and signals on the
+// returned channel, coalesced, each event that calls for a re-check. stop
+// waits for the follower to end, after ctx ends.
+func watchRechecks(ctx context.Context, watch func(context.Context) <-chan event.Event) (recheck <-chan struct{}, stop func()) {
+	if watch == nil {
+		return nil, func() {}
+	}
+	ch := watch(ctx)
+	out := make(chan struct{}, 1)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
 			select {
 			case <-ctx.Done():
-				return nil
-			case f := <-env.Liveness: // the agent's watchdog: this loop runs
-				f()
-				answered = true
-			case <-timer.C:
-			case <-recheck:
-				timer.Stop()
-				r.log.Debug("re-check after a network change")
-				for i := range r.health {
-					r.health[i].backoffUntil = time.Time{}
-					r.health[i].retryAfter = 0
+				return
+			case ev, ok := <-ch:
+				if !ok {
+					return
+				}
+				if triggersRecheck(ev) {
+					select {
+					case out <- struct{}{}:
+					default:
+					}
 				}
 			}
 		}
-	}
+	}()
+	return out, func() { <-done }
 }
 
 func triggersRecheck(ev event.Event) bool {

@@ -166,7 +166,7 @@ func newHarness(t *testing.T, cfg config.DDNS, n *fakeNet) *runHarness {
 		cfg.Timeout = testTimeout
 	}
 	h := &runHarness{t: t, net: n, j: &fakeJournal{}, watch: make(chan event.Event)}
-	m, err := ddns.New(cfg, ddns.Options{
+	m, err := ddns.New(cfg, ddns.Deps{
 		NewQuerier: func(s extip.Spec) (extip.Querier, error) { return fakeQuerier{n: n, name: s.Raw}, nil },
 		InterfaceAddrs: func(string) ([]netip.Addr, error) {
 			h.ifMu.Lock()
@@ -774,17 +774,31 @@ func TestRunUnknownEventsDoNotRecheck(t *testing.T) {
 	})
 }
 
+// realDeps are the real seams, as cmd/imon injects them, with the
+// queriers built with opts.
+func realDeps(opts extip.Options) ddns.Deps {
+	return ddns.Deps{
+		NewQuerier:     func(s extip.Spec) (extip.Querier, error) { return extip.New(s, opts) },
+		InterfaceAddrs: ddns.InterfaceAddrs,
+	}
+}
+
 func TestNewRejectsBadProviders(t *testing.T) {
 	t.Parallel()
 	for _, ps := range [][]string{
 		{"ftp://x"}, {pA, pA}, {"dns://1.1.1.1/a.test?type=MX"},
 	} {
-		if _, err := ddns.New(config.DDNS{Providers: ps}, ddns.Options{}); err == nil {
+		if _, err := ddns.New(config.DDNS{Providers: ps}, realDeps(extip.Options{})); err == nil {
 			t.Errorf("New(%q) succeeded", ps)
 		}
 	}
-	if _, err := ddns.New(config.DDNS{}, ddns.Options{}); err != nil {
+	if _, err := ddns.New(config.DDNS{}, realDeps(extip.Options{})); err != nil {
 		t.Errorf("New with the default providers: %v", err)
+	}
+	deps := realDeps(extip.Options{})
+	deps.InterfaceAddrs = nil
+	if _, err := ddns.New(config.DDNS{}, deps); err == nil || !strings.Contains(err.Error(), "InterfaceAddrs") {
+		t.Errorf("New without InterfaceAddrs: %v", err)
 	}
 }
 

@@ -67,9 +67,9 @@ func serveDNS(t testing.TB, ns *harness.NS, addr netip.Addr) {
 // (203.0.113.53, .54, .55) and an HTTP fallback (203.0.113.80) in inet and,
 // when route is set, the host's default route via the primary ISP (else
 // routing is left to a failover monitor). It returns the provider list and
-// the Options that run every query (and the CGNAT probe) inside the host
+// the Deps that run every query (and the CGNAT probe) inside the host
 // namespace.
-func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Options) {
+func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Deps) {
 	b := testbed.New(t)
 	extra := []netip.Addr{netip.MustParseAddr("203.0.113.54"), netip.MustParseAddr("203.0.113.55")}
 	for _, a := range extra {
@@ -105,24 +105,22 @@ func tbProviders(t testing.TB, route bool) (*testbed.Bed, []string, ddns.Options
 		"http://" + testbed.HTTPAddr.String() + "/ip",
 	}
 	hostNS := b.Host.Name
-	opts := ddns.Options{
-		Provider: extip.Options{Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
-			err = nettest.Enter(hostNS, func() error {
-				var d net.Dialer
-				c, err = d.DialContext(ctx, network, addr)
-				return err
-			})
-			return c, err
-		}},
-		InterfaceAddrs: func(name string) (as []netip.Addr, err error) {
-			err = nettest.Enter(hostNS, func() error {
-				as, err = ddns.InterfaceAddrs(name)
-				return err
-			})
-			return as, err
-		},
+	deps := realDeps(extip.Options{Dial: func(ctx context.Context, network, addr string) (c net.Conn, err error) {
+		err = nettest.Enter(hostNS, func() error {
+			var d net.Dialer
+			c, err = d.DialContext(ctx, network, addr)
+			return err
+		})
+		return c, err
+	}})
+	deps.InterfaceAddrs = func(name string) (as []netip.Addr, err error) {
+		err = nettest.Enter(hostNS, func() error {
+			as, err = ddns.InterfaceAddrs(name)
+			return err
+		})
+		return as, err
 	}
-	return b, providers, opts
+	return b, providers, deps
 }
 
 // TestTestbedExternalAddressFollowsTheRoute runs the monitor, with its

@@ -27,8 +27,6 @@ import (
 	"sync"
 	"time"
 
-	"github.com/vishvananda/netns"
-
 	"imon/agent/command"
 	"imon/agent/monitor"
 	"imon/agent/probe"
@@ -56,29 +54,45 @@ const (
 	stopTimeout = 5 * time.Second
 )
 
-// Monitor is the failover monitor. The zero value of every seam means the
-// real implementation in the agent's network namespace.
-type Monitor struct {
-	// Cfg is the (defaulted) failover section.
-	Cfg config.Failover
-	// Kernel is the routing seam (nil = netlink in the current namespace).
-	Kernel route.Kernel
-	// Streamer sends the paced probes (nil = probe.NewPinger).
+// Deps are the seams of the failover monitor. Every field is required:
+// cmd/imon injects the real ones (netlink and the probe engine in the
+// agent's network namespace, the system resolver), tests inject fakes.
+type Deps struct {
+	// OpenKernel opens the routing seam for one run (real:
+	// route.NewNetlink); Run closes it when it returns if it has a Close
+	// method.
+	OpenKernel func() (route.Kernel, error)
+	// Streamer sends the paced probes.
 	Streamer probe.Streamer
-	// Pinger runs the post-switch checks (nil = probe.NewPinger).
+	// Pinger runs the post-switch checks.
 	Pinger probe.Pinger
-	// Resolver resolves probe target names (nil = probe.NewResolver).
+	// Resolver resolves probe target names.
 	Resolver probe.Resolver
-	// Updates streams kernel changes (nil = route.Watch in the current
-	// namespace; a func returning nil disables it).
-	Updates func(ctx context.Context) <-chan route.Update
+	// Updates streams kernel changes until ctx ends (real: route.Watch),
+	// logging to log, the run's logger; a func returning nil disables it.
+	Updates func(ctx context.Context, log *slog.Logger) <-chan route.Update
 	// Carrier watches an interface's carrier flag until ctx ends: the
-	// channel gets each new value (nil = /sys/class/net/IF/carrier read on
+	// channel gets each new value (real: /sys/class/net/IF/carrier read on
 	// the probe engine's grid, [probe.Engine.WatchCarrier]). The kernel
 	// flips the flag at once but sends the netlink notification from its
 	// linkwatch worker, which batches events to one run a second: the grid
 	// read sees a carrier loss within a tick, at no wakeup of its own.
 	Carrier func(ctx context.Context, ifname string) <-chan bool
+}
+
+// Monitor is the failover monitor; it implements monitor.Monitor.
+type Monitor struct {
+	cfg  config.Failover // defaulted
+	deps Deps
+}
+
+// New returns the monitor for the (defaulted) "failover" section. It fails
+// when a seam of deps is missing.
+func New(cfg config.Failover, deps Deps) (*Monitor, error) {
+	if err := monitor.CheckDeps(deps); err != nil {
+		return nil, err
+	}
+	return &Monitor{cfg: cfg, deps: deps}, nil
 }
 
 var _ monitor.Monitor = (*Monitor)(nil)
@@ -134,48 +148,32 @@ type runner struct {
 }
 
 // Run implements monitor.Monitor.
+//
+// Decide decides; the runner observes and acts. loop hands each
+// observation (probe outcomes, kernel changes, carrier, commands, timers,
+// answers of background work) to a step that turns it into Decide's
+// inputs; drain runs Decide over them and do carries out its effects.
 func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	log := env.Logger
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
-	k := m.Kernel
-	if k == nil {
-		nl, err := route.NewNetlink()
-		if err != nil {
-			return err
-		}
-		defer nl.Close()
-		k = nl
+	k, err := m.deps.OpenKernel()
+	if err != nil {
+		return err
 	}
-	if m.Streamer == nil || m.Pinger == nil || m.Resolver == nil || m.Carrier == nil {
-		icmp := probe.NewPinger(log)
-		if m.Carrier == nil {
-			m.Carrier = icmp.WatchCarrier
-		}
-		if m.Streamer == nil {
-			m.Streamer = icmp
-		}
-		if m.Pinger == nil {
-			m.Pinger = icmp
-		}
-		if m.Resolver == nil {
-			// The WANs are routed and probed over IPv4 only: a name
-			// resolves to its A record.
-			res := probe.NewResolver(log)
-			res.Network = "ip4"
-			m.Resolver = res
-		}
+	if c, ok := k.(interface{ Close() }); ok {
+		defer c.Close()
 	}
 	r := &runner{
 		m: m, env: env, log: log,
-		mgr:        route.NewManager(k, RouteConfig(m.Cfg)),
+		mgr:        route.NewManager(k, RouteConfig(m.cfg)),
 		probes:     make(chan probeMsg, 256),
 		results:    make(chan Input, 8),
 		resolvedCh: make(chan resolved, 2),
 	}
 	now := time.Now()
-	r.st = NewState(ParamsFrom(m.Cfg), now)
+	r.st = NewState(ParamsFrom(m.cfg), now)
 	if env.Last.Seq != 0 {
 		r.st = Restore(r.st, env.Last.State)
 	}
@@ -184,7 +182,7 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		cancel()
 		r.wg.Wait()
 	}()
-	err := r.loop(loopCtx)
+	err = r.loop(loopCtx)
 	cancel()
 	r.wg.Wait()
 	if ctx.Err() != nil && err == nil {
@@ -193,19 +191,76 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	return err
 }
 
-func (r *runner) loop(ctx context.Context) error {
-	var updates <-chan route.Update
-	if r.m.Updates != nil {
-		updates = r.m.Updates(ctx)
-	} else {
-		updates = route.Watch(ctx, netns.None(), r.log)
-	}
-	var cmds <-chan event.Event
-	if r.env.Watch != nil {
-		cmds = r.env.Watch(ctx)
-	}
+// sources are the loop's channels besides the runner's own.
+type sources struct {
+	updates  <-chan route.Update // kernel changes (nil: closed)
+	cmds     <-chan event.Event  // the journal's live stream (nil: none)
+	carrier  [2]<-chan bool      // each WAN's carrier watch
+	reassert <-chan time.Time    // routes to check again (nil: none due)
+	timer    *time.Timer         // Decide's next deadline, or a stream retry
+	resync   *time.Ticker        // the safety net
+}
 
-	// Start: read the links, set up the tables and rules, adopt the route.
+// loop runs the monitor until ctx ends: start, then one step per
+// observation, each followed by drain (decide and act).
+func (r *runner) loop(ctx context.Context) error {
+	src := &sources{updates: r.m.deps.Updates(ctx, r.log)}
+	if r.env.Watch != nil {
+		src.cmds = r.env.Watch(ctx)
+	}
+	if err := r.start(ctx); err != nil {
+		return err
+	}
+	src.timer = time.NewTimer(time.Hour)
+	defer src.timer.Stop()
+	src.resync = time.NewTicker(resyncEvery)
+	defer src.resync.Stop()
+	for i := range src.carrier {
+		src.carrier[i] = r.m.deps.Carrier(ctx, r.m.wanIf(i))
+	}
+	for {
+		r.manageStreams(ctx)
+		src.timer.Reset(r.untilNext())
+		select {
+		case <-ctx.Done():
+			return nil
+		case f := <-r.env.Liveness: // the agent's watchdog: this loop runs
+			f()
+		case <-src.timer.C:
+			r.push(Tick{})
+		case p := <-r.probes:
+			r.onProbes(p)
+		case u, ok := <-src.updates:
+			r.onUpdate(src, u, ok)
+		case <-src.reassert:
+			src.reassert = nil
+			r.reassert()
+		case c := <-src.carrier[0]:
+			r.onCarrier(0, c)
+		case c := <-src.carrier[1]:
+			r.onCarrier(1, c)
+		case <-src.resync.C:
+			r.resync()
+		case ev, ok := <-src.cmds:
+			if !ok {
+				src.cmds = nil
+			} else {
+				r.onCommand(ev)
+			}
+		case in := <-r.results:
+			r.push(in)
+		case res := <-r.resolvedCh:
+			r.onResolved(res)
+		}
+		if err := r.drain(ctx); err != nil {
+			return err
+		}
+	}
+}
+
+// start reads the links, sets up the tables and rules, adopts the default
+// route that is there, starts resolving the probe targets, and decides.
+func (r *runner) start(ctx context.Context) error {
 	for i := range r.links {
 		r.refreshLink(i)
 	}
@@ -217,7 +272,7 @@ func (r *runner) loop(ctx context.Context) error {
 	if active >= 0 {
 		if owned, _, err := r.mgr.Defaults(); err == nil {
 			for _, o := range owned {
-				if o.Dev == r.m.Cfg.Primary.If && active == 0 || o.Dev == r.m.Cfg.Standby.If && active == 1 {
+				if o.Dev == r.m.cfg.Primary.If && active == 0 || o.Dev == r.m.cfg.Standby.If && active == 1 {
 					routeText = o.String()
 				}
 			}
@@ -226,92 +281,54 @@ func (r *runner) loop(ctx context.Context) error {
 	r.push(Adopted{Active: active, Route: routeText})
 	r.resolveTargets(ctx)
 	r.checkShadowed()
-	if err := r.drain(ctx); err != nil {
-		return err
-	}
+	return r.drain(ctx)
+}
 
-	timer := time.NewTimer(time.Hour)
-	defer timer.Stop()
-	resync := time.NewTicker(resyncEvery)
-	defer resync.Stop()
-	var carrier [2]<-chan bool
-	for i := range carrier {
-		carrier[i] = r.m.Carrier(ctx, r.m.wanIf(i))
-	}
-	onCarrier := func(i int, c bool) {
-		// Only a change in a known link's carrier matters here.
-		if r.links[i].Index != 0 && c != r.links[i].Carrier {
-			r.refreshLink(i)
+// untilNext is the wait until Decide's next deadline or a failed stream's
+// retry, whichever comes first (an hour when there is none).
+func (r *runner) untilNext() time.Duration {
+	next := Next(r.st, time.Now())
+	for i := range r.streams {
+		if t := r.streams[i].retry; t.After(time.Now()) && (next.IsZero() || t.Before(next)) {
+			next = t
 		}
 	}
-	var reassert <-chan time.Time
+	if next.IsZero() {
+		return time.Hour
+	}
+	return max(time.Until(next), time.Millisecond)
+}
+
+// onProbes takes probe outcome p and every outcome already queued before
+// deciding further.
+func (r *runner) onProbes(p probeMsg) {
+	r.onProbe(p)
 	for {
-		r.manageStreams(ctx)
-		next := Next(r.st, time.Now())
-		for i := range r.streams {
-			if t := r.streams[i].retry; t.After(time.Now()) && (next.IsZero() || t.Before(next)) {
-				next = t
-			}
-		}
-		wait := time.Hour
-		if !next.IsZero() {
-			wait = max(time.Until(next), time.Millisecond)
-		}
-		timer.Reset(wait)
 		select {
-		case <-ctx.Done():
-			return nil
-		case f := <-r.env.Liveness: // the agent's watchdog: this loop runs
-			f()
-		case <-timer.C:
-			r.push(Tick{})
 		case p := <-r.probes:
 			r.onProbe(p)
-			// Take every outcome already queued before deciding further.
-			for more := true; more; {
-				select {
-				case p := <-r.probes:
-					r.onProbe(p)
-				default:
-					more = false
-				}
-			}
-		case u, ok := <-updates:
-			if !ok {
-				updates = nil
-				continue
-			}
-			if r.onUpdate(u) && reassert == nil {
-				reassert = time.After(reassertDelay)
-			}
-		case <-reassert:
-			reassert = nil
-			r.reassert()
-		case c := <-carrier[0]:
-			onCarrier(0, c)
-		case c := <-carrier[1]:
-			onCarrier(1, c)
-		case <-resync.C:
-			for i := range r.links {
-				r.refreshLink(i)
-			}
-			r.reassert()
-			r.checkShadowed()
-		case ev, ok := <-cmds:
-			if !ok {
-				cmds = nil
-				continue
-			}
-			r.onCommand(ev)
-		case in := <-r.results:
-			r.push(in)
-		case res := <-r.resolvedCh:
-			r.onResolved(res)
-		}
-		if err := r.drain(ctx); err != nil {
-			return err
+		default:
+			return
 		}
 	}
+}
+
+// onCarrier takes WAN i's carrier as watched: only a change in a known
+// link's carrier matters here.
+func (r *runner) onCarrier(i int, c bool) {
+	if r.links[i].Index != 0 && c != r.links[i].Carrier {
+		r.refreshLink(i)
+	}
+}
+
+// resync re-reads the links and re-asserts the routes (the safety net for
+// missed notifications).
+func (r *runner) resync() {
+	for i := range r.links {
+		r.refreshLink(i)
+	}
+	r.reassert()
+	r.checkShadowed()
 }
 
 func (r *runner) push(in Input) { r.queue = append(r.queue, in) }
@@ -378,14 +395,27 @@ func (r *runner) refreshLink(i int) {
 
 func (m *Monitor) wanIf(i int) string {
 	if i == 0 {
-		return m.Cfg.Primary.If
+		return m.cfg.Primary.If
 	}
-	return m.Cfg.Standby.If
+	return m.cfg.Standby.If
 }
 
-// onUpdate handles a kernel change; it reports whether routes should be
-// re-asserted.
-func (r *runner) onUpdate(u route.Update) bool {
+// onUpdate takes a kernel change (ok false: the stream closed): the links
+// it concerns are read again, and the routes re-asserted a little later
+// (reassertDelay coalesces bursts) when it concerns them.
+func (r *runner) onUpdate(src *sources, u route.Update, ok bool) {
+	if !ok {
+		src.updates = nil
+		return
+	}
+	if r.kernelChanged(u) && src.reassert == nil {
+		src.reassert = time.After(reassertDelay)
+	}
+}
+
+// kernelChanged handles a kernel change; it reports whether routes should
+// be re-asserted.
+func (r *runner) kernelChanged(u route.Update) bool {
 	switch u.Kind {
 	case route.Resync:
 		for i := range r.links {
@@ -440,7 +470,7 @@ func (r *runner) checkShadowed() {
 	if err != nil || len(sh) == 0 {
 		return
 	}
-	r.push(Fault{WAN: -1, Msg: fmt.Sprintf("default route %s has a lower metric than imon's (%d) and takes precedence; remove it (dhcpcd: nogateway) or give imon a metric below %d", sh[0], r.m.Cfg.Metric, sh[0].Metric)})
+	r.push(Fault{WAN: -1, Msg: fmt.Sprintf("default route %s has a lower metric than imon's (%d) and takes precedence; remove it (dhcpcd: nogateway) or give imon a metric below %d", sh[0], r.m.cfg.Metric, sh[0].Metric)})
 }
 
 func (r *runner) onCommand(ev event.Event) {
@@ -543,7 +573,7 @@ func (r *runner) resolveTargets(ctx context.Context) {
 			defer r.wg.Done()
 			for {
 				rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-				a, err := r.m.Resolver.Resolve(rctx, w.Target)
+				a, err := r.m.deps.Resolver.Resolve(rctx, w.Target)
 				cancel()
 				select {
 				case r.resolvedCh <- resolved{wan: i, addr: a, err: err}:
@@ -586,7 +616,7 @@ func (r *runner) runStream(ctx context.Context, wan, gen int, target netip.Addr,
 			return false
 		}
 	}
-	ch, err := r.m.Streamer.Stream(ctx, target, opt)
+	ch, err := r.m.deps.Streamer.Stream(ctx, target, opt)
 	if err != nil {
 		send(probeMsg{wan: wan, gen: gen, err: err})
 		return
@@ -605,7 +635,7 @@ func (r *runner) runStream(ctx context.Context, wan, gen int, target netip.Addr,
 // background and answers with PostPingDone.
 func (r *runner) postPing(ctx context.Context, e PostPing) {
 	opt := probe.PingOptions{
-		Count: max(r.m.Cfg.PingCount, 1), Spacing: time.Second, Wait: r.st.p.Wait,
+		Count: max(r.m.cfg.PingCount, 1), Spacing: time.Second, Wait: r.st.p.Wait,
 		Source: r.links[e.WAN].IPv4().Prefix.Addr(), Mark: r.mgr.Config().Mark(e.WAN),
 	}
 	r.wg.Add(1)
@@ -613,10 +643,10 @@ func (r *runner) postPing(ctx context.Context, e PostPing) {
 		defer r.wg.Done()
 		ok := false
 		rctx, cancel := context.WithTimeout(ctx, resolveTimeout)
-		addr, err := r.m.Resolver.Resolve(rctx, e.Target)
+		addr, err := r.m.deps.Resolver.Resolve(rctx, e.Target)
 		cancel()
 		if err == nil {
-			res, err := r.m.Pinger.Ping(ctx, addr, opt)
+			res, err := r.m.deps.Pinger.Ping(ctx, addr, opt)
 			ok = err == nil && res.Alive()
 		}
 		select {

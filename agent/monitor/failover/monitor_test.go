@@ -3,6 +3,7 @@ package failover_test
 import (
 	"context"
 	"encoding/json"
+	"log/slog"
 	"net/netip"
 	"slices"
 	"strings"
@@ -95,15 +96,19 @@ func startRigWith(t *testing.T, k *route.Fake, last event.Event, cfg config.Fail
 		carrier: [2]chan bool{make(chan bool, 1), make(chan bool, 1)}}
 	r.net.SetUp(gw0, true)
 	r.net.SetUp(gw1, true)
-	m := &failover.Monitor{
-		Cfg: cfg, Kernel: k, Streamer: r.net, Pinger: r.net, Resolver: res,
-		Updates: func(context.Context) <-chan route.Update { return r.upd },
+	m, err := failover.New(cfg, failover.Deps{
+		OpenKernel: func() (route.Kernel, error) { return k, nil },
+		Streamer:   r.net, Pinger: r.net, Resolver: res,
+		Updates: func(context.Context, *slog.Logger) <-chan route.Update { return r.upd },
 		Carrier: func(_ context.Context, ifname string) <-chan bool {
 			if ifname == "wan1" {
 				return r.carrier[1]
 			}
 			return r.carrier[0]
 		},
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)

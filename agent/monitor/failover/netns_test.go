@@ -15,8 +15,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/vishvananda/netns"
+
 	"imon/agent/monitor"
 	"imon/agent/monitor/failover"
+	"imon/agent/probe"
 	"imon/agent/route"
 	"imon/config"
 	"imon/event"
@@ -68,7 +71,21 @@ func helperMain() int {
 		return ev, enc.Encode(ev)
 	}
 	logger := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-	m := &failover.Monitor{Cfg: cfg.F.config()}
+	// The real seams, as cmd/imon injects them.
+	icmp, res := probe.NewPinger(logger), probe.NewResolver(logger)
+	res.Network = "ip4"
+	m, err := failover.New(cfg.F.config(), failover.Deps{
+		OpenKernel: func() (route.Kernel, error) { return route.NewNetlink() },
+		Streamer:   icmp, Pinger: icmp, Resolver: res,
+		Updates: func(ctx context.Context, log *slog.Logger) <-chan route.Update {
+			return route.Watch(ctx, netns.None(), log)
+		},
+		Carrier: icmp.WatchCarrier,
+	})
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "new:", err)
+		return 2
+	}
 	if err := m.Run(ctx, monitor.Env{Instance: "netns", Logger: logger, Emit: emit, Last: last}); err != nil {
 		fmt.Fprintln(os.Stderr, "run:", err)
 		return 1

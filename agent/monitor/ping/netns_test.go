@@ -9,6 +9,7 @@ import (
 
 	"imon/agent/monitor"
 	"imon/agent/monitor/ping"
+	"imon/agent/probe"
 	"imon/agent/probe/probetest"
 	"imon/event"
 )
@@ -38,7 +39,7 @@ func TestNetnsPingChild(t *testing.T) {
 		j := &journal{}
 		c := cfg(time.Second, 500*time.Millisecond, 2)
 		c.MonitorIP = tc.host
-		m := ping.New(c, ping.RealDeps(nil))
+		m := mustNew(t, c, ping.Deps{Pinger: probe.NewPinger(nil), Resolver: probe.NewResolver(nil)})
 		ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
 		err := m.Run(ctx, monitor.Env{Instance: "netns", Logger: slog.New(slog.DiscardHandler), Emit: j.emit})
 		cancel()

@@ -92,16 +92,12 @@ func pyBool(b bool) string {
 	return "False"
 }
 
-// Deps are the network seams of the monitor.
+// Deps are the network seams of the monitor. Every field is required:
+// cmd/imon injects the real ones (the ICMP prober, the system resolver),
+// tests inject fakes from package probetest.
 type Deps struct {
 	Pinger   probe.Pinger
 	Resolver probe.Resolver
-}
-
-// RealDeps returns the real implementations (raw-socket ICMP, the system
-// resolver).
-func RealDeps(logger *slog.Logger) Deps {
-	return Deps{Pinger: probe.NewPinger(logger), Resolver: probe.NewResolver(logger)}
 }
 
 // Monitor is the ping monitor; it implements monitor.Monitor.
@@ -113,8 +109,12 @@ type Monitor struct {
 var _ monitor.Monitor = (*Monitor)(nil)
 
 // New returns the monitor for the "ping" section. Zero settings get the
-// config defaults (interval 10 s, pingcount 2, pingwait 1 s).
-func New(cfg config.Ping, deps Deps) *Monitor {
+// config defaults (interval 10 s, pingcount 2, pingwait 1 s). It fails when
+// a seam of deps is missing.
+func New(cfg config.Ping, deps Deps) (*Monitor, error) {
+	if err := monitor.CheckDeps(deps); err != nil {
+		return nil, err
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
 	}
@@ -124,12 +124,8 @@ func New(cfg config.Ping, deps Deps) *Monitor {
 	if cfg.PingWait <= 0 {
 		cfg.PingWait = time.Second
 	}
-	return &Monitor{cfg: cfg, deps: deps}
+	return &Monitor{cfg: cfg, deps: deps}, nil
 }
-
-// FromConfig is New(cfg.Ping, deps): what the agent calls when
-// cfg.Ping.Enable is set.
-func FromConfig(cfg *config.Config, deps Deps) *Monitor { return New(cfg.Ping, deps) }
 
 // Name implements monitor.Monitor.
 func (m *Monitor) Name() string { return event.MonitorPing }
@@ -144,52 +140,30 @@ func (m *Monitor) Options() probe.PingOptions {
 	}
 }
 
+// run is the state of one Run.
+type run struct {
+	m      *Monitor
+	env    monitor.Env
+	log    *slog.Logger
+	target probe.Target
+	// resolveFailing: the target's name does not resolve and that was
+	// journaled (once per failure streak).
+	resolveFailing bool
+}
+
 // Run implements monitor.Monitor: a round at start and then every
 // interval. It returns nil when ctx ends, and an error when the journal
 // cannot be written or no echo request can be sent at all (no
 // CAP_NET_RAW).
 func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
-	logger := env.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
+	r := &run{m: m, env: env, log: env.Logger, target: probe.Target{Host: m.cfg.MonitorIP, Resolver: m.deps.Resolver}}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
 	}
-	target := probe.Target{Host: m.cfg.MonitorIP, Resolver: m.deps.Resolver}
-	resolveFailing := false
-	emit := func(ev event.Event) error {
-		if _, err := env.Emit(ctx, ev); err != nil && ctx.Err() == nil {
-			return fmt.Errorf("journaling %s: %w", ev.Kind, err)
-		}
-		return nil
-	}
-	round := func() error {
-		addr, _, rerr, err := target.Addr(ctx, time.Now())
-		if rerr != nil {
-			logger.Debug("refreshing the target address failed, keeping it", "target", m.cfg.MonitorIP, "addr", addr, "err", rerr)
-		}
-		if err != nil {
-			if ctx.Err() != nil || resolveFailing {
-				return nil
-			}
-			resolveFailing = true
-			return emit(event.New(event.MonitorPing, KindResolveFailed,
-				"Cannot resolve ping target "+m.cfg.MonitorIP+": "+err.Error(),
-				map[string]any{"ip": m.cfg.MonitorIP, "error": err.Error()}).WithLevel(event.LevelWarn))
-		}
-		resolveFailing = false
-		r, err := m.deps.Pinger.Ping(ctx, addr, m.Options())
-		if err != nil {
-			if ctx.Err() != nil {
-				return nil
-			}
-			return fmt.Errorf("pinging %s: %w", m.cfg.MonitorIP, err)
-		}
-		return emit(Result(m.cfg.MonitorIP, r, time.Now()))
-	}
-
 	tick := time.NewTicker(m.cfg.Interval)
 	defer tick.Stop()
 	for {
-		if err := round(); err != nil {
+		if err := r.round(ctx); err != nil {
 			return err
 		}
 		// A tick that fired while the round ran is stale: skip it rather
@@ -198,16 +172,59 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		case <-tick.C:
 		default:
 		}
-	wait:
-		for {
-			select {
-			case <-ctx.Done():
-				return nil
-			case f := <-env.Liveness: // the agent's watchdog: this loop runs
-				f()
-			case <-tick.C:
-				break wait
-			}
+		if !r.wait(ctx, tick.C) {
+			return nil
 		}
 	}
+}
+
+// wait answers the agent watchdog's liveness requests until the next tick
+// (true) or the end of ctx (false).
+func (r *run) wait(ctx context.Context, tick <-chan time.Time) bool {
+	for {
+		select {
+		case <-ctx.Done():
+			return false
+		case f := <-r.env.Liveness: // the agent's watchdog: this loop runs
+			f()
+		case <-tick:
+			return true
+		}
+	}
+}
+
+// round resolves the target, pings it and journals the result: a
+// ping-result, or ping-resolve-failed at the start of a failure streak.
+func (r *run) round(ctx context.Context) error {
+	host := r.m.cfg.MonitorIP
+	addr, _, rerr, err := r.target.Addr(ctx, time.Now())
+	if rerr != nil {
+		r.log.Debug("refreshing the target address failed, keeping it", "target", host, "addr", addr, "err", rerr)
+	}
+	if err != nil {
+		if ctx.Err() != nil || r.resolveFailing {
+			return nil
+		}
+		r.resolveFailing = true
+		return r.emit(ctx, event.New(event.MonitorPing, KindResolveFailed,
+			"Cannot resolve ping target "+host+": "+err.Error(),
+			map[string]any{"ip": host, "error": err.Error()}).WithLevel(event.LevelWarn))
+	}
+	r.resolveFailing = false
+	res, err := r.m.deps.Pinger.Ping(ctx, addr, r.m.Options())
+	if err != nil {
+		if ctx.Err() != nil {
+			return nil
+		}
+		return fmt.Errorf("pinging %s: %w", host, err)
+	}
+	return r.emit(ctx, Result(host, res, time.Now()))
+}
+
+// emit journals ev; an error after ctx ended is no error.
+func (r *run) emit(ctx context.Context, ev event.Event) error {
+	if _, err := r.env.Emit(ctx, ev); err != nil && ctx.Err() == nil {
+		return fmt.Errorf("journaling %s: %w", ev.Kind, err)
+	}
+	return nil
 }

@@ -102,9 +102,18 @@ func (j *journal) events() []event.Event {
 	return slices.Clone(j.evs)
 }
 
+func mustNew(t *testing.T, cfg config.Ping, deps ping.Deps) *ping.Monitor {
+	t.Helper()
+	m, err := ping.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
 func run(t *testing.T, cfg config.Ping, n *probetest.Net, res *probetest.Resolver) (*journal, context.CancelFunc, chan error) {
 	j := &journal{}
-	m := ping.New(cfg, ping.Deps{Pinger: n, Resolver: res})
+	m := mustNew(t, cfg, ping.Deps{Pinger: n, Resolver: res})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
@@ -228,16 +237,28 @@ func TestRunPingError(t *testing.T) {
 	})
 }
 
-func TestFromConfig(t *testing.T) {
-	m := ping.FromConfig(&config.Config{Ping: cfg(time.Second, time.Second, 2)}, ping.RealDeps(nil))
+// TestNew: New applies the config (and its defaults to zero settings), and
+// refuses deps with a seam missing, naming it.
+func TestNew(t *testing.T) {
+	deps := ping.Deps{Pinger: probetest.NewNet(1), Resolver: probetest.NewResolver(nil)}
+	m, err := ping.New(cfg(time.Second, time.Second, 2), deps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if m.Name() != "ping" {
 		t.Errorf("name %q", m.Name())
 	}
 	if o := m.Options(); o.Spacing != time.Second/3 || o.Count != 2 || o.Wait != time.Second {
 		t.Errorf("options %+v", o)
 	}
-	if o := ping.New(config.Ping{MonitorIP: "x"}, ping.Deps{}).Options(); o.Count != 2 || o.Spacing != time.Second || o.Wait != time.Second {
+	if m, err = ping.New(config.Ping{MonitorIP: "x"}, deps); err != nil {
+		t.Fatal(err)
+	}
+	if o := m.Options(); o.Count != 2 || o.Spacing != time.Second || o.Wait != time.Second {
 		t.Errorf("defaults %+v", o)
+	}
+	if _, err := ping.New(config.Ping{MonitorIP: "x"}, ping.Deps{Resolver: deps.Resolver}); err == nil || !strings.Contains(err.Error(), "Pinger") {
+		t.Errorf("New without a pinger: %v", err)
 	}
 }
 
@@ -248,7 +269,7 @@ func TestRunAnswersLiveness(t *testing.T) {
 		n := probetest.NewNet(1)
 		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
 		j := &journal{}
-		m := ping.New(cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
+		m := mustNew(t, cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
 		ctx, cancel := context.WithCancel(t.Context())
 		live := make(chan func(), 1)
 		done := make(chan error, 1)

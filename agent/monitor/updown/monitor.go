@@ -37,7 +37,9 @@ import (
 // it).
 const AddpingSpacing = 100 * time.Millisecond
 
-// Deps are the network seams of the monitor.
+// Deps are the network seams of the monitor. Every field is required:
+// cmd/imon injects the real ones (the ICMP prober, the system resolver,
+// miekg/dns), tests inject fakes from package probetest.
 type Deps struct {
 	// Streamer probes monitorip continuously.
 	Streamer probe.Streamer
@@ -47,16 +49,6 @@ type Deps struct {
 	Resolver probe.Resolver
 	// DNS runs the DNS check (dnsserver, dnslookup).
 	DNS probe.DNSChecker
-}
-
-// RealDeps returns the real implementations (raw-socket ICMP, the system
-// resolver, miekg/dns).
-func RealDeps(logger *slog.Logger) Deps {
-	icmp := probe.NewPinger(logger)
-	res := probe.NewResolver(logger)
-	dns := probe.NewDNSChecker(logger)
-	dns.Resolver = res
-	return Deps{Streamer: icmp, Pinger: icmp, Resolver: res, DNS: dns}
 }
 
 // Monitor is the updown monitor; it implements monitor.Monitor.
@@ -69,8 +61,12 @@ var _ monitor.Monitor = (*Monitor)(nil)
 
 // New returns the monitor for the "updown" section. Zero settings get the
 // config defaults (interval 10 s, pingcount 2, pingwait 1 s, down-interval
-// min(interval, 1 s)), so a hand-built config works too.
-func New(cfg config.Updown, deps Deps) *Monitor {
+// min(interval, 1 s)), so a hand-built config works too. It fails when a
+// seam of deps is missing.
+func New(cfg config.Updown, deps Deps) (*Monitor, error) {
+	if err := monitor.CheckDeps(deps); err != nil {
+		return nil, err
+	}
 	if cfg.Interval <= 0 {
 		cfg.Interval = 10 * time.Second
 	}
@@ -83,12 +79,8 @@ func New(cfg config.Updown, deps Deps) *Monitor {
 	if cfg.DownInterval <= 0 {
 		cfg.DownInterval = min(cfg.Interval, time.Second)
 	}
-	return &Monitor{cfg: cfg, deps: deps}
+	return &Monitor{cfg: cfg, deps: deps}, nil
 }
-
-// FromConfig is New(cfg.Updown, deps): what the agent calls when
-// cfg.Updown.Enable is set.
-func FromConfig(cfg *config.Config, deps Deps) *Monitor { return New(cfg.Updown, deps) }
 
 // Name implements monitor.Monitor.
 func (m *Monitor) Name() string { return event.MonitorUpdown }
@@ -130,170 +122,218 @@ type resolved struct {
 	err  error
 }
 
+// run is the state of one Run. Only the loop goroutine touches it; the
+// helpers (DNS checks, addping rounds, resolutions) answer on its channels.
+type run struct {
+	m    *Monitor
+	env  monitor.Env
+	log  *slog.Logger
+	mach *Machine
+	wg   sync.WaitGroup // the helpers
+
+	dnsDone     chan dnsDone
+	addpingDone chan addpingDone
+	resolved    chan resolved
+
+	addr      netip.Addr // monitorip resolved (zero: not yet)
+	resolving bool
+	stream    <-chan probe.Outcome
+	stop      context.CancelFunc // stops the stream
+	retry     *time.Timer        // resolve / (re)start the stream
+	wake      *time.Timer        // the machine's next deadline
+	refresh   <-chan time.Time   // re-resolve a monitorip given as a name
+}
+
 // Run implements monitor.Monitor. It returns nil when ctx ends, and an
 // error when the journal cannot be written or the probe stream cannot start
 // (no CAP_NET_RAW): the supervisor restarts it.
+//
+// The Machine decides; the loop (loop) observes and the steps act: act
+// journals the machine's events and starts what it asks for, startStream
+// and resolve run the probes and the lookups.
 func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
-	logger := env.Logger
-	if logger == nil {
-		logger = slog.New(slog.DiscardHandler)
-	}
 	ctx, cancel := context.WithCancel(ctx)
-	var wg sync.WaitGroup // DNS checks and addping rounds
+	r := m.newRun(env)
 	defer func() {
 		cancel() // first: a helper blocked in deliver gives up
-		wg.Wait()
+		r.wg.Wait()
 	}()
+	defer r.retry.Stop()
+	defer r.wake.Stop()
+	defer func() { r.stop() }()
+	if !(&probe.Target{Host: m.cfg.MonitorIP}).Literal() {
+		t := time.NewTicker(probe.DefaultRefresh)
+		defer t.Stop()
+		r.refresh = t.C
+	}
+	return r.loop(ctx)
+}
 
-	mach := NewMachine(m.Params())
+// newRun restores the machine from the last journaled state and arms the
+// first resolution.
+func (m *Monitor) newRun(env monitor.Env) *run {
+	r := &run{
+		m: m, env: env, log: env.Logger,
+		mach:        NewMachine(m.Params()),
+		dnsDone:     make(chan dnsDone),
+		addpingDone: make(chan addpingDone),
+		resolved:    make(chan resolved),
+		stop:        func() {},
+		retry:       time.NewTimer(0),
+		wake:        time.NewTimer(0),
+	}
+	if r.log == nil {
+		r.log = slog.New(slog.DiscardHandler)
+	}
+	r.wake.Stop()
 	var last *State
 	if env.Last.Seq != 0 && len(env.Last.State) > 0 {
 		var st State
 		if err := env.Last.DecodeState(&st); err != nil {
-			logger.Warn("ignoring the previous state", "err", err)
+			r.log.Warn("ignoring the previous state", "err", err)
 		} else {
 			last = &st
 		}
 	}
-	mach.Start(time.Now(), last)
+	r.mach.Start(time.Now(), last)
+	return r
+}
 
-	results := make(chan any)
-	deliver := func(v any) {
-		select {
-		case results <- v:
-		case <-ctx.Done():
-		}
-	}
-	do := func(out Output) error {
-		for _, ev := range out.Events {
-			if _, err := env.Emit(ctx, ev); err != nil {
-				if ctx.Err() != nil {
-					return nil
-				}
-				return fmt.Errorf("journaling %s: %w", ev.Kind, err)
-			}
-		}
-		if id := out.DNSCheck; id != 0 {
-			wg.Go(func() {
-				err := m.deps.DNS.Check(ctx, m.cfg.DNSServer, m.cfg.DNSLookup)
-				logger.Debug("dns check", "server", m.cfg.DNSServer, "name", m.cfg.DNSLookup, "err", err)
-				deliver(dnsDone{id, err})
-			})
-		}
-		if id := out.Addping; id != 0 {
-			wg.Go(func() { deliver(addpingDone{id, m.addping(ctx)}) })
-		}
-		return nil
-	}
-
-	var (
-		addr      netip.Addr // monitorip resolved (zero: not yet)
-		resolving bool
-		stream    <-chan probe.Outcome
-		stop      context.CancelFunc = func() {}
-		retry                        = time.NewTimer(0) // resolve / (re)start the stream
-		wake                         = time.NewTimer(0)
-		refresh   <-chan time.Time
-	)
-	defer func() { stop() }()
-	defer retry.Stop()
-	wake.Stop()
-	defer wake.Stop()
-	if !(&probe.Target{Host: m.cfg.MonitorIP}).Literal() {
-		t := time.NewTicker(probe.DefaultRefresh)
-		defer t.Stop()
-		refresh = t.C
-	}
-
-	// resolve looks monitorip up in a helper, so that a dead DNS never
-	// holds up the probe outcomes.
-	resolve := func() {
-		if resolving {
-			return
-		}
-		resolving = true
-		wg.Go(func() {
-			a, err := m.deps.Resolver.Resolve(ctx, m.cfg.MonitorIP)
-			deliver(resolved{a, err})
-		})
-	}
-	startStream := func() error {
-		sctx, scancel := context.WithCancel(ctx)
-		ch, err := m.deps.Streamer.Stream(sctx, addr, m.StreamOptions())
-		if err != nil {
-			scancel()
-			return fmt.Errorf("probing %s: %w", m.cfg.MonitorIP, err)
-		}
-		stop()
-		stream, stop = ch, scancel
-		mach.StreamRestarted()
-		return nil
-	}
-
+// loop feeds the machine until ctx ends: every case hands one observation
+// to it and acts on its Output.
+func (r *run) loop(ctx context.Context) error {
 	for {
-		if w := mach.Wake(); !w.IsZero() {
-			wake.Reset(time.Until(w))
+		if w := r.mach.Wake(); !w.IsZero() {
+			r.wake.Reset(time.Until(w))
 		} else {
-			wake.Stop()
+			r.wake.Stop()
 		}
 		var err error
 		select {
 		case <-ctx.Done():
 			return nil
-		case <-retry.C:
-			if addr.IsValid() {
-				err = startStream()
+		case <-r.retry.C:
+			if r.addr.IsValid() {
+				err = r.startStream(ctx)
 			} else {
-				resolve()
+				r.resolve(ctx)
 			}
-		case <-refresh:
-			resolve()
-		case o, ok := <-stream:
-			if !ok {
-				if ctx.Err() != nil {
-					return nil
-				}
-				logger.Warn("probe stream ended, restarting", "target", m.cfg.MonitorIP)
-				stream = nil
-				retry.Reset(m.cfg.DownInterval)
-				break
+		case <-r.refresh:
+			r.resolve(ctx)
+		case o, ok := <-r.stream:
+			if ok {
+				err = r.act(ctx, r.mach.Probe(time.Now(), o))
+			} else if ctx.Err() != nil {
+				return nil
+			} else {
+				r.streamEnded()
 			}
-			err = do(mach.Probe(time.Now(), o))
-		case r := <-results:
-			now := time.Now()
-			switch r := r.(type) {
-			case dnsDone:
-				err = do(mach.DNSResult(now, r.id, r.err))
-			case addpingDone:
-				err = do(mach.AddpingResult(now, r.id, r.res))
-			case resolved:
-				resolving = false
-				switch {
-				case r.err != nil && addr.IsValid():
-					logger.Debug("refreshing the target address failed, keeping it", "target", m.cfg.MonitorIP, "addr", addr, "err", r.err)
-				case r.err != nil:
-					retry.Reset(m.cfg.DownInterval)
-					err = do(mach.ResolveFailed(now, r.err))
-				default:
-					if err = do(mach.Resolved(now, r.addr)); err != nil || (r.addr == addr && stream != nil) {
-						break
-					}
-					if addr.IsValid() {
-						logger.Info("target address changed", "target", m.cfg.MonitorIP, "old", addr, "addr", r.addr)
-					}
-					addr = r.addr
-					err = startStream()
-				}
-			}
-		case <-wake.C:
-			err = do(mach.Tick(time.Now()))
-		case f := <-env.Liveness: // the agent's watchdog: this loop runs
+		case d := <-r.dnsDone:
+			err = r.act(ctx, r.mach.DNSResult(time.Now(), d.id, d.err))
+		case a := <-r.addpingDone:
+			err = r.act(ctx, r.mach.AddpingResult(time.Now(), a.id, a.res))
+		case res := <-r.resolved:
+			err = r.onResolved(ctx, res)
+		case <-r.wake.C:
+			err = r.act(ctx, r.mach.Tick(time.Now()))
+		case f := <-r.env.Liveness: // the agent's watchdog: this loop runs
 			f()
 		}
 		if err != nil {
 			return err
 		}
 	}
+}
+
+// act carries out the machine's Output: journal its events in order, then
+// start the DNS check and the addping round it asks for.
+func (r *run) act(ctx context.Context, out Output) error {
+	for _, ev := range out.Events {
+		if _, err := r.env.Emit(ctx, ev); err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("journaling %s: %w", ev.Kind, err)
+		}
+	}
+	cfg := r.m.cfg
+	if id := out.DNSCheck; id != 0 {
+		r.wg.Go(func() {
+			err := r.m.deps.DNS.Check(ctx, cfg.DNSServer, cfg.DNSLookup)
+			r.log.Debug("dns check", "server", cfg.DNSServer, "name", cfg.DNSLookup, "err", err)
+			deliver(ctx, r.dnsDone, dnsDone{id, err})
+		})
+	}
+	if id := out.Addping; id != 0 {
+		r.wg.Go(func() { deliver(ctx, r.addpingDone, addpingDone{id, r.m.addping(ctx)}) })
+	}
+	return nil
+}
+
+// deliver hands a helper's answer to the loop, or gives up when ctx ends.
+func deliver[T any](ctx context.Context, ch chan<- T, v T) {
+	select {
+	case ch <- v:
+	case <-ctx.Done():
+	}
+}
+
+// resolve looks monitorip up in a helper, so that a dead DNS never holds
+// up the probe outcomes.
+func (r *run) resolve(ctx context.Context) {
+	if r.resolving {
+		return
+	}
+	r.resolving = true
+	r.wg.Go(func() {
+		a, err := r.m.deps.Resolver.Resolve(ctx, r.m.cfg.MonitorIP)
+		deliver(ctx, r.resolved, resolved{a, err})
+	})
+}
+
+// onResolved takes a resolution's answer: a failure keeps a known address
+// (or reports it to the machine and retries), a new address restarts the
+// stream.
+func (r *run) onResolved(ctx context.Context, res resolved) error {
+	r.resolving = false
+	now := time.Now()
+	switch {
+	case res.err != nil && r.addr.IsValid():
+		r.log.Debug("refreshing the target address failed, keeping it", "target", r.m.cfg.MonitorIP, "addr", r.addr, "err", res.err)
+		return nil
+	case res.err != nil:
+		r.retry.Reset(r.m.cfg.DownInterval)
+		return r.act(ctx, r.mach.ResolveFailed(now, res.err))
+	}
+	if err := r.act(ctx, r.mach.Resolved(now, res.addr)); err != nil || (res.addr == r.addr && r.stream != nil) {
+		return err
+	}
+	if r.addr.IsValid() {
+		r.log.Info("target address changed", "target", r.m.cfg.MonitorIP, "old", r.addr, "addr", res.addr)
+	}
+	r.addr = res.addr
+	return r.startStream(ctx)
+}
+
+// startStream (re)starts the probe stream to the resolved address.
+func (r *run) startStream(ctx context.Context) error {
+	sctx, scancel := context.WithCancel(ctx)
+	ch, err := r.m.deps.Streamer.Stream(sctx, r.addr, r.m.StreamOptions())
+	if err != nil {
+		scancel()
+		return fmt.Errorf("probing %s: %w", r.m.cfg.MonitorIP, err)
+	}
+	r.stop()
+	r.stream, r.stop = ch, scancel
+	r.mach.StreamRestarted()
+	return nil
+}
+
+// streamEnded arms a restart of a stream that ended by itself.
+func (r *run) streamEnded() {
+	r.log.Warn("probe stream ended, restarting", "target", r.m.cfg.MonitorIP)
+	r.stream = nil
+	r.retry.Reset(r.m.cfg.DownInterval)
 }
 
 // addping pings every addping entry concurrently (up to pingcount requests

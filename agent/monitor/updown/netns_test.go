@@ -15,6 +15,7 @@ import (
 
 	"imon/agent/monitor"
 	"imon/agent/monitor/updown"
+	"imon/agent/probe"
 	"imon/agent/probe/probetest"
 	"imon/config"
 	"imon/event"
@@ -104,7 +105,12 @@ func TestNetnsUpdownChild(t *testing.T) {
 		AddPing:   []string{tb.AddrA.String()},
 	}
 	j := &notifyJournal{ch: make(chan event.Event, 16)}
-	m := updown.New(cfg, updown.RealDeps(nil))
+	icmp, res, dns := probe.NewPinger(nil), probe.NewResolver(nil), probe.NewDNSChecker(nil)
+	dns.Resolver = res
+	m, err := updown.New(cfg, updown.Deps{Streamer: icmp, Pinger: icmp, Resolver: res, DNS: dns})
+	if err != nil {
+		t.Fatal(err)
+	}
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {

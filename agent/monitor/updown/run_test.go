@@ -92,7 +92,11 @@ func start(t *testing.T, cfg config.Updown, last event.Event, setup func(f *fixt
 	if setup != nil {
 		setup(f)
 	}
-	f.mon = updown.New(cfg, updown.Deps{Streamer: f.net, Pinger: f.net, Resolver: f.res, DNS: f.dns})
+	m, err := updown.New(cfg, updown.Deps{Streamer: f.net, Pinger: f.net, Resolver: f.res, DNS: f.dns})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.mon = m
 	ctx, cancel := context.WithCancel(t.Context())
 	f.stop = cancel
 	env := monitor.Env{Instance: "test", Logger: slog.New(slog.DiscardHandler), Emit: f.j.emit, Last: last, Liveness: f.live}
@@ -355,13 +359,20 @@ func TestRunJournalFailureWithHelpersInFlight(t *testing.T) {
 	})
 }
 
-func TestFromConfig(t *testing.T) {
-	cfg := &config.Config{Updown: config.Updown{
+// TestNew: New applies the config (and its defaults to zero settings), and
+// refuses deps with a seam missing, naming it.
+func TestNew(t *testing.T) {
+	n := probetest.NewNet(1)
+	deps := updown.Deps{Streamer: n, Pinger: n, Resolver: probetest.NewResolver(nil), DNS: probetest.NewDNS(true, 0)}
+	cfg := config.Updown{
 		Probe:     config.Probe{Enable: true, Interval: 10 * time.Second, PingCount: 2, PingWait: time.Second},
 		MonitorIP: "1.1.1.1", AddPing: []string{"192.168.92.1", "192.168.1.1"},
 		DNSServer: "1.1.1.1", DNSLookup: "google.com", DownInterval: time.Second,
-	}}
-	m := updown.FromConfig(cfg, updown.RealDeps(nil))
+	}
+	m, err := updown.New(cfg, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
 	if m.Name() != "updown" {
 		t.Errorf("name %q", m.Name())
 	}
@@ -373,8 +384,16 @@ func TestFromConfig(t *testing.T) {
 		t.Errorf("params %+v", p)
 	}
 	// Zero settings get the defaults.
-	if o := updown.New(config.Updown{MonitorIP: "x"}, updown.Deps{}).StreamOptions(); o.Spacing != 2500*time.Millisecond || o.Wait != time.Second {
+	m, err = updown.New(config.Updown{MonitorIP: "x"}, deps)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if o := m.StreamOptions(); o.Spacing != 2500*time.Millisecond || o.Wait != time.Second {
 		t.Errorf("defaults %+v", o)
+	}
+	deps.DNS = nil
+	if _, err := updown.New(cfg, deps); err == nil || !strings.Contains(err.Error(), "DNS") {
+		t.Errorf("New without a DNS checker: %v", err)
 	}
 }
 
