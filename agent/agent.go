@@ -24,6 +24,7 @@ import (
 	"imon/agent/command"
 	"imon/agent/monitor"
 	"imon/event"
+	"imon/internal/backoff"
 )
 
 // Journal is what the agent needs of the event journal (*journal.Journal).
@@ -444,27 +445,32 @@ func (a *Agent) drain(ctx context.Context, seq uint64) {
 	}
 }
 
+// restartPolicy is the delay before a failed monitor or consumer is
+// restarted: RestartBackoff doubling to a minute (internal/backoff).
+func (a *Agent) restartPolicy() backoff.Policy {
+	return backoff.Policy{Min: a.opt.RestartBackoff, Max: time.Minute}
+}
+
 func (a *Agent) runConsumer(ctx context.Context, c Consumer) {
-	backoff := a.opt.RestartBackoff
-	for {
+	for failures := 1; ; failures++ {
 		err := safeRun(func() error { return c.Run(ctx) })
 		if ctx.Err() != nil {
 			return
 		}
-		a.log.Error("consumer stopped, restarting", "consumer", c.Name(), "err", err, "backoff", backoff)
+		delay := a.restartPolicy().Delay(failures)
+		a.log.Error("consumer stopped, restarting", "consumer", c.Name(), "err", err, "backoff", delay)
 		select {
 		case <-ctx.Done():
 			return
-		case <-time.After(backoff):
+		case <-time.After(delay):
 		}
-		backoff = min(backoff*2, time.Minute)
 	}
 }
 
 // supervise runs m until ctx ends, restarting it with backoff after an error
 // or a panic, which it journals as monitor-error.
 func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
-	backoff := a.opt.RestartBackoff
+	failures := 0
 	log := a.log.With("monitor", m.Name())
 	a.liveMu.Lock()
 	live := a.live[m.Name()]
@@ -491,8 +497,10 @@ func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
 		}
 		a.setDown(m.Name())
 		if time.Since(started) > 5*time.Minute {
-			backoff = a.opt.RestartBackoff
+			failures = 0 // it ran fine for a while: start the backoff again
 		}
+		failures++
+		backoff := a.restartPolicy().Delay(failures)
 		ev := event.New(m.Name(), event.KindMonitorError,
 			fmt.Sprintf("monitor failed, restarting in %s: %v", backoff, err),
 			map[string]any{"error": err.Error(), "restart_in_s": backoff.Seconds()}).WithLevel(event.LevelError)
@@ -504,7 +512,6 @@ func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
 			return
 		case <-time.After(backoff):
 		}
-		backoff = min(backoff*2, time.Minute)
 	}
 }
 
