@@ -83,28 +83,10 @@ func (b *Budget) Limits() Limits { return b.lim }
 // opened a summary window, closeAt is when the caller must call Close
 // (zero otherwise).
 func (b *Budget) Take(source string, now time.Time) (ok bool, closeAt time.Time) {
-	bk, seen := b.buckets[source]
-	if !seen {
-		bk = bucket{tokens: float64(b.lim.Burst), at: now}
-	}
-	if el := now.Sub(bk.at); el > 0 {
-		bk.tokens = math.Min(float64(b.lim.Burst), bk.tokens+float64(el)/float64(b.lim.Every))
-	}
-	bk.at = now
-	if bk.tokens >= 1 {
-		bk.tokens--
-		b.buckets[source] = bk
+	if b.spend(source, b.lim.Every, now) {
 		return true, time.Time{}
 	}
-	b.buckets[source] = bk
-	if b.open.Dropped == 0 && b.open.Rejected == 0 {
-		b.open = Throttled{From: now, Window: b.lim.Window, BySource: map[string]int{}}
-		closeAt = now.Add(b.lim.Window)
-	}
-	b.open.Dropped++
-	b.open.BySource[source]++
-	b.open.To = now
-	return false, closeAt
+	return false, b.count(source, now, &b.open.Dropped)
 }
 
 // rejectedKey is the bucket of journaled rejections, shared by all sources.
@@ -119,28 +101,43 @@ const rejectedKey = "\x00rejected"
 // within the command budget adds one command-rejected and one
 // command-throttled event a minute to the journal, not 30.
 func (b *Budget) Reject(source string, now time.Time) (ok bool, closeAt time.Time) {
-	bk, seen := b.buckets[rejectedKey]
+	if b.spend(rejectedKey, b.lim.Window, now) {
+		return true, time.Time{}
+	}
+	return false, b.count(source, now, &b.open.Rejected)
+}
+
+// spend refills bucket key (one token per every, up to Burst) and takes a
+// token if there is one.
+func (b *Budget) spend(key string, every time.Duration, now time.Time) bool {
+	bk, seen := b.buckets[key]
 	if !seen {
 		bk = bucket{tokens: float64(b.lim.Burst), at: now}
 	}
 	if el := now.Sub(bk.at); el > 0 {
-		bk.tokens = math.Min(float64(b.lim.Burst), bk.tokens+float64(el)/float64(b.lim.Window))
+		bk.tokens = math.Min(float64(b.lim.Burst), bk.tokens+float64(el)/float64(every))
 	}
 	bk.at = now
-	if bk.tokens >= 1 {
+	ok := bk.tokens >= 1
+	if ok {
 		bk.tokens--
-		b.buckets[rejectedKey] = bk
-		return true, time.Time{}
 	}
-	b.buckets[rejectedKey] = bk
-	if b.open.Dropped == 0 && b.open.Rejected == 0 {
+	b.buckets[key] = bk
+	return ok
+}
+
+// count adds one to the open summary window's counter n (Dropped or
+// Rejected), opening the window first when none is; it returns when a
+// window it opened must be closed (zero otherwise).
+func (b *Budget) count(source string, now time.Time, n *int) (closeAt time.Time) {
+	if b.open.Empty() {
 		b.open = Throttled{From: now, Window: b.lim.Window, BySource: map[string]int{}}
 		closeAt = now.Add(b.lim.Window)
 	}
-	b.open.Rejected++
+	*n++
 	b.open.BySource[source]++
 	b.open.To = now
-	return false, closeAt
+	return closeAt
 }
 
 // Close ends the summary window and returns it (Empty: none was open).
