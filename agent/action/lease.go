@@ -48,14 +48,7 @@ func holdScript(script *os.File, path string) (held *os.File, note string, err e
 		f.Close() //nolint:errcheck // read-only
 		return nil, "", fmt.Errorf("stat the checked script: %w", err)
 	}
-	perm := st.Mode & 0o7777
-	switch {
-	case !safepath.Trusted(st.Uid):
-		err = &safepath.UnsafeError{Path: path, Why: fmt.Sprintf("is owned by uid %d, not root, and runs as root", st.Uid), Fix: "chown root " + path}
-	case perm&0o022 != 0:
-		err = &safepath.UnsafeError{Path: path, Why: fmt.Sprintf("is writable by group/others (mode %04o) and runs as root", perm), Fix: "chmod go-w " + path}
-	}
-	if err != nil {
+	if err := safepath.CheckExecutable(path, &st); err != nil {
 		f.Close() //nolint:errcheck // read-only
 		return nil, "", err
 	}

@@ -260,6 +260,24 @@ func OpenExecutable(path string) (*os.File, error) {
 // kernel runs at most 4 nested ones).
 const MaxInterpreters = 4
 
+// CheckExecutable checks the stat of a program that runs as root: a
+// regular, executable file owned by root (or imon's user) and not writable
+// by group or others. path only names it in the error.
+func CheckExecutable(path string, st *unix.Stat_t) error {
+	perm := st.Mode & 0o7777
+	switch {
+	case st.Mode&unix.S_IFMT != unix.S_IFREG:
+		return fmt.Errorf("%s is not a regular file", path)
+	case perm&0o111 == 0:
+		return fmt.Errorf("%s is not executable: run chmod +x %s", path, path)
+	case !Trusted(st.Uid):
+		return &UnsafeError{Path: path, Why: fmt.Sprintf("is owned by uid %d, not root, and runs as root", st.Uid), Fix: "chown root " + path}
+	case perm&0o022 != 0:
+		return &UnsafeError{Path: path, Why: fmt.Sprintf("is writable by group/others (mode %04o) and runs as root", perm), Fix: "chmod go-w " + path}
+	}
+	return nil
+}
+
 // openExecutable is OpenExecutable of the program an interpreter chain has
 // reached at depth: a #! script's interpreter runs as root too, so it is
 // checked the same way (a root-owned script naming an interpreter another
@@ -269,17 +287,7 @@ func openExecutable(path string, depth int) (*os.File, error) {
 	if err != nil {
 		return nil, err
 	}
-	perm := st.Mode & 0o7777
-	switch {
-	case st.Mode&unix.S_IFMT != unix.S_IFREG:
-		err = fmt.Errorf("%s is not a regular file", path)
-	case perm&0o111 == 0:
-		err = fmt.Errorf("%s is not executable: run chmod +x %s", path, path)
-	case !Trusted(st.Uid):
-		err = &UnsafeError{Path: path, Why: fmt.Sprintf("is owned by uid %d, not root, and runs as root", st.Uid), Fix: "chown root " + path}
-	case perm&0o022 != 0:
-		err = &UnsafeError{Path: path, Why: fmt.Sprintf("is writable by group/others (mode %04o) and runs as root", perm), Fix: "chmod go-w " + path}
-	}
+	err = CheckExecutable(path, st)
 	if err == nil {
 		err = checkInterpreter(f, path, depth)
 	}
