@@ -633,6 +633,18 @@ func TestFaultDiskFull(t *testing.T) {
 	}
 }
 
+// fdkStartRouted starts the agent of cfg on the testbed's host and waits
+// until it answers imon status with the primary active and the default
+// route via the primary.
+func fdkStartRouted(t *testing.T, b *testbed.Bed, cfg string, routes *fltRoutes) *fltProc {
+	t.Helper()
+	a := fltStart(t, b.Host.Name, cfg)
+	fdkWaitRunning(t, cfg, a)
+	fdkWaitActive(t, cfg, "primary", 20*time.Second)
+	fltWaitUntil(t, 10*time.Second, "the default route via the primary", func() bool { return fltOneVia(routes.Now(), testbed.WANIf[0]) })
+	return a
+}
+
 // TestFaultJournalDeleted deletes the journal file of a running agent:
 // the agent goes on (bbolt writes to the unlinked file), an upstream cut
 // switches within fdkSwitch, imon status answers, SIGTERM ends it within
@@ -646,10 +658,7 @@ func TestFaultJournalDeleted(t *testing.T) {
 	socket := filepath.Join(dir, inst+".sock")
 	path := filepath.Join(dir, inst+".db")
 	routes := fltWatchRoutes(t, b.Host)
-	a := fltStart(t, b.Host.Name, cfg)
-	fdkWaitRunning(t, cfg, a)
-	fdkWaitActive(t, cfg, "primary", 20*time.Second)
-	fltWaitUntil(t, 10*time.Second, "the default route via the primary", func() bool { return fltOneVia(routes.Now(), testbed.WANIf[0]) })
+	a := fdkStartRouted(t, b, cfg, routes)
 	if err := os.Remove(path); err != nil {
 		t.Fatal(err)
 	}

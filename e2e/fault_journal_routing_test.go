@@ -58,10 +58,7 @@ func TestFaultJournalRouting(t *testing.T) {
 			socket := filepath.Join(dir, inst+".sock")
 			path := filepath.Join(dir, inst+".db")
 			routes := fltWatchRoutes(t, b.Host)
-			a := fltStart(t, b.Host.Name, cfg)
-			fdkWaitRunning(t, cfg, a)
-			fdkWaitActive(t, cfg, "primary", 20*time.Second)
-			fltWaitUntil(t, 10*time.Second, "the default route via the primary", func() bool { return fltOneVia(routes.Now(), testbed.WANIf[0]) })
+			a := fdkStartRouted(t, b, cfg, routes)
 			w := fltWatch(t, cfg)
 			w.WaitFor(10*time.Second, "ping results", func(ev event.Event) bool { return ev.Kind == event.KindPingResult && ev.Seq >= 10 })
 			before := fltMustStatus(t, cfg).Journal.LastSeq
