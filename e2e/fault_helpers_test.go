@@ -157,6 +157,7 @@ type fltStatus struct {
 	PID        int    `json:"pid"`
 	Goroutines int    `json:"goroutines"`
 	RSSBytes   int64  `json:"rss_bytes"`
+	HeapLive   int64  `json:"heap_live_bytes"`
 	Journal    struct {
 		FirstSeq uint64 `json:"first_seq"`
 		LastSeq  uint64 `json:"last_seq"`

@@ -628,26 +628,58 @@ func TestFaultDDNSAnswers(t *testing.T) {
 
 // fltLeak logs the agent's goroutines and memory at the start and the end
 // of a phase and fails when they grew beyond noise: a few goroutines
-// (probes and control-socket clients in flight), and anonymous memory (heap
-// and stacks) by the larger of 4 MiB and a quarter (the heap grows before
-// the GC settles). The whole RSS (rss_bytes of imon status) is printed but
-// not bounded: it includes the journal's memory map, which grows with the
-// journal (bounded by its retention) and shrinks when bbolt remaps it.
+// (probes and control-socket clients in flight), and the live heap (what
+// the last garbage collection kept: heap_live_bytes of imon status) by the
+// larger of 2 MiB and a half. The live heap of a flat agent still moves by
+// about a MiB, with what is in flight at the collection (a netlink
+// receive buffer, a bbolt transaction's pages): 0.8 to 1.9 MiB within one
+// run of TestFaultFlap. Anonymous RSS is not a leak signal: it
+// starts low after the agent returns its start-up pages, then holds the
+// heap's headroom until the next collection and pages the scavenger has
+// not yet returned (CI saw 2.9 -> 7.2 MiB in 90 s with a flat live heap),
+// so it is only held under the agent's soft memory limit plus stacks. The
+// whole RSS is printed but not bounded: it includes the journal's memory
+// map, which grows with the journal and shrinks when bbolt remaps it.
 func fltLeak(t *testing.T, what string, start, end fltStatus) {
 	t.Helper()
-	t.Logf("%s: goroutines %d -> %d, RSS %s -> %s (anonymous %s -> %s, file %s -> %s)", what,
-		start.Goroutines, end.Goroutines, fltMB(start.RSSBytes), fltMB(end.RSSBytes),
+	t.Logf("%s: goroutines %d -> %d, live heap %s -> %s, RSS %s -> %s (anonymous %s -> %s, file %s -> %s)", what,
+		start.Goroutines, end.Goroutines, fltMB(start.HeapLive), fltMB(end.HeapLive), fltMB(start.RSSBytes), fltMB(end.RSSBytes),
 		fltMB(start.RssAnon), fltMB(end.RssAnon), fltMB(start.RssFile), fltMB(end.RssFile))
-	if start.Goroutines == 0 || start.RSSBytes == 0 || start.RssAnon == 0 {
-		t.Fatalf("no goroutines or rss_bytes in imon status --json, or no RssAnon: %+v", start)
+	if start.Goroutines == 0 || start.RSSBytes == 0 || start.RssAnon == 0 || start.HeapLive == 0 {
+		t.Fatalf("no goroutines, rss_bytes or heap_live_bytes in imon status --json, or no RssAnon: %+v", start)
 	}
 	if end.Goroutines > start.Goroutines+8 {
 		t.Errorf("%s: goroutines grew from %d to %d", what, start.Goroutines, end.Goroutines)
 	}
-	if end.RssAnon > start.RssAnon+max(4<<20, start.RssAnon/4) {
-		t.Errorf("%s: anonymous memory grew from %s to %s", what, fltMB(start.RssAnon), fltMB(end.RssAnon))
+	if end.HeapLive > start.HeapLive+max(2<<20, start.HeapLive/2) {
+		t.Errorf("%s: live heap grew from %s to %s", what, fltMB(start.HeapLive), fltMB(end.HeapLive))
+	}
+	if end.RssAnon > fltAnonCeiling {
+		t.Errorf("%s: anonymous memory %s, over %s", what, fltMB(end.RssAnon), fltMB(fltAnonCeiling))
 	}
 }
+
+// fltSettledStatus is the status of cfg's agent once its heap has been
+// collected (heap_live_bytes is known: the agent collects 30 s after its
+// start at the latest), the baseline of fltLeak.
+func fltSettledStatus(t *testing.T, cfg string) fltStatus {
+	t.Helper()
+	deadline := time.Now().Add(45 * time.Second)
+	for {
+		st := fltMustStatus(t, cfg)
+		if st.HeapLive > 0 {
+			return st
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no heap_live_bytes in imon status 45 s after the start: %+v", st)
+		}
+		time.Sleep(time.Second) // polling another process's state, one `imon status` a second
+	}
+}
+
+// fltAnonCeiling bounds the agent's anonymous memory: its 12 MiB soft
+// memory limit, plus goroutine stacks and runtime structures.
+const fltAnonCeiling = 16 << 20
 
 // TestFaultFlap: 10 % random loss on the primary (nftables numgen random)
 // causes no failover, and a primary whose link flaps every 0.5 s causes a
@@ -665,8 +697,7 @@ func TestFaultFlap(t *testing.T) {
 	w := fltWatch(t, cfg)
 	w.WaitFor(20*time.Second, "failover-primary", harness.Kind(event.KindFailoverPrimary))
 	fltWaitUntil(t, 5*time.Second, "the primary's route", func() bool { return fltOneVia(routes.Current(), "wan0") })
-	time.Sleep(3 * time.Second) // warm up before the first measurement
-	st0 := fltMustStatus(t, cfg)
+	st0 := fltSettledStatus(t, cfg)
 
 	dLoss, dFlap := fltPick(30*time.Second, 10*time.Minute), fltPick(time.Minute, 10*time.Minute)
 	t.Logf("random loss %v, flapping %v (IMON_FULL=1: 10 min each)", dLoss, dFlap)

@@ -68,8 +68,12 @@ func releasePages(ctx context.Context) {
 // the page cache; what is used again comes back on a minor fault, so RSS
 // settles at the working set (measured: 12.4 → see docs/bench.md). Only
 // mappings without private dirty pages are touched: dropping those would
-// lose data.
+// lose data. It also collects the heap and returns its free pages
+// (debug.FreeOSMemory): the heap's headroom otherwise stays resident until
+// the scavenger gets to it, and the collection gives `imon status` a live
+// heap figure (heap_live_bytes) soon after the start.
 func releaseColdPages() {
+	debug.FreeOSMemory()
 	exe, _ := os.Readlink("/proc/self/exe")
 	f, err := os.Open("/proc/self/smaps")
 	if err != nil {

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"runtime"
+	"runtime/metrics"
 	"sort"
 	"strconv"
 	"strings"
@@ -31,13 +32,17 @@ type Status struct {
 	Problems []agent.Problem `json:"problems,omitempty"`
 	Version  string          `json:"version,omitempty"`
 	PID      int             `json:"pid,omitempty"`
-	// Goroutines and RSSBytes are the running agent's goroutine count and
-	// resident memory (VmRSS), for leak checks; absent when no agent runs.
-	Goroutines int                      `json:"goroutines,omitempty"`
-	RSSBytes   int64                    `json:"rss_bytes,omitempty"`
-	Journal    journalStatus            `json:"journal"`
-	Monitors   map[string]MonitorStatus `json:"monitors"`
-	MQTT       json.RawMessage          `json:"mqtt,omitempty"`
+	// Goroutines, RSSBytes and HeapLiveBytes are the running agent's
+	// goroutine count, resident memory (VmRSS) and live heap as of the last
+	// garbage collection, for leak checks; absent when no agent runs. The
+	// live heap is the leak signal: RSS also holds the heap's headroom until
+	// the next collection and pages the runtime has not yet returned.
+	Goroutines    int                      `json:"goroutines,omitempty"`
+	RSSBytes      int64                    `json:"rss_bytes,omitempty"`
+	HeapLiveBytes int64                    `json:"heap_live_bytes,omitempty"`
+	Journal       journalStatus            `json:"journal"`
+	Monitors      map[string]MonitorStatus `json:"monitors"`
+	MQTT          json.RawMessage          `json:"mqtt,omitempty"`
 }
 
 type journalStatus struct {
@@ -74,7 +79,7 @@ func buildStatus(cfg *config.Config, j statusJournal, names []string, running bo
 	}
 	if running {
 		st.Agent, st.Version, st.PID = "running", versionString(), os.Getpid()
-		st.Goroutines, st.RSSBytes = runtime.NumGoroutine(), selfRSS()
+		st.Goroutines, st.RSSBytes, st.HeapLiveBytes = runtime.NumGoroutine(), selfRSS(), heapLive()
 	}
 	for _, n := range names {
 		ms := MonitorStatus{State: json.RawMessage("null")}
@@ -236,4 +241,15 @@ func formatState(raw json.RawMessage, indent string) string {
 		fmt.Fprintf(&b, "%s%s: %s\n", indent, k, m[k])
 	}
 	return b.String()
+}
+
+// heapLive is the heap marked live by the last garbage collection, in
+// bytes; 0 before the first collection.
+func heapLive() int64 {
+	s := []metrics.Sample{{Name: "/gc/heap/live:bytes"}}
+	metrics.Read(s)
+	if s[0].Value.Kind() != metrics.KindUint64 {
+		return 0
+	}
+	return int64(s[0].Value.Uint64())
 }
