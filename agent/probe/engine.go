@@ -1,6 +1,7 @@
 package probe
 
 import (
+	"cmp"
 	"context"
 	"crypto/rand"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"log/slog"
 	"math"
 	"net/netip"
+	"slices"
 	"sync"
 	"time"
 	"unsafe"
@@ -507,21 +509,32 @@ func (e *Engine) loop() {
 	}
 }
 
-// nextDue is the next tick with work. Every tick while a probe is in flight,
-// a round runs, a new stream waits for its first send, a consumer has
-// outcomes waiting, or only carriers are watched; otherwise the tick of the
-// next send. So outcomes come exactly as on a full grid (a reply is read at
-// the first tick after it arrived), while a slow stream (at the default
-// intervals one request every 2.5 s) leaves the ticks in between out:
-// carriers are then read on the ticks that remain. Called with e.mu held.
+// nextDue is the next tick with work: a stream's or a round's next send,
+// the end of the wait of a probe in flight (where it is settled as lost if
+// no reply came), or, at once, a new stream, outcomes a consumer has not
+// taken yet, a round that ends at its first reply (addping: the answer is
+// awaited), or carriers watched with nothing else; and for a round, the
+// tick after its last request (most replies are in by then, and the round
+// ends without waiting for its wait to run out). A reply does not wake
+// the loop: it is read at the next tick with work, at the latest when its
+// wait ends, and its RTT is the kernel's arrival stamp, so it is exact
+// whatever the tick. So at the default intervals a stream costs one or two
+// ticks per request (its send, and the end of the wait when that is not
+// the next send), not every tick while a probe is in flight; detection is
+// unchanged, since losses are settled at the same ticks as before.
+// Carriers are then read on the ticks that remain (netlink notifications
+// carry their changes at once). Called with e.mu held.
 func (e *Engine) nextDue() int64 {
-	next := int64(math.MaxInt64)
-	if len(e.rounds) > 0 || (len(e.streams) == 0 && len(e.carriers) > 0) {
+	if len(e.streams) == 0 && len(e.rounds) == 0 && len(e.carriers) > 0 {
 		return e.k + 1
 	}
+	next := int64(math.MaxInt64)
 	for _, s := range e.socks {
-		if len(s.pending) > 0 {
-			return e.k + 1
+		for _, f := range s.pending {
+			if f.rd != nil && f.rd.opt.UntilReply {
+				return e.k + 1
+			}
+			next = min(next, f.dueK)
 		}
 	}
 	for _, st := range e.streams {
@@ -529,6 +542,19 @@ func (e *Engine) nextDue() int64 {
 			return e.k + 1
 		}
 		next = min(next, st.nextK)
+	}
+	for _, rd := range e.rounds {
+		switch {
+		case rd.finished:
+		case rd.nextK < 0:
+			return e.k + 1
+		case rd.sent < rd.opt.Count:
+			next = min(next, rd.nextK)
+		case rd.lastK+1 > e.k:
+			// One tick after the last request: the replies of a near
+			// target are in, and the round ends then, not at its wait.
+			next = min(next, rd.lastK+1)
+		}
 	}
 	return max(next, e.k+1)
 }
@@ -676,7 +702,11 @@ func (st *estream) due(e *Engine) {
 	if e.k < st.nextK {
 		return
 	}
-	st.nextK = e.k + st.spacingK
+	// The next send is on the next multiple of the spacing: streams of
+	// one spacing (failover's two WANs) share their ticks instead of
+	// each waking the loop in its own phase. Only the first gap of a
+	// stream is shorter.
+	st.nextK = (e.k/st.spacingK + 1) * st.spacingK
 	st.seq++
 	f := &inflight{st: st, idx: int(st.seq)}
 	if err := e.send(st.sock, st.addr, st.opt.Size, st.opt.Wait, f, false); err != nil {
@@ -708,7 +738,12 @@ func (st *estream) emit(o Outcome) {
 }
 
 // flush hands the queued outcomes to the consumer without blocking.
+// Outcomes settled at one tick go out in Seq order (expiries come from a
+// map).
 func (st *estream) flush() {
+	if len(st.queue) > 1 {
+		slices.SortStableFunc(st.queue, func(a, b Outcome) int { return cmp.Compare(a.Seq, b.Seq) })
+	}
 	for len(st.queue) > 0 {
 		select {
 		case st.out <- st.queue[0]:
@@ -730,6 +765,7 @@ type round struct {
 	sock     *rawSock
 	spacingK int64
 	nextK    int64
+	lastK    int64 // tick of the latest request
 	sent     int
 	settled  int
 	rtts     []time.Duration // by request index; -1 = lost
@@ -785,6 +821,7 @@ func (rd *round) due(e *Engine, offGrid bool) {
 		return
 	}
 	rd.nextK = e.k + rd.spacingK
+	rd.lastK = e.k
 	f := &inflight{rd: rd, idx: rd.sent}
 	rd.sent++
 	if err := e.send(rd.sock, rd.addr, rd.opt.Size, rd.opt.Wait, f, offGrid); err != nil {

@@ -266,6 +266,56 @@ func TestNetnsChild(t *testing.T) {
 		}
 	})
 
+	// Streams of one spacing send on the same ticks whatever tick they
+	// started on (two WANs' streams cost one wakeup a spacing, not two),
+	// and a reply that arrives between ticks is still delivered with its
+	// exact RTT, at the latest when its wait ends.
+	t.Run("StreamsShareTicks", func(t *testing.T) {
+		sp := probe.NewPinger(nil)
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		opt := probe.StreamOptions{Spacing: time.Second, Wait: time.Second}
+		a, err := sp.Stream(sctx, tb.AddrB, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		<-a
+		time.Sleep(3 * probe.Grid / 2) // start the second stream in another phase
+		b, err := sp.Stream(sctx, tb.AddrB, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sentA, sentB []time.Time
+		for len(sentA) < 4 || len(sentB) < 4 {
+			select {
+			case o := <-a:
+				if !o.OK || o.RTT <= 0 || o.RTT > 100*time.Millisecond {
+					t.Errorf("stream a: %+v, want a reply with its RTT", o)
+				}
+				sentA = append(sentA, o.Sent)
+			case o := <-b:
+				if !o.OK || o.RTT <= 0 || o.RTT > 100*time.Millisecond {
+					t.Errorf("stream b: %+v, want a reply with its RTT", o)
+				}
+				sentB = append(sentB, o.Sent)
+			case <-time.After(3 * time.Second):
+				t.Fatalf("no outcome for 3 s (a %d, b %d)", len(sentA), len(sentB))
+			}
+		}
+		// b's first request goes out at once; its later ones on a's ticks.
+		for _, sb := range sentB[1:] {
+			near := false
+			for _, sa := range sentA {
+				if d := sb.Sub(sa).Abs(); d < probe.Grid/4 {
+					near = true
+				}
+			}
+			if !near {
+				t.Errorf("stream b sent at %v, on none of stream a's ticks %v", sb.Format("15:04:05.000"), sentA)
+			}
+		}
+	})
+
 	t.Run("StreamUnreachableNetwork", func(t *testing.T) {
 		sctx, cancel := context.WithCancel(ctx)
 		defer cancel()

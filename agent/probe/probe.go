@@ -28,18 +28,23 @@
 // the probes whose wait ran out, sends what is due, reads the carriers
 // watched with [Engine.WatchCarrier] (pread of an open sysfs file) and
 // hands each stream its outcomes. Sockets never wake the process: the cost
-// is the timer's wakeups, at most four a second shared by all monitors. The
-// loop skips the ticks without work (nothing in flight, no round, nothing
-// due: at the default intervals a stream sends every 2.5 s and its reply is
-// read one tick later), and the goroutine stops when no probe, round or
-// watch is left.
+// is the timer's wakeups, at most five a second shared by all monitors. The
+// loop wakes only on ticks with work: a send, the end of a probe's wait, a
+// round's first tick after its last request; a reply is read at the next
+// of those (its RTT is the kernel's stamp), so at the default intervals a
+// stream costs one or two wakeups per request. Streams of one spacing share
+// their ticks (failover's two WANs wake the loop once). The goroutine stops
+// when no probe, round or watch is left.
 //
 // The grid quantises: a stream's spacing and a probe's wait are rounded up
 // to whole ticks for scheduling (a reply counts when its exact RTT is within
 // Wait). The first request of a round goes out at once, off the grid (so the
-// first gap may be up to a tick shorter than Spacing), the others on ticks,
-// and a round ends at the tick after the reply or loss that ends it: up to
-// about two ticks later than the budget.
+// first gap may be up to a tick shorter than Spacing), the others on ticks;
+// a round ends at the tick after its last request when every reply is in by
+// then, otherwise at the tick where the last wait runs out: up to about two
+// ticks later than the budget. A stream's first request goes out at the
+// next tick, the later ones on multiples of its spacing in ticks (the
+// first gap may be shorter).
 //
 // This replaces pro-bing (the design card's choice) everywhere: each
 // pro-bing pinger has its own socket and a receive goroutine polling with
