@@ -74,9 +74,15 @@ type wakeupSample struct {
 }
 
 // measureAgent starts imon with the sections in ns, waits warm, then
-// measures for d.
+// measures for d. Each instance gets its own directory under dir: imon
+// refuses two failover instances whose configs sit side by side and share
+// WANs, as they would on one router.
 func measureAgent(tb testing.TB, ns, dir, inst string, warm, d time.Duration, sections ...string) wakeupSample {
 	tb.Helper()
+	dir = filepath.Join(dir, inst)
+	if err := os.MkdirAll(dir, 0o700); err != nil {
+		tb.Fatal(err)
+	}
 	cfg := benchConfig(tb, dir, inst, sections...)
 	a := harness.Start(tb, ns, cfg)
 	defer func() {
