@@ -104,8 +104,9 @@ func roIndex(t *testing.T, b *testbed.Bed, ifname string) int {
 }
 
 // roCutPrimary cuts the primary's upstream (instance A, proto 201, on
-// wan0 and wan1): A's default route must move to wan1 within 1.5 s, with
-// at most two default-route changes on the way.
+// wan0 and wan1): A's default route must move to wan1 within fdkSwitch
+// (the detection figure itself is BenchmarkFailoverUpstreamCut's), with at
+// most two default-route changes on the way.
 func roCutPrimary(t *testing.T, b *testbed.Bed, defaults *roDefaults) {
 	t.Helper()
 	defaults.count(0)
@@ -117,8 +118,8 @@ func roCutPrimary(t *testing.T, b *testbed.Bed, defaults *roDefaults) {
 		t.Fatalf("A's default route did not move to wan1 within 3 s of the upstream cut (%d changes):\n%s", n, b.DefaultRoute())
 	}
 	t.Logf("upstream cut: A switched to wan1 after %v", at.Sub(cut))
-	if d := at.Sub(cut); d > 1500*time.Millisecond {
-		t.Errorf("upstream cut: switched after %v, want within 1.5 s", d)
+	if d := at.Sub(cut); d > fdkSwitch {
+		t.Errorf("upstream cut: switched after %v, want within %v", d, fdkSwitch)
 	}
 	if more, seen := defaults.count(time.Second); n+more > 2 {
 		t.Errorf("upstream cut: %d default-route changes, want 1 or 2: %v", n+more, seen)
