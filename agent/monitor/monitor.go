@@ -13,6 +13,7 @@ import (
 	"log/slog"
 	"reflect"
 	"strings"
+	"time"
 
 	"imon/event"
 )
@@ -81,3 +82,11 @@ func CheckDeps(deps any) error {
 	}
 	return nil
 }
+
+// PathGrace is how long after the start of a monitor's run a probe that
+// could not be sent for want of a route (probe.NoRoute) is not taken for
+// an outage while no reply has been seen in the run: at boot the default
+// route comes later (failover still choosing, dhcpcd with nogateway), and
+// the path not being up yet is not an outage. Well beyond failover's first
+// choice at its defaults (up-after 5 probes 1 s apart).
+const PathGrace = 30 * time.Second

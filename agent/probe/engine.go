@@ -770,6 +770,7 @@ type round struct {
 	settled  int
 	rtts     []time.Duration // by request index; -1 = lost
 	sendErr  error
+	noRoute  int // sends that failed for want of a route
 	finished bool
 	done     chan PingResult
 }
@@ -828,6 +829,9 @@ func (rd *round) due(e *Engine, offGrid bool) {
 		if rd.sendErr == nil {
 			rd.sendErr = err
 		}
+		if NoRoute(err) {
+			rd.noRoute++
+		}
 		rd.settle(f, false, 0)
 	}
 }
@@ -852,7 +856,9 @@ func (rd *round) settle(f *inflight, ok bool, rtt time.Duration) {
 			}
 		}
 		rd.finished = true
-		rd.done <- Summarize(rd.addr, n, got)
+		res := Summarize(rd.addr, n, got)
+		res.NoRoute = rd.noRoute > 0 && rd.noRoute == rd.sent
+		rd.done <- res
 	}
 }
 

@@ -111,7 +111,7 @@ func TestNetnsChild(t *testing.T) {
 			t.Fatal(err)
 		}
 		el := time.Since(start)
-		if r.Alive() || r.Loss != 1 || r.Sent != 2 || r.Recv != 0 {
+		if r.Alive() || r.Loss != 1 || r.Sent != 2 || r.Recv != 0 || r.NoRoute {
 			t.Fatalf("result %+v", r)
 		}
 		// On the grid: the first request at once, the second at the next
@@ -128,8 +128,8 @@ func TestNetnsChild(t *testing.T) {
 		if err != nil {
 			t.Fatalf("unreachable network must be a lost round, got error %v", err)
 		}
-		if r.Alive() || r.Loss != 1 {
-			t.Fatalf("result %+v", r)
+		if r.Alive() || r.Loss != 1 || !r.NoRoute {
+			t.Fatalf("result %+v, want every request lost for want of a route (NoRoute)", r)
 		}
 		if el := time.Since(start); el > 2*probe.Grid+slack {
 			t.Errorf("took %v; a send error is known at once (two requests on two ticks)", el)

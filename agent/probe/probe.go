@@ -61,7 +61,9 @@ package probe
 
 import (
 	"context"
+	"errors"
 	"net/netip"
+	"syscall"
 	"time"
 )
 
@@ -145,6 +147,17 @@ type PingResult struct {
 	Jitter time.Duration
 	// Loss is the lost fraction of the requests, 0..1 (1 when none was sent).
 	Loss float64
+	// NoRoute is set when no request of the round went out for want of a
+	// route to Addr (every send failed with ENETUNREACH or EHOSTUNREACH,
+	// see [NoRoute]): the path is not there, which at boot is not yet an
+	// outage.
+	NoRoute bool
+}
+
+// NoRoute reports whether err is a send error for want of a route to the
+// target: the path is not there, no probe went out.
+func NoRoute(err error) bool {
+	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH)
 }
 
 // Alive reports whether at least one reply arrived in time (icmplib's

@@ -5,6 +5,9 @@
 //
 // Rounds start on a ticker, so they do not drift; a round that takes longer
 // than the interval makes the next tick be skipped, so rounds never pile up.
+// At boot, rounds that find no route to the target (before the first reply
+// and within monitor.PathGrace of the start) are not journaled: the path is
+// not up yet, which is not an outage.
 // Result is the pure formatting of a round into its event;
 // docs/updown-ping.md describes the behaviour for users.
 package ping
@@ -149,6 +152,11 @@ type run struct {
 	// resolveFailing: the target's name does not resolve and that was
 	// journaled (once per failure streak).
 	resolveFailing bool
+	// start is when the run began; replied is set at the first round with
+	// a reply. Until then, for monitor.PathGrace, a round with no route
+	// to the target is not journaled (see round).
+	start   time.Time
+	replied bool
 }
 
 // Run implements monitor.Monitor: a round at start and then every
@@ -156,7 +164,7 @@ type run struct {
 // cannot be written or no echo request can be sent at all (no
 // CAP_NET_RAW).
 func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
-	r := &run{m: m, env: env, log: env.Logger, target: probe.Target{Host: m.cfg.MonitorIP, Resolver: m.deps.Resolver}}
+	r := &run{m: m, env: env, log: env.Logger, target: probe.Target{Host: m.cfg.MonitorIP, Resolver: m.deps.Resolver}, start: time.Now()}
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
@@ -217,6 +225,17 @@ func (r *run) round(ctx context.Context) error {
 			return nil
 		}
 		return fmt.Errorf("pinging %s: %w", host, err)
+	}
+	if res.Alive() {
+		r.replied = true
+	}
+	// At boot the default route comes later (failover still choosing,
+	// dhcpcd with nogateway): a round that could not send for want of a
+	// route, before any reply and within monitor.PathGrace of the start, is
+	// the path not being up yet, not a lost round.
+	if res.NoRoute && !r.replied && time.Since(r.start) < monitor.PathGrace {
+		r.log.Debug("no route to the ping target yet, round not journaled", "target", host, "addr", addr)
+		return nil
 	}
 	return r.emit(ctx, Result(host, res, time.Now()))
 }

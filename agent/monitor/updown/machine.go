@@ -1,12 +1,11 @@
 package updown
 
 import (
-	"errors"
 	"net/netip"
 	"strings"
-	"syscall"
 	"time"
 
+	"imon/agent/monitor"
 	"imon/agent/probe"
 	"imon/event"
 )
@@ -34,15 +33,8 @@ type Params struct {
 	PathGrace time.Duration
 }
 
-// DefaultPathGrace is Params.PathGrace when unset: well beyond failover's
-// first choice at its defaults (up-after 5 probes 1 s apart).
-const DefaultPathGrace = 30 * time.Second
-
-// NoRoute reports whether err is a send error for want of a route to the
-// target: the path is not there, no probe went out.
-func NoRoute(err error) bool {
-	return errors.Is(err, syscall.ENETUNREACH) || errors.Is(err, syscall.EHOSTUNREACH)
-}
+// DefaultPathGrace is Params.PathGrace when unset (monitor.PathGrace).
+const DefaultPathGrace = monitor.PathGrace
 
 func (p Params) dnsCheck() bool { return p.DNSServer != "" && p.DNSLookup != "" }
 
@@ -193,7 +185,7 @@ func (m *Machine) ResolveFailed(now time.Time, err error) Output {
 // (unknown on a first start, the restored one otherwise), and no outage is
 // declared.
 func (m *Machine) Probe(now time.Time, o probe.Outcome) Output {
-	if !o.OK && m.lastReply.IsZero() && NoRoute(o.Err) && now.Sub(m.origin) < m.p.PathGrace {
+	if !o.OK && m.lastReply.IsZero() && probe.NoRoute(o.Err) && now.Sub(m.origin) < m.p.PathGrace {
 		return Output{}
 	}
 	m.tr.Add(o)

@@ -154,7 +154,8 @@ func (n *Net) Ping(ctx context.Context, addr netip.Addr, opt probe.PingOptions) 
 		rtts []time.Duration
 		end  time.Time // when the last reply arrives
 		lost bool
-		sent = opt.Count
+		sent    = opt.Count
+		noRoute int
 	)
 	for i := range opt.Count {
 		if i > 0 {
@@ -162,8 +163,11 @@ func (n *Net) Ping(ctx context.Context, addr netip.Addr, opt probe.PingOptions) 
 				return probe.Summarize(addr, opt.Count, rtts), fmt.Errorf("ping %s: %w", addr, err)
 			}
 		}
-		rtt, ok, _ := n.send(addr, opt.Wait)
+		rtt, ok, serr := n.send(addr, opt.Wait)
 		if !ok {
+			if probe.NoRoute(serr) {
+				noRoute++
+			}
 			lost = true
 			continue
 		}
@@ -180,7 +184,9 @@ func (n *Net) Ping(ctx context.Context, addr netip.Addr, opt probe.PingOptions) 
 	if err := sleepUntil(ctx, end); err != nil {
 		return probe.Summarize(addr, sent, nil), fmt.Errorf("ping %s: %w", addr, err)
 	}
-	return probe.Summarize(addr, sent, rtts), nil
+	res := probe.Summarize(addr, sent, rtts)
+	res.NoRoute = noRoute > 0 && noRoute == sent
+	return res, nil
 }
 
 // Stream implements probe.Streamer: one request every Spacing, outcomes
