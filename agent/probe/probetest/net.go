@@ -151,9 +151,9 @@ func (n *Net) Ping(ctx context.Context, addr netip.Addr, opt probe.PingOptions) 
 		return probe.PingResult{}, fmt.Errorf("ping %s: %w", addr, err)
 	}
 	var (
-		rtts []time.Duration
-		end  time.Time // when the last reply arrives
-		lost bool
+		rtts    []time.Duration
+		end     time.Time // when the last reply arrives
+		lost    bool
 		sent    = opt.Count
 		noRoute int
 	)
