@@ -3,6 +3,7 @@ package event
 import (
 	"context"
 	"errors"
+	"time"
 )
 
 // Errors of the journal that its users tell apart. The journal wraps them
@@ -54,6 +55,11 @@ type Follower struct {
 	// RetryRead: a read error is retried after this delay (the journal is
 	// local: it is transient) instead of ending the follow; 0 ends it.
 	RetryRead func(ctx context.Context, err error) bool
+	// WaitAtMost, when set, bounds each wait for new events (asked after
+	// Idle; <= 0: no bound). When the bound passes first, the reader reads
+	// again and, still caught up, calls Idle again: a consumer's timed work
+	// (the history's periodic write) without a timer of its own.
+	WaitAtMost func() time.Duration
 }
 
 // ErrStop is returned by a follow that Follower.Events ended.

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"iter"
 	"log/slog"
 	"sort"
 	"sync"
@@ -14,12 +15,12 @@ import (
 	"imon/journal"
 )
 
-// Journal is what the consumer needs of the journal. A Journal that is
-// also a Scanner (the real one) is replayed with Scan.
+// Journal is what the consumer needs of the journal. It reads it through
+// journal.FollowRecords, the loop every consumer uses: a Journal that is
+// also a journal.Scanner (the real one) lends its records, undecoded; one
+// that has ReadPast (the real one) gets past damaged pages.
 type Journal interface {
-	Read(from uint64, max int) ([]event.Event, error)
-	Wait(ctx context.Context, after uint64) error
-	FirstSeq() uint64
+	journal.Reader
 	LastSeq() uint64
 	SetCursor(name string, seq uint64)
 }
@@ -34,18 +35,16 @@ const (
 	// events arrive (a crash loses nothing: the journal is replayed from
 	// the stored position).
 	FlushEvery = 5 * time.Minute
-	// readChunk is how many events one journal read takes (about 0.5 MB
-	// of ping results: the agent stays small during a replay).
+	// readChunk is how many events one decoded journal read takes (about
+	// 0.5 MB of ping results).
 	readChunk = 512
+	// scanChunk is how many lent records are folded in under the lock at
+	// a time.
+	scanChunk = 8192
 	// flushDirtyDays writes during a long replay (a rebuild) every so
 	// many changed days, so that memory stays bounded.
 	flushDirtyDays = 400
 )
-
-// readAheadMin is the backlog from which the consumer reads ahead with
-// two goroutines, for a Journal that is not a Scanner (a variable for the
-// tests).
-var readAheadMin uint64 = 8 * readChunk
 
 // CursorName is the consumer's name and its journal cursor (a mirror of
 // the position stored in the rollup file, for the agent's drain at stop).
@@ -121,8 +120,6 @@ func (c *Consumer) Run(ctx context.Context) error {
 		// again; the days stay.
 		log.Warn("rollups are ahead of the journal: continuing with the new journal", "rollup_seq", st.Seq, "journal_last", c.J.LastSeq())
 		st.Seq = 0
-	} else if first := c.J.FirstSeq(); st.Seq+1 < first && c.J.LastSeq() >= first {
-		log.Warn("events expired before they were rolled up", "from", st.Seq+1, "to", first-1)
 	}
 	if rebuilt {
 		log.Info("rebuilding the rollups from the journal", "path", c.Path, "events", c.J.LastSeq()-c.J.FirstSeq()+1)
@@ -162,121 +159,91 @@ func (c *Consumer) Run(ctx context.Context) error {
 		c.J.SetCursor(CursorName, proj.Seq())
 		return nil
 	}
-	var flushErr error
-	fold := func(evs []event.Event) bool {
-		stop := false
-		c.mu.Lock()
-		for i := range evs {
-			proj.Apply(&evs[i])
-			stop = stop || evs[i].Kind == event.KindAgentStop
-		}
-		c.mu.Unlock()
-		pending += len(evs)
+	var own error // a callback's error, returned as is
+	// folded notes n events folded in; an agent-stop, or many changed
+	// days (a long replay: memory stays bounded), is written at once.
+	folded := func(n int, stop bool) error {
+		pending += n
 		if stop || proj.DirtyCount() >= flushDirtyDays {
-			flushErr = flush()
+			own = flush()
 		}
-		return flushErr == nil && ctx.Err() == nil
+		return own
 	}
-	scanner, canScan := c.J.(Scanner)
-	for {
-		if canScan && proj.Seq() < c.J.LastSeq() {
-			// The journal lends its records: no copy, no decode of what
-			// the rollups do not read.
-			n, stop, err := c.scan(scanner, proj)
-			pending += n
-			if err == nil && (stop || proj.DirtyCount() >= flushDirtyDays) {
-				err = flush()
-			}
-			if err != nil {
-				_ = flush()
-				return err
-			}
-			if n > 0 && ctx.Err() == nil {
-				continue
-			}
-		} else if from, last := max(proj.Seq()+1, c.J.FirstSeq()), c.J.LastSeq(); last >= from+readAheadMin {
-			// A long backlog (a rebuild, a restart after long): read ahead.
-			if err := readAhead(c.J, from, last, fold); err != nil {
-				_ = flush()
-				return fmt.Errorf("rollups: read journal: %w", err)
-			}
-			if flushErr != nil {
-				return flushErr
-			}
-			continue
-		}
-		var evs []event.Event
-		var err error
-		if !canScan {
-			evs, err = c.J.Read(proj.Seq()+1, readChunk)
-		}
-		if err != nil {
-			_ = flush()
-			return fmt.Errorf("rollups: read journal: %w", err)
-		}
-		if len(evs) > 0 {
-			if !fold(evs) && flushErr != nil {
-				return flushErr
-			}
-			continue
-		}
-		// Caught up: write what a replay left, then wait for events,
-		// waking for the flush only while something is unwritten.
-		if rebuilt || (pending > 0 && c.now().Sub(lastFlush) >= FlushEvery) {
-			rebuilt = false
-			if err := flush(); err != nil {
-				return err
-			}
-		}
-		wctx, cancel := ctx, context.CancelFunc(func() {})
-		if pending > 0 {
-			wctx, cancel = context.WithTimeout(ctx, max(FlushEvery-c.now().Sub(lastFlush), time.Millisecond))
-		}
-		err = c.J.Wait(wctx, proj.Seq())
-		cancel()
-		if ctx.Err() != nil {
-			if c.crashAtStop {
+	_, err = journal.FollowRecords(ctx, c.J, proj.Seq()+1, journal.RecordFollower{
+		Follower: event.Follower{
+			Batch: readChunk,
+			Events: func(_ context.Context, evs []event.Event) (int, error) {
+				stop := false
+				c.mu.Lock()
+				for i := range evs {
+					proj.Apply(&evs[i])
+					stop = stop || evs[i].Kind == event.KindAgentStop
+				}
+				c.mu.Unlock()
+				return len(evs), folded(len(evs), stop)
+			},
+			// Events retention deleted before they were rolled up, or on
+			// damaged pages, are skipped (their hours stay as the events
+			// around them make them).
+			Gap: func(_ context.Context, g event.Gap) error {
+				if g.Reason == event.GapDamaged {
+					log.Warn("damaged journal events skipped: not in the rollups", "from", g.First, "to", g.Last, "err", g.Err)
+				} else {
+					log.Warn("events expired before they were rolled up", "from", g.First, "to", g.Last)
+				}
 				return nil
+			},
+			// Caught up: write what a replay left, and what waited for
+			// FlushEvery; the wait for events wakes for the flush only
+			// while something is unwritten.
+			Idle: func(context.Context) (bool, error) {
+				if rebuilt || (pending > 0 && c.now().Sub(lastFlush) >= FlushEvery) {
+					rebuilt = false
+					own = flush()
+				}
+				return true, own
+			},
+			WaitAtMost: func() time.Duration {
+				if pending == 0 {
+					return 0
+				}
+				return max(FlushEvery-c.now().Sub(lastFlush), time.Millisecond)
+			},
+		},
+		// The real journal lends its records: no copy, no decode of what
+		// the rollups do not read.
+		Records: func(_ context.Context, recs iter.Seq[*journal.Record]) error {
+			n, stop := 0, false
+			c.mu.Lock()
+			for r := range recs {
+				if own = proj.ApplyRecord(r); own != nil {
+					break
+				}
+				n++
+				stop = stop || string(r.Kind) == event.KindAgentStop
 			}
-			return flush()
-		}
-		if err != nil && !errors.Is(err, context.DeadlineExceeded) {
-			_ = flush()
-			return fmt.Errorf("rollups: wait for the journal: %w", err)
-		}
-	}
-}
-
-// Scanner is what the consumer uses of the journal, when it has it, to
-// replay events: [journal.Journal.Scan].
-type Scanner interface {
-	Scan(from uint64, max int, fn func(r *journal.Record) bool) (uint64, error)
-}
-
-// scanChunk is how many records one Scan folds in under the lock.
-const scanChunk = 8192
-
-// scan folds in up to scanChunk records: how many, and whether one was an
-// agent-stop.
-func (c *Consumer) scan(s Scanner, proj *Projector) (n int, stop bool, err error) {
-	var aerr error
-	c.mu.Lock()
-	defer c.mu.Unlock()
-	_, err = s.Scan(proj.Seq()+1, scanChunk, func(r *journal.Record) bool {
-		if aerr = proj.ApplyRecord(r); aerr != nil {
-			return false
-		}
-		n++
-		stop = stop || string(r.Kind) == event.KindAgentStop
-		return true
+			c.mu.Unlock()
+			if own != nil {
+				own = fmt.Errorf("rollups: read journal: %w", own)
+				return own
+			}
+			return folded(n, stop)
+		},
+		RecordBatch: scanChunk,
 	})
-	if err == nil {
-		err = aerr
+	switch {
+	case ctx.Err() != nil:
+		if c.crashAtStop {
+			return nil
+		}
+		return flush()
+	case own != nil:
+		_ = flush()
+		return own
+	default:
+		_ = flush()
+		return fmt.Errorf("rollups: %w", err)
 	}
-	if err != nil {
-		return n, stop, fmt.Errorf("rollups: read journal: %w", err)
-	}
-	return n, stop, nil
 }
 
 // flushLocked writes the changed days and the state, and drops days older

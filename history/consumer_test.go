@@ -187,10 +187,7 @@ func sameView(t *testing.T, what string, got, want *Snapshot) {
 // events the journal still holds equals a recomputation from those.
 func TestConsumerEqualsRecomputation(t *testing.T) {
 	loc := mustLoc(t, "Europe/Berlin")
-	defer func(v uint64) { readAheadMin = v }(readAheadMin)
 	for seed := uint64(1); seed <= 4; seed++ {
-		// odd seeds read ahead (two readers, chunks in order) from any backlog
-		readAheadMin = map[bool]uint64{true: 0, false: 8 * readChunk}[seed%2 == 1]
 		dir := t.TempDir()
 		path := filepath.Join(dir, "j.db.history")
 		g := newGen(seed, time.Date(2026, 10, 20, 12, 0, 0, 0, loc)) // crosses the autumn change

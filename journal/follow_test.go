@@ -3,11 +3,14 @@ package journal_test
 import (
 	"context"
 	"errors"
+	"iter"
 	"slices"
 	"sync"
 	"testing"
+	"time"
 
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/journal"
 )
 
@@ -159,5 +162,174 @@ func TestFollowStops(t *testing.T) {
 	})
 	if !errors.Is(err, context.Canceled) {
 		t.Fatalf("Follow after cancel: %v, want context.Canceled", err)
+	}
+}
+
+// memScanner is a memReader that lends records (only their Seq set).
+type memScanner struct{ *memReader }
+
+func (m memScanner) Scan(from uint64, max int, fn func(r *journal.Record) bool) (uint64, error) {
+	evs, _ := m.Read(from, max)
+	next := from
+	for _, ev := range evs {
+		next = ev.Seq + 1
+		if !fn(&journal.Record{Seq: ev.Seq}) {
+			break
+		}
+	}
+	return next, nil
+}
+
+// TestFollowRecordsLends: FollowRecords hands a Scanner's records to
+// Records in batches of at most RecordBatch, reports the range retention
+// deleted before the first record as a gap without handing that record
+// over early, and ending the range early ends it with ErrStop at the
+// record it stopped at. A Reader that is not a Scanner goes to Events.
+func TestFollowRecordsLends(t *testing.T) {
+	m := newMem(20)
+	m.first = 4 // retention deleted 1..3
+	var got []uint64
+	var gaps []event.Gap
+	next, err := journal.FollowRecords(t.Context(), memScanner{m}, 1, journal.RecordFollower{
+		Follower: event.Follower{
+			Events: func(context.Context, []event.Event) (int, error) {
+				t.Error("Events called for a Scanner")
+				return 0, nil
+			},
+			Gap: func(_ context.Context, g event.Gap) error { gaps = append(gaps, g); return nil },
+		},
+		RecordBatch: 5,
+		Records: func(_ context.Context, recs iter.Seq[*journal.Record]) error {
+			n := 0
+			for r := range recs {
+				if r.Seq == 17 {
+					break
+				}
+				got = append(got, r.Seq)
+				n++
+			}
+			if n > 5 {
+				t.Errorf("a batch of %d records, want at most 5", n)
+			}
+			return nil
+		},
+	})
+	if !errors.Is(err, event.ErrStop) || next != 17 {
+		t.Fatalf("FollowRecords returned %d, %v; want 17, ErrStop", next, err)
+	}
+	var want []uint64
+	for s := uint64(4); s < 17; s++ {
+		want = append(want, s)
+	}
+	if !slices.Equal(got, want) {
+		t.Errorf("records %v\nwant %v", got, want)
+	}
+	if len(gaps) != 1 || gaps[0].Reason != event.GapRetention || gaps[0].First != 1 || gaps[0].Last != 3 {
+		t.Errorf("gaps %+v; want retention 1-3", gaps)
+	}
+
+	// Not a Scanner: Events.
+	var evs []uint64
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	_, err = journal.FollowRecords(ctx, newMem(3), 1, journal.RecordFollower{
+		Follower: event.Follower{
+			Events: func(_ context.Context, e []event.Event) (int, error) {
+				for _, ev := range e {
+					evs = append(evs, ev.Seq)
+				}
+				return len(e), nil
+			},
+			Idle: func(context.Context) (bool, error) { cancel(); return true, nil },
+		},
+		Records: func(context.Context, iter.Seq[*journal.Record]) error {
+			t.Error("Records called for a Reader that is not a Scanner")
+			return nil
+		},
+	})
+	if !errors.Is(err, context.Canceled) || !slices.Equal(evs, []uint64{1, 2, 3}) {
+		t.Errorf("not a Scanner: %v, events %v", err, evs)
+	}
+}
+
+// TestFollowRecordsDamage: on a real journal with a damaged page,
+// FollowRecords lends the records before the damage, hands the readable
+// events of the damaged batch (ReadPast) to Events, reports the damaged
+// range as a gap and lends the records after it: every event is handed
+// over once or is in the range.
+func TestFollowRecordsDamage(t *testing.T) {
+	path := t.TempDir() + "/j.db"
+	const n = 3000
+	makeJournal(t, path, n) // n pings + 1 ddns event
+	nettest.DamageLeaf(t, path)
+	j, err := journal.Open(path, journal.Options{ReadOnly: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer j.Close()
+	var lent, decoded []uint64
+	var gaps []event.Gap
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	_, err = journal.FollowRecords(ctx, j, 1, journal.RecordFollower{
+		Follower: event.Follower{
+			Events: func(_ context.Context, evs []event.Event) (int, error) {
+				for _, ev := range evs {
+					decoded = append(decoded, ev.Seq)
+				}
+				return len(evs), nil
+			},
+			Gap:  func(_ context.Context, g event.Gap) error { gaps = append(gaps, g); return nil },
+			Idle: func(context.Context) (bool, error) { cancel(); return true, nil },
+		},
+		RecordBatch: 100,
+		Records: func(_ context.Context, recs iter.Seq[*journal.Record]) error {
+			for r := range recs {
+				lent = append(lent, r.Seq)
+			}
+			return nil
+		},
+	})
+	if !errors.Is(err, context.Canceled) {
+		t.Fatalf("FollowRecords: %v", err)
+	}
+	if len(gaps) != 1 || gaps[0].Reason != event.GapDamaged {
+		t.Fatalf("gaps %+v, want one damaged range", gaps)
+	}
+	g := gaps[0]
+	all := slices.Sorted(slices.Values(slices.Concat(lent, decoded)))
+	for s := uint64(1); s <= n+1; s++ {
+		in := g.First <= s && s <= g.Last
+		if _, found := slices.BinarySearch(all, s); found == in {
+			t.Fatalf("seq %d: handed over %v, in the damaged range %d-%d %v", s, found, g.First, g.Last, in)
+		}
+	}
+	if len(all) != int(n+1-(g.Last-g.First+1)) {
+		t.Errorf("%d events handed over, want each once", len(all))
+	}
+	if len(lent) == 0 || lent[len(lent)-1] != n+1 {
+		t.Errorf("the records after the damage were not lent")
+	}
+	t.Logf("%d lent, %d decoded, damaged %d-%d", len(lent), len(decoded), g.First, g.Last)
+}
+
+// TestFollowWaitAtMost: a wait bounded by WaitAtMost that passes without a
+// new event calls Idle again; without the bound the wait lasts.
+func TestFollowWaitAtMost(t *testing.T) {
+	m := newMem(2)
+	idles := 0
+	_, err := journal.Follow(t.Context(), m, 1, event.Follower{
+		Events: func(_ context.Context, evs []event.Event) (int, error) { return len(evs), nil },
+		Idle: func(context.Context) (bool, error) {
+			idles++
+			if idles == 3 {
+				return false, errors.New("third idle")
+			}
+			return true, nil
+		},
+		WaitAtMost: func() time.Duration { return time.Millisecond },
+	})
+	if err == nil || err.Error() != "third idle" || idles != 3 {
+		t.Fatalf("Follow: %v after %d idles, want the third idle's error", err, idles)
 	}
 }
