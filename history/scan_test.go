@@ -5,6 +5,7 @@ import (
 	"errors"
 	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -237,4 +238,54 @@ func TestConsumerSkipsDamage(t *testing.T) {
 	}
 	end := readable[len(readable)-1].Time.UnixMilli()
 	sameView(t, "past the damage", storedView(t, hpath, loc, end), refView(t, loc, readable, end))
+}
+
+// TestFromFilesCatchesUp: without an agent, the snapshot from the files
+// (the rollup file behind, the journal ahead) equals a recomputation from
+// all the events; a damaged journal is an error naming the range.
+func TestFromFilesCatchesUp(t *testing.T) {
+	loc := mustLoc(t, "Europe/Berlin")
+	dir := t.TempDir()
+	g := newGen(3, time.Date(2026, 10, 20, 12, 0, 0, 0, loc))
+	g.run(6000)
+	evs := noisy(g.evs)
+	jpath := filepath.Join(dir, "j.db")
+	j := writeJournal(t, jpath, evs[:2000])
+	c := &Consumer{J: &caughtUpAt{Journal: j, at: 2000, done: make(chan struct{})}, Path: PathFor(jpath), Loc: loc, Now: time.Now}
+	ctx, cancel := context.WithCancel(t.Context())
+	errc := make(chan error, 1)
+	go func() { errc <- c.Run(ctx) }()
+	select {
+	case <-c.J.(*caughtUpAt).done:
+	case err := <-errc:
+		t.Fatal(err)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if _, err := j.Append(context.Background(), evs[2000:]...); err != nil {
+		t.Fatal(err)
+	}
+	j.Close()
+	end := evs[len(evs)-1].Time
+	snap, err := FromFiles(jpath, 0, end, loc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	snap.Finalize(loc)
+	want, err := snapshotOf(nil, project(loc, evs), 0, end.UnixMilli(), false) // no agent runs
+	if err != nil {
+		t.Fatal(err)
+	}
+	want.Finalize(loc)
+	sameView(t, "from the files", snap, want)
+
+	if err := os.Remove(PathFor(jpath)); err != nil {
+		t.Fatal(err)
+	}
+	nettest.DamageLeaf(t, jpath)
+	if _, err := FromFiles(jpath, 0, end, loc); err == nil || !strings.Contains(err.Error(), "cannot be read") {
+		t.Errorf("FromFiles on a damaged journal: %v, want the damaged range", err)
+	}
 }
