@@ -13,6 +13,7 @@ import (
 	"time"
 
 	"imon/event"
+	"imon/internal/backoff"
 )
 
 // The emitter: act first, journal after.
@@ -29,7 +30,8 @@ import (
 //   - every event that cannot be journaled is written to the log at once
 //     (Options.Direct) and kept in the queue, at most Options.QueueMax
 //     events; beyond that the oldest are dropped and counted;
-//   - the writer retries with backoff (1 s doubling to 10 s); once an
+//   - the writer retries with backoff (1 s doubling to 10 s: the
+//     schedule of internal/backoff, as every retry in imon); once an
 //     append succeeds the queue is journaled in order, preceded by one
 //     events-dropped event (count and kinds) when the queue had to drop;
 //   - once appends have succeeded for Options.JournalSettle without a
@@ -56,11 +58,12 @@ const (
 const (
 	// writeBatch bounds the events of one Append.
 	writeBatch = 256
-	// retryMin and retryMax bound the backoff between two attempts while
-	// the journal cannot be written.
-	retryMin = time.Second
-	retryMax = 10 * time.Second
 )
+
+// retry is the backoff between two attempts while the journal cannot be
+// written: after the failure that opened the episode, and after the first
+// retry, 1 s; then doubling to 10 s. A success starts it again.
+var retry = backoff.Policy{Min: time.Second, Max: 10 * time.Second}
 
 // ErrJournalUnwritable is wrapped by the error of a manual command given
 // while the journal cannot be written.
@@ -105,7 +108,7 @@ type episode struct {
 	kinds           map[string]int // dropped, by kind (not reported yet)
 	firstDrop       time.Time
 	lastDrop        time.Time
-	backoff         time.Duration
+	retries         int // failed retries since the episode opened or an append succeeded
 	nextTry         time.Time
 }
 
@@ -305,7 +308,7 @@ func (e *emitter) checkHungLocked() {
 // queued (it is journaled, in order, once the journal accepts it).
 func (e *emitter) openLocked(err error) {
 	now := e.a.opt.Now().UTC()
-	e.ep = &episode{since: now, lastFail: now, err: err.Error(), backoff: retryMin, nextTry: now.Add(retryMin)}
+	e.ep = &episode{since: now, lastFail: now, err: err.Error(), nextTry: now.Add(retry.Delay(1))}
 	what := "journal not writable"
 	if errors.Is(err, event.ErrNoSpace) || errors.Is(err, syscall.ENOSPC) {
 		what = "journal full"
@@ -402,7 +405,7 @@ func (e *emitter) write() {
 				it.finish()
 			}
 			if e.ep != nil {
-				e.ep.backoff, e.ep.nextTry = retryMin, time.Time{}
+				e.ep.retries, e.ep.nextTry = 0, time.Time{}
 			}
 			e.mu.Unlock()
 			continue
@@ -439,8 +442,8 @@ func (e *emitter) write() {
 		} else {
 			e.ep.lastFail = now.UTC()
 			e.ep.err = err.Error()
-			e.ep.nextTry = now.Add(e.ep.backoff)
-			e.ep.backoff = min(e.ep.backoff*2, retryMax)
+			e.ep.retries++
+			e.ep.nextTry = now.Add(retry.Delay(e.ep.retries))
 		}
 		for _, it := range keep {
 			if !it.logged {

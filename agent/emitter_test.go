@@ -6,10 +6,12 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
+	"testing/synctest"
 	"time"
 
 	"imon/agent/monitor"
@@ -403,3 +405,64 @@ type monitorFunc struct {
 
 func (m monitorFunc) Name() string                                   { return m.name }
 func (m monitorFunc) Run(ctx context.Context, env monitor.Env) error { return m.run(ctx, env) }
+
+// timedJournal is a fakeJournal that notes when each Append began.
+type timedJournal struct {
+	*fakeJournal
+	mu sync.Mutex
+	at []time.Time
+}
+
+func (j *timedJournal) Append(ctx context.Context, evs ...event.Event) ([]event.Event, error) {
+	j.mu.Lock()
+	j.at = append(j.at, time.Now())
+	j.mu.Unlock()
+	return j.fakeJournal.Append(ctx, evs...)
+}
+
+// TestEmitRetrySchedule: while the journal cannot be written, the writer
+// tries again after 1 s, 1 s, then doubling to 10 s (internal/backoff's
+// schedule); an append that succeeds starts it again.
+func TestEmitRetrySchedule(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		fj := &fakeJournal{}
+		fj.fail(errROFS)
+		j := &timedJournal{fakeJournal: fj}
+		a := New(Options{Instance: "t", Journal: j, Direct: &recDirect{}, Logger: slog.New(slog.DiscardHandler), JournalSettle: time.Hour})
+		defer a.em.close()
+		gaps := func() []time.Duration {
+			j.mu.Lock()
+			defer j.mu.Unlock()
+			var d []time.Duration
+			for i := 1; i < len(j.at); i++ {
+				d = append(d, j.at[i].Sub(j.at[i-1]))
+			}
+			return d
+		}
+		if _, err := a.Emit(t.Context(), event.New("ping", event.KindPingResult, "r", nil)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(40 * time.Second)
+		synctest.Wait()
+		s := time.Second
+		if got, want := gaps(), []time.Duration{s, s, 2 * s, 4 * s, 8 * s, 10 * s, 10 * s}; !slices.Equal(got, want) {
+			t.Fatalf("retries after %v, want %v", got, want)
+		}
+		// One success (the queue drains), then a failure: 1 s again.
+		fj.fail(nil)
+		time.Sleep(10 * time.Second)
+		synctest.Wait()
+		fj.fail(errROFS)
+		j.mu.Lock()
+		j.at = nil
+		j.mu.Unlock()
+		if _, err := a.Emit(t.Context(), event.New("ping", event.KindPingResult, "r", nil)); err != nil {
+			t.Fatal(err)
+		}
+		time.Sleep(4 * time.Second)
+		synctest.Wait()
+		if got, want := gaps(), []time.Duration{s, 2 * s}; !slices.Equal(got, want) {
+			t.Fatalf("after a success, retries after %v, want %v", got, want)
+		}
+	})
+}
