@@ -294,7 +294,7 @@ func benchStartOnce(tb testing.TB, dir, inst string) (status, started time.Durat
 // Target: ≤ 100 ms with 1M events. The agent runs updown and ping on
 // 127.0.0.1 at interval 10.
 func BenchmarkAgentStart(b *testing.B) {
-	harness.RequireRoot(b)
+	nettest.NeedRoot(b, "network namespaces")
 	dir := b.TempDir()
 	build := benchBuildJournal(b, filepath.Join(dir, "large.db"), benchLargeEvents)
 	monitors := []string{

@@ -12,6 +12,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/mqtt/mqtttest"
 )
 
@@ -22,7 +23,7 @@ import (
 // during the outages, and afterwards the subscribers have seen every
 // journaled seq, each subscriber in increasing order.
 func TestFaultBrokerRestarts(t *testing.T) {
-	harness.RequireRoot(t)
+	nettest.NeedRoot(t, "network namespaces")
 	mqtttest.Require(t)
 	dir := t.TempDir()
 	if err := os.Chmod(dir, 0o755); err != nil {

@@ -898,7 +898,7 @@ func TestCLILogLines(t *testing.T) {
 // TestCLIMonitorsLoopback: updown and ping on 127.0.0.1 (ICMP: root),
 // seen through imon status, imon journal --monitor/--kind and the log.
 func TestCLIMonitorsLoopback(t *testing.T) {
-	harness.RequireRoot(t)
+	nettest.NeedRoot(t, "network namespaces")
 	dir := t.TempDir()
 	const inst = "lo"
 	cfg := writeConfig(t, dir, inst, `"datefmt": "%d/%m/%Y %H.%M.%S"`, `"updown": {"enable": true, "interval": 1, "pingcount": 1, "pingwait": 1, "monitorip": "127.0.0.1"},

@@ -14,6 +14,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 )
 
 // coreBed is the updown/ping testbed: namespace "host" runs imon, namespace
@@ -34,7 +35,7 @@ const (
 )
 
 func newCoreBed(t *testing.T) *coreBed {
-	harness.RequireCmd(t, "ip", "nft")
+	nettest.NeedCmd(t, "ip", "nft")
 	b := &coreBed{host: harness.NewNS(t, "host"), tgt: harness.NewNS(t, "tgt"), dir: t.TempDir()}
 	if err := os.Chmod(b.dir, 0o755); err != nil {
 		t.Fatal(err)

@@ -15,6 +15,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 )
 
 // deployRoot is the repository root (the Makefile's directory).
@@ -50,7 +51,7 @@ func deployHeavy(t *testing.T) {
 // the binary, the imon-configure link, the unit (pointing at the installed
 // binary), the sample action script and the docs.
 func TestDeployInstall(t *testing.T) {
-	harness.RequireCmd(t, "make", "install")
+	nettest.NeedCmd(t, "make", "install")
 	bin := harness.Binary(t)
 	dest := t.TempDir()
 	// -o build: install the already built binary (INSTALL_BIN), never
@@ -126,7 +127,7 @@ func TestDeployInstall(t *testing.T) {
 // warning, alone and with the unconfined drop-in, and its exposure score
 // stays at 3.0 or lower.
 func TestDeployUnit(t *testing.T) {
-	harness.RequireCmd(t, "systemd-analyze")
+	nettest.NeedCmd(t, "systemd-analyze")
 	bin := harness.Binary(t)
 	root := deployRoot(t)
 	unit, err := os.ReadFile(filepath.Join(root, "deploy", "imon@.service"))
@@ -195,7 +196,7 @@ func TestDeployUnit(t *testing.T) {
 // with the expected files and maintainer scripts.
 func TestDeployDist(t *testing.T) {
 	deployHeavy(t)
-	harness.RequireCmd(t, "make", "go", "dpkg-deb", "sha256sum")
+	nettest.NeedCmd(t, "make", "go", "dpkg-deb", "sha256sum")
 	root := deployRoot(t)
 	dist := filepath.Join(t.TempDir(), "dist")
 	deployRun(t, root, nil, "make", "-s", "dist", "DIST="+dist, "VERSION=v1.2.3-4-gabcdef0", "COMMIT=abcdef0")
@@ -314,8 +315,8 @@ func TestDeployDist(t *testing.T) {
 // try-restart of running instances on upgrade, stop on removal, and never
 // a start or an enable.
 func TestDeployMaintainerScripts(t *testing.T) {
-	harness.RequireRoot(t)
-	harness.RequireCmd(t, "unshare", "mount", "sh")
+	nettest.NeedRoot(t, "network namespaces")
+	nettest.NeedCmd(t, "unshare", "mount", "sh")
 	root := deployRoot(t)
 	dir := t.TempDir()
 	log := filepath.Join(dir, "calls")
@@ -383,7 +384,7 @@ func TestDeployMaintainerScripts(t *testing.T) {
 // unknown one is reported, and ddns-ip-update runs $(hostname)-ip-update
 // NEWIP OLDIP when it exists.
 func TestDeployActionSample(t *testing.T) {
-	harness.RequireCmd(t, "bash", "hostname")
+	nettest.NeedCmd(t, "bash", "hostname")
 	sample := filepath.Join(deployRoot(t), "deploy", "imon-action.sample")
 	dir := t.TempDir()
 	host, err := os.Hostname()

@@ -11,6 +11,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/internal/testbed"
 )
 
@@ -281,7 +282,7 @@ func journalEvents(t *testing.T, cfg string) []event.Event {
 // host namespace: each WAN's probes leave through it.
 func TestFailoverProbesOwnWAN(t *testing.T) {
 	b := testbed.New(t)
-	harness.RequireCmd(t, "tcpdump")
+	nettest.NeedCmd(t, "tcpdump")
 	dir := t.TempDir()
 	action, _ := harness.RecordingAction(t, dir)
 	cfg := failoverConfig(t, dir, action, 3)

@@ -17,6 +17,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/internal/testbed"
 	"imon/mqtt/mqtttest"
 )
@@ -336,7 +337,7 @@ func fdkIndex(evs []event.Event, from int, kind string) int {
 // journal at the stop; TestFaultDiskFull heals and checks the replay.)
 func TestFaultDiskReadOnly(t *testing.T) {
 	fltRequire(t)
-	harness.RequireCmd(t, "unshare", "mount", "mkfs.ext4", "losetup")
+	nettest.NeedCmd(t, "unshare", "mount", "mkfs.ext4", "losetup")
 	b := testbed.New(t)
 	dir := fltDir(t)
 	jdir := filepath.Join(dir, "ext4")
@@ -351,7 +352,7 @@ func TestFaultDiskReadOnly(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
-		harness.Unavailable(t, "mkfs.ext4: %v %s", err, out)
+		nettest.Unavailable(t, "mkfs.ext4: %v %s", err, out)
 	}
 	const inst = "diskro"
 	cfg := fdkConfig(t, dir, jdir, inst, 0.2)
@@ -371,7 +372,7 @@ func TestFaultDiskReadOnly(t *testing.T) {
 	dev := filepath.Base(fdkMountSource(t, a.Pid(), jdir))
 	trigger := "/sys/fs/ext4/" + dev + "/trigger_fs_error"
 	if err := os.WriteFile(trigger, []byte("imon e2e\n"), 0o200); err != nil {
-		harness.Unavailable(t, "cannot trigger an ext4 error: %v", err)
+		nettest.Unavailable(t, "cannot trigger an ext4 error: %v", err)
 	}
 	fltWaitUntil(t, 10*time.Second, "the agent to report its journal not writable", func() bool {
 		st, _, err := fdkGetStatus(t, cfg)
@@ -451,7 +452,7 @@ func TestFaultDiskReadOnly(t *testing.T) {
 // the agent within fdkStop.
 func TestFaultDiskFull(t *testing.T) {
 	fltRequire(t)
-	harness.RequireCmd(t, "unshare", "mount")
+	nettest.NeedCmd(t, "unshare", "mount")
 	b := testbed.New(t)
 	dir := fltDir(t)
 	jdir := filepath.Join(dir, "tmpfs")
@@ -730,7 +731,7 @@ func TestFaultSIGHUP(t *testing.T) {
 // it does, so the stop is checked after it.)
 func TestFaultDiskHung(t *testing.T) {
 	fltRequire(t)
-	harness.RequireCmd(t, "unshare", "mount", "mkfs.ext4", "losetup", "fsfreeze", "nsenter")
+	nettest.NeedCmd(t, "unshare", "mount", "mkfs.ext4", "losetup", "fsfreeze", "nsenter")
 	b := testbed.New(t)
 	dir := fltDir(t)
 	jdir := filepath.Join(dir, "ext4")
@@ -745,7 +746,7 @@ func TestFaultDiskHung(t *testing.T) {
 		t.Fatal(err)
 	}
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", img).CombinedOutput(); err != nil {
-		harness.Unavailable(t, "mkfs.ext4: %v %s", err, out)
+		nettest.Unavailable(t, "mkfs.ext4: %v %s", err, out)
 	}
 	const inst = "diskhung"
 	cfg := fdkConfig(t, dir, jdir, inst, 0.2)
@@ -765,7 +766,7 @@ func TestFaultDiskHung(t *testing.T) {
 		return nil
 	}
 	if err := fsfreeze("-f"); err != nil {
-		harness.Unavailable(t, "%v", err)
+		nettest.Unavailable(t, "%v", err)
 	}
 	frozen := true
 	thaw := func() {

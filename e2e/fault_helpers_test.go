@@ -50,8 +50,8 @@ func fltRequire(t *testing.T) {
 	if testing.Short() {
 		t.Skip("fault end-to-end tests: skipped with -short")
 	}
-	harness.RequireRoot(t)
-	harness.RequireCmd(t, "ip", "nft")
+	nettest.NeedRoot(t, "network namespaces")
+	nettest.NeedCmd(t, "ip", "nft")
 }
 
 // fltDir is a temporary folder readable by everyone (as core_test.go's).

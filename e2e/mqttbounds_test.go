@@ -20,6 +20,7 @@ import (
 	"imon/agent"
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/internal/testbed"
 	"imon/mqtt"
 	"imon/mqtt/mqtttest"
@@ -127,7 +128,7 @@ func rejectedPayload(payload string) func(event.Event) bool {
 // (no Maximum Packet Size declared, paho allocating what the header
 // declares) the agent went from 17 MB to 624 MB and 276 MB.
 func TestMQTTHugeInputBoundedMemory(t *testing.T) {
-	harness.RequireRoot(t)
+	nettest.NeedRoot(t, "network namespaces")
 	mqtttest.Require(t)
 
 	t.Run("200 MB publish", func(t *testing.T) {
@@ -244,7 +245,7 @@ func TestMQTTHugeInputBoundedMemory(t *testing.T) {
 // command-throttled summary per minute). Before the budget every command
 // was journaled and the whole history was gone in 8 s.
 func TestMQTTCommandFlood(t *testing.T) {
-	harness.RequireRoot(t)
+	nettest.NeedRoot(t, "network namespaces")
 	mqtttest.Require(t)
 	const dur = 60 * time.Second
 	dir := t.TempDir()

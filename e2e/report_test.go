@@ -10,6 +10,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 )
 
 // cliReport is the part of `imon report --json` the tests read.
@@ -45,7 +46,7 @@ func report(t *testing.T, cfg string, args ...string) cliReport {
 // file is gone), as text, JSON and an HTML page; a bad flag is a usage
 // error.
 func TestCLIReport(t *testing.T) {
-	harness.RequireRoot(t)
+	nettest.NeedRoot(t, "network namespaces")
 	dir := t.TempDir()
 	cfg := writeConfig(t, dir, "rep", "", `"updown": {"enable": true, "interval": 1, "pingcount": 1, "pingwait": 1, "monitorip": "127.0.0.1"},
   "ping": {"enable": true, "interval": 1, "pingcount": 1, "pingwait": 1, "monitorip": "127.0.0.1"}`)

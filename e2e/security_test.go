@@ -15,6 +15,7 @@ import (
 
 	"imon/event"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 )
 
 // An unprivileged user, created by the tests by uid alone (no passwd entry).
@@ -24,7 +25,7 @@ const otherUID = 4242
 // reach but not write, and a copy of the binary there that it may run.
 func userDir(t *testing.T) (dir, bin string) {
 	t.Helper()
-	harness.RequireRoot(t)
+	nettest.NeedRoot(t, "network namespaces")
 	dir = t.TempDir()
 	for _, p := range []string{dir, filepath.Dir(dir)} {
 		if err := os.Chmod(p, 0o755); err != nil {

@@ -10,6 +10,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"imon/internal/nettest"
 )
 
 // chromium returns the headless browser, skipping the test without one
@@ -21,10 +23,7 @@ func chromium(t *testing.T) string {
 			return p
 		}
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatal("chromium is not installed (apt-get install chromium): the HTML report test needs it under CI")
-	}
-	t.Skip("chromium is not installed")
+	nettest.Unavailable(t, "chromium is not installed (apt-get install chromium)")
 	return ""
 }
 

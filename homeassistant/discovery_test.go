@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"imon/homeassistant"
+	"imon/internal/nettest"
 )
 
 var update = flag.Bool("update", false, "rewrite the golden files in testdata")
@@ -350,10 +351,7 @@ type renderCase struct{ name, template, payload, want string }
 func render(t *testing.T, cases []renderCase) {
 	t.Helper()
 	if _, err := exec.LookPath("python3"); err != nil || exec.Command("python3", "-c", "import jinja2").Run() != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("python3 with jinja2 is needed to render the templates")
-		}
-		t.Skip("python3 with jinja2 not available")
+		nettest.Unavailable(t, "python3 with jinja2 is needed to render the templates")
 	}
 	var in bytes.Buffer
 	for _, c := range cases {

@@ -17,6 +17,7 @@ import (
 
 	"imon/agent/action"
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/journal"
 )
 
@@ -60,29 +61,6 @@ func (j *fakeJournal) Append(_ context.Context, evs ...event.Event) ([]event.Eve
 // Follow is the journal's Follow on the fake.
 func (j *fakeJournal) Follow(ctx context.Context, from uint64, f event.Follower) (uint64, error) {
 	return journal.Follow(ctx, j, from, f)
-}
-
-// Emit is the agent's Emit: it sets the instance and journals.
-func (j *fakeJournal) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
-	ev.Instance = "main"
-	out, err := j.Append(ctx, ev)
-	if err != nil {
-		return ev, err
-	}
-	return out[0], nil
-}
-
-// emitter is the agent's Emit on a real journal: it sets the instance and
-// journals.
-type emitter struct{ j *journal.Journal }
-
-func (e emitter) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
-	ev.Instance = "main"
-	out, err := e.j.Append(ctx, ev)
-	if err != nil {
-		return ev, err
-	}
-	return out[0], nil
 }
 
 // signal wakes Wait and waitCursor; j.mu must be held.
@@ -266,7 +244,7 @@ func TestConsumerOrder(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := newFakeJournal()
 		r := &fakeRunner{}
-		c := &action.Consumer{Journal: j, Emitter: j, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
+		c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
 		evs := mixed()
 		// Some events exist before the start, the rest arrive while it runs.
 		if _, err := j.Append(t.Context(), evs[:4]...); err != nil {
@@ -320,7 +298,7 @@ func TestConsumerAtLeastOnce(t *testing.T) {
 			}
 			return action.Result{}
 		}}
-		c := &action.Consumer{Journal: j, Emitter: j, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
+		c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
 		if err := c.Run(ctx); err != nil {
 			t.Fatalf("Run: %v", err)
 		}
@@ -330,7 +308,7 @@ func TestConsumerAtLeastOnce(t *testing.T) {
 		j.crash()
 
 		r.result = nil
-		c2 := &action.Consumer{Journal: j, Emitter: j, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
+		c2 := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
 		stop := runConsumer(t, c2)
 		synctest.Wait()
 		if err := stop(); err != nil {
@@ -363,7 +341,7 @@ func TestConsumerSkipsOld(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := &fakeRunner{}
-		c := &action.Consumer{Journal: j, Emitter: j, Runner: r, Action: "/act", Instance: "main",
+		c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Action: "/act", Instance: "main",
 			MaxAge: time.Hour, Logger: testLogger(t)}
 		stop := runConsumer(t, c)
 		synctest.Wait()
@@ -433,7 +411,7 @@ func TestConsumerFailures(t *testing.T) {
 			}
 			return action.Result{}
 		}}
-		c := &action.Consumer{Journal: j, Emitter: j, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
+		c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
 		stop := runConsumer(t, c)
 		synctest.Wait()
 		if err := stop(); err != nil {
@@ -480,7 +458,7 @@ func TestConsumerNoAction(t *testing.T) {
 			t.Fatal(err)
 		}
 		r := &fakeRunner{}
-		c := &action.Consumer{Journal: j, Emitter: j, Runner: r, Instance: "main", Logger: testLogger(t)}
+		c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Instance: "main", Logger: testLogger(t)}
 		stop := runConsumer(t, c)
 		synctest.Wait()
 		if err := stop(); err != nil {
@@ -505,7 +483,7 @@ func TestConsumerRetention(t *testing.T) {
 		}
 		j.first = 5
 		r := &fakeRunner{}
-		c := &action.Consumer{Journal: j, Emitter: j, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
+		c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
 		stop := runConsumer(t, c)
 		synctest.Wait()
 		if err := stop(); err != nil {
@@ -552,7 +530,7 @@ func TestConsumerRetentionReported(t *testing.T) {
 		}
 		return action.Result{}
 	}}
-	c := &action.Consumer{Journal: j, Emitter: emitter{j}, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
+	c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Runner: r, Action: "/act", Instance: "main", Logger: testLogger(t)}
 	cctx, cancel := context.WithCancel(ctx)
 	errc := make(chan error, 1)
 	go func() { errc <- c.Run(cctx) }()
@@ -615,7 +593,7 @@ func TestConsumerRealScript(t *testing.T) {
 	log := filepath.Join(dir, "calls")
 	s := writeScript(t, dir, "imon-action", `echo "$*" >> `+log+"\necho ran $4\n")
 	j := newFakeJournal()
-	c := &action.Consumer{Journal: j, Emitter: j, Action: s, Instance: "main", NoSyslog: true,
+	c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Action: s, Instance: "main", NoSyslog: true,
 		Timeout: 20 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)

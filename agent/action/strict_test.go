@@ -57,7 +57,7 @@ func evilScript(marker string) string {
 func realConsumer(t *testing.T, script string) (*fakeJournal, func(e event.Event)) {
 	t.Helper()
 	j := newFakeJournal()
-	c := &action.Consumer{Journal: j, Emitter: j, Action: script, Instance: "main",
+	c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Action: script, Instance: "main",
 		Timeout: 20 * time.Second, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}
 	ctx, cancel := context.WithCancel(t.Context())
 	errc := make(chan error, 1)
@@ -225,7 +225,7 @@ func TestConsumerLogsLeftoversTruthfully(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			var log nettest.Buffer
 			j := newFakeJournal()
-			c := &action.Consumer{Journal: j, Emitter: j, Action: "/x", Instance: "main",
+			c := &action.Consumer{Journal: j, Emitter: nettest.Emitter{J: j, Instance: "main"}, Action: "/x", Instance: "main",
 				Runner: &fakeRunner{result: func(context.Context, action.Command) action.Result { return tc.r }},
 				Logger: slog.New(slog.NewTextHandler(&log, nil))}
 			stop := runConsumer(t, c)

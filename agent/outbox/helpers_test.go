@@ -14,6 +14,7 @@ import (
 	"imon/agent/outbox"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/journal"
 	"imon/mqtt/mqtttest"
 )
@@ -72,23 +73,7 @@ func commander(j outbox.Journal, enabled []string) []outbox.Option {
 	}
 	a := agent.New(agent.Options{Instance: instance, Journal: aj, FailoverEnabled: slices.Contains(enabled, "failover"),
 		CommandLimits: command.Limits{Burst: 1000, MinSwitch: -1}})
-	return []outbox.Option{outbox.WithCommander(a.FailoverCommand), outbox.WithEmitter(appender{aj})}
-}
-
-// appender is the agent's Emit reduced to what the tests need: it sets the
-// instance and appends at once, so that nothing is still being written
-// when the test's journal is checked and closed (the agent's emitter
-// writes in its own goroutine, stopped by Agent.Run, which these tests do
-// not run).
-type appender struct{ j agent.Journal }
-
-func (a appender) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
-	ev.Instance = instance
-	out, err := a.j.Append(ctx, ev)
-	if err != nil {
-		return ev, err
-	}
-	return out[0], nil
+	return []outbox.Option{outbox.WithCommander(a.FailoverCommand), outbox.WithEmitter(nettest.Emitter{J: aj, Instance: instance})}
 }
 
 type running struct {

@@ -23,7 +23,10 @@
 //   - imon/mqtt imports nothing of imon but the dependency-free retry
 //     schedule (imon/internal/backoff): it is a generic MQTT v5 client.
 //   - No production package imports imon/e2e/... or the test helpers
-//     (imon/internal/testbed, imon/internal/harness, imon/internal/nettest).
+//     (imon/internal/testbed, imon/internal/harness, imon/internal/nettest,
+//     and the fakes next to what they fake: probetest, extiptest,
+//     journaltest, mqtttest). A package that imports "testing" is a test
+//     helper and must be listed as one (TestHelpersListed).
 //   - No unit test imports imon/e2e/...: what tests share lives under
 //     imon/internal (TestUnitTestsOutsideE2E).
 //
@@ -96,8 +99,13 @@ var rules = []rule{
 	},
 }
 
-// testOnly are the packages shared by the tests (unit and end-to-end).
-var testOnly = []string{"imon/internal/testbed", "imon/internal/harness", "imon/internal/nettest"}
+// testOnly are the packages shared by the tests (unit and end-to-end):
+// every package outside e2e that imports "testing" (TestHelpersListed).
+var testOnly = []string{
+	"imon/internal/testbed", "imon/internal/harness", "imon/internal/nettest",
+	"imon/agent/probe/probetest", "imon/agent/probe/extip/extiptest",
+	"imon/journal/journaltest", "imon/mqtt/mqtttest",
+}
 
 var heavy = []string{
 	"go.etcd.io/bbolt/...",
@@ -210,6 +218,28 @@ func TestUnitTestsOutsideE2E(t *testing.T) {
 			if match("imon/e2e/...", imp) {
 				t.Errorf("tests of %s import %s: move what they need under imon/internal", f[0], imp)
 			}
+		}
+	}
+}
+
+// TestHelpersListed: every package outside e2e whose build imports
+// "testing" is a test helper and is listed in testOnly, so that the rule
+// keeping test helpers out of production covers it too.
+func TestHelpersListed(t *testing.T) {
+	cmd := exec.Command("go", "list", "-f", "{{.ImportPath}} {{join .Imports \" \"}}", "imon/...")
+	var stderr bytes.Buffer
+	cmd.Stderr = &stderr
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("go list: %v\n%s", err, stderr.String())
+	}
+	for line := range strings.Lines(string(out)) {
+		f := strings.Fields(line)
+		if len(f) == 0 || match("imon/e2e/...", f[0]) || !slices.Contains(f[1:], "testing") {
+			continue
+		}
+		if !slices.Contains(testOnly, f[0]) {
+			t.Errorf("%s imports testing but is not in testOnly: list it (a test helper) or drop the import", f[0])
 		}
 	}
 }

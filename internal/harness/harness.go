@@ -81,37 +81,6 @@ func Binary(t testing.TB) string {
 	return binPath
 }
 
-// RequireRoot skips the test when not root, or fails it when CI=true (a CI
-// run must never silently skip the end-to-end tests).
-func RequireRoot(t testing.TB) {
-	t.Helper()
-	nettest.NeedRoot(t, "network namespaces")
-}
-
-// RequireCmd skips (or, with CI=true, fails) when a program is missing.
-func RequireCmd(t testing.TB, names ...string) {
-	t.Helper()
-	for _, n := range names {
-		if _, err := exec.LookPath(n); err != nil {
-			if os.Getenv("CI") == "true" {
-				t.Fatalf("%s is not installed; CI=true forbids skipping", n)
-			}
-			t.Skipf("%s is not installed", n)
-		}
-	}
-}
-
-// Unavailable skips a test whose prerequisite (a kernel feature, a tool's
-// ability) is missing here, or, with CI=true, fails it: a CI run never
-// turns a missing prerequisite into a silent skip.
-func Unavailable(t testing.TB, format string, args ...any) {
-	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf(format+"; CI=true forbids skipping", args...)
-	}
-	t.Skipf(format, args...)
-}
-
 // WriteFile writes content to dir/name with mode and returns the path.
 func WriteFile(t testing.TB, dir, name, content string, mode os.FileMode) string {
 	t.Helper()

@@ -23,8 +23,8 @@ type NS struct {
 // every process left in it killed, when the test ends.
 func NewNS(t testing.TB, role string) *NS {
 	t.Helper()
-	RequireRoot(t)
-	RequireCmd(t, "ip")
+	nettest.NeedRoot(t, "network namespaces")
+	nettest.NeedCmd(t, "ip")
 	name := fmt.Sprintf("imh-%d-%d-%s", os.Getpid()%100000, nsCounter.Add(1), role)
 	Sh(t, "", "ip", "netns", "add", name)
 	n := &NS{Name: name}
@@ -87,7 +87,7 @@ func Link(t testing.TB, a *NS, ifA, cidrA string, b *NS, ifB, cidrB string) {
 // Nft loads an nftables ruleset (nft -f -) inside the namespace.
 func (n *NS) Nft(t testing.TB, ruleset string) {
 	t.Helper()
-	RequireCmd(t, "nft")
+	nettest.NeedCmd(t, "nft")
 	cmd := exec.Command("ip", "netns", "exec", n.Name, "nft", "-f", "-")
 	cmd.Stdin = strings.NewReader(ruleset)
 	if out, err := cmd.CombinedOutput(); err != nil {

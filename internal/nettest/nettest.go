@@ -1,6 +1,9 @@
 // Package nettest holds the helpers that imon's tests share, in one copy:
-// the root check, entering a network namespace, a buffer that a writer
-// goroutine and the test may share. The network-namespace testbed and the
+// the check for a missing prerequisite (Unavailable, NeedRoot, NeedCmd:
+// skip, or fail under CI=true), entering a network namespace, a buffer
+// that a writer goroutine and the test may share, the recording journal
+// of a monitor's test (Recorder) and the agent's Emit of a consumer's test
+// (Emitter). The network-namespace testbed and the
 // end-to-end harness (imon/internal/testbed, imon/internal/harness) build
 // on it. It is for tests only: internal/deptest keeps production packages
 // from importing it.
@@ -11,25 +14,47 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 
 	"github.com/vishvananda/netns"
 )
 
-// NeedRoot skips the test when the process is not root (why says what
-// for), or fails it when the environment variable CI is "true": a CI run
-// must not turn a missing prerequisite into a silent skip.
+// Unavailable is the one way a test meets a missing prerequisite (root,
+// a program, a kernel feature, a tool's ability): it skips the test with
+// the message, or fails it when the environment variable CI is "true": a
+// CI run never turns a missing prerequisite into a silent skip.
+func Unavailable(t testing.TB, format string, args ...any) {
+	t.Helper()
+	if os.Getenv("CI") == "true" {
+		t.Fatalf(format+"; CI=true forbids skipping", args...)
+	}
+	t.Skipf(format, args...)
+}
+
+// NeedRoot is Unavailable unless the process is root (why says what for).
 func NeedRoot(t testing.TB, why string) {
 	t.Helper()
-	if os.Geteuid() == 0 {
-		return
+	if os.Geteuid() != 0 {
+		Unavailable(t, "needs root (%s)", why)
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("needs root (%s); CI=true forbids skipping", why)
+}
+
+// NeedCmd is Unavailable unless every named program is installed.
+func NeedCmd(t testing.TB, names ...string) {
+	t.Helper()
+	var missing []string
+	for _, n := range names {
+		if _, err := exec.LookPath(n); err != nil {
+			missing = append(missing, n)
+		}
 	}
-	t.Skipf("needs root (%s)", why)
+	if len(missing) > 0 {
+		Unavailable(t, "%s not installed", strings.Join(missing, ", "))
+	}
 }
 
 // Enter runs fn on an OS thread switched into the named network namespace,

@@ -71,3 +71,40 @@ func (r *Recorder) Last() (ev event.Event, ok bool) {
 	}
 	return r.evs[len(r.evs)-1], true
 }
+
+// LastState returns the latest recorded event that carries a State (what
+// the agent passes to a restarted monitor as Env.Last); zero when none.
+func (r *Recorder) LastState() event.Event {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	for i := len(r.evs) - 1; i >= 0; i-- {
+		if len(r.evs[i].State) > 0 {
+			return r.evs[i]
+		}
+	}
+	return event.Event{}
+}
+
+// Appender is a journal's Append (*journal.Journal, a test's fake).
+type Appender interface {
+	Append(ctx context.Context, evs ...event.Event) ([]event.Event, error)
+}
+
+// Emitter is the agent's Emit reduced to what a consumer's test needs: it
+// sets Instance and appends to J at once, so that nothing is still being
+// written when the test checks and closes its journal (the agent's
+// emitter writes in its own goroutine, stopped by Agent.Run).
+type Emitter struct {
+	J        Appender
+	Instance string
+}
+
+// Emit sets the instance and appends ev.
+func (e Emitter) Emit(ctx context.Context, ev event.Event) (event.Event, error) {
+	ev.Instance = e.Instance
+	out, err := e.J.Append(ctx, ev)
+	if err != nil {
+		return ev, err
+	}
+	return out[0], nil
+}

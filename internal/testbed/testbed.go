@@ -90,8 +90,8 @@ func Require(t testing.TB) {
 	if testing.Short() {
 		t.Skip("network namespaces: skipped with -short")
 	}
-	harness.RequireRoot(t)
-	harness.RequireCmd(t, "ip", "nft")
+	nettest.NeedRoot(t, "network namespaces")
+	nettest.NeedCmd(t, "ip", "nft")
 }
 
 // New builds the testbed; everything is removed at test cleanup.

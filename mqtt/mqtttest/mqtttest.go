@@ -29,6 +29,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"imon/internal/nettest"
 )
 
 // Options configure a broker.
@@ -62,7 +64,7 @@ type Broker struct {
 
 	mu  sync.Mutex // guards the following
 	cmd *exec.Cmd
-	out *bytes.Buffer
+	out *nettest.Buffer
 }
 
 // Binary is the mosquitto executable the tests run.
@@ -85,10 +87,7 @@ func Require(t testing.TB) {
 	if missing == "" {
 		return
 	}
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("%s not installed (apt-get install mosquitto mosquitto-clients); CI=true, so this fails", missing)
-	}
-	t.Skipf("%s not installed (apt-get install mosquitto mosquitto-clients)", missing)
+	nettest.Unavailable(t, "%s not installed (apt-get install mosquitto mosquitto-clients)", missing)
 }
 
 // Start writes a configuration and starts mosquitto; it is stopped at the
@@ -223,12 +222,12 @@ func (b *Broker) Stop() {
 func (b *Broker) Restart() {
 	b.t.Helper()
 	b.Stop()
-	out := &lockedBuffer{mu: &b.mu}
+	out := &nettest.Buffer{}
 	cmd := exec.Command(Binary, "-c", b.conf)
 	cmd.Stdout, cmd.Stderr = out, out
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	b.mu.Lock()
-	b.out = &out.buf
+	b.out = out
 	b.mu.Unlock()
 	if err := cmd.Start(); err != nil {
 		b.t.Fatalf("start mosquitto: %v", err)
@@ -248,17 +247,6 @@ func (b *Broker) Restart() {
 		}
 		time.Sleep(20 * time.Millisecond) // polling a subprocess's readiness: no event to wait on
 	}
-}
-
-type lockedBuffer struct {
-	mu  *sync.Mutex
-	buf bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.buf.Write(p)
 }
 
 // FreePort returns a TCP port on 127.0.0.1 that was free a moment ago

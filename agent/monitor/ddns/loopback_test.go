@@ -8,7 +8,6 @@ import (
 	"net/http/httptest"
 	"slices"
 	"sort"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -21,6 +20,7 @@ import (
 	"imon/agent/probe/extip/extiptest"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 // switchable is a DNS handler whose answer the test changes.
@@ -40,31 +40,14 @@ func (s *switchable) ServeDNS(w dns.ResponseWriter, r *dns.Msg) {
 	extiptest.Answer(*s.text.Load()).ServeDNS(w, r)
 }
 
-// notifyingJournal records events and signals each one.
-type notifyingJournal struct {
-	mu  sync.Mutex
-	evs []event.Event
-	ch  chan event.Event
-}
-
-func (j *notifyingJournal) emit(_ context.Context, ev event.Event) (event.Event, error) {
-	j.mu.Lock()
-	ev.Seq = uint64(len(j.evs) + 1)
-	ev.Time = time.Now().UTC()
-	j.evs = append(j.evs, ev)
-	j.mu.Unlock()
-	j.ch <- ev
-	return ev, nil
-}
-
 // waitFor returns the next event of kind, failing on any other action
 // event, or after 10 s.
-func (j *notifyingJournal) waitFor(t *testing.T, kind string) event.Event {
+func waitFor(t *testing.T, j *nettest.Recorder, kind string) event.Event {
 	t.Helper()
 	timeout := time.After(10 * time.Second)
 	for {
 		select {
-		case ev := <-j.ch:
+		case ev := <-j.C:
 			if ev.Kind == kind {
 				return ev
 			}
@@ -113,12 +96,12 @@ func TestRunAgainstLoopbackServers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := &notifyingJournal{ch: make(chan event.Event, 100)}
+	j := &nettest.Recorder{C: make(chan event.Event, 100)}
 	ctx, cancel := context.WithCancel(t.Context())
 	watch := make(chan event.Event)
 	done := make(chan error, 1)
 	go func() {
-		done <- m.Run(ctx, monitor.Env{Instance: "t", Emit: j.emit, Watch: func(context.Context) <-chan event.Event { return watch }})
+		done <- m.Run(ctx, monitor.Env{Instance: "t", Emit: j.Emit, Watch: func(context.Context) <-chan event.Event { return watch }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -127,7 +110,7 @@ func TestRunAgainstLoopbackServers(t *testing.T) {
 		}
 	})
 
-	ev := j.waitFor(t, event.KindDDNSIPUpdate)
+	ev := waitFor(t, j, event.KindDDNSIPUpdate)
 	if !slices.Equal(ev.Args, []string{"93.184.216.34", "unknown"}) {
 		t.Fatalf("first update %v", ev.Args)
 	}
@@ -136,7 +119,7 @@ func TestRunAgainstLoopbackServers(t *testing.T) {
 	}
 	// C injects a command: a fault naming C, never an update.
 	c.set("1.2.3.4; reboot")
-	f := j.waitFor(t, ddns.KindProviderFault)
+	f := waitFor(t, j, ddns.KindProviderFault)
 	var d map[string]string
 	if err := f.DecodeData(&d); err != nil || d["provider"] != cfg.Providers[2] || d["reason"] != "not an address" || d["answer"] != "1.2.3.4; reboot" {
 		t.Errorf("fault %v (%v)", d, err)
@@ -144,7 +127,7 @@ func TestRunAgainstLoopbackServers(t *testing.T) {
 	// The address really changes, seen by A and B: reported at once.
 	a.set("5.6.7.8")
 	b.set("5.6.7.8")
-	ev = j.waitFor(t, event.KindDDNSIPUpdate)
+	ev = waitFor(t, j, event.KindDDNSIPUpdate)
 	if !slices.Equal(ev.Args, []string{"5.6.7.8", "93.184.216.34"}) {
 		t.Fatalf("update %v", ev.Args)
 	}
@@ -154,7 +137,7 @@ func TestRunAgainstLoopbackServers(t *testing.T) {
 	ans2 := "9.9.9.9"
 	httpAnswer.Store(&ans2)
 	a.set("9.9.9.9")
-	ev = j.waitFor(t, event.KindDDNSIPUpdate)
+	ev = waitFor(t, j, event.KindDDNSIPUpdate)
 	if !slices.Equal(ev.Args, []string{"9.9.9.9", "5.6.7.8"}) {
 		t.Fatalf("update %v", ev.Args)
 	}

@@ -17,6 +17,7 @@ import (
 	"imon/agent/probe/extip"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 // Providers of the Run tests: three independent DNS operators, an HTTP
@@ -101,47 +102,11 @@ func (q fakeQuerier) Query(ctx context.Context) (string, error) {
 	return b(ctx)
 }
 
-// fakeJournal records emitted events, assigning Seq and Time.
-type fakeJournal struct {
-	mu  sync.Mutex
-	evs []event.Event
-}
-
-func (j *fakeJournal) emit(_ context.Context, ev event.Event) (event.Event, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	ev.Seq = uint64(len(j.evs) + 1)
-	ev.Time = time.Now().UTC()
-	ev.Instance = "test"
-	j.evs = append(j.evs, ev)
-	return ev, nil
-}
-
-// take returns the events recorded since the last take.
-func (j *fakeJournal) all() []event.Event {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return slices.Clone(j.evs)
-}
-
-// last returns the latest event with a State (what the agent passes as
-// Env.Last).
-func (j *fakeJournal) last() event.Event {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	for i := len(j.evs) - 1; i >= 0; i-- {
-		if len(j.evs[i].State) > 0 {
-			return j.evs[i]
-		}
-	}
-	return event.Event{}
-}
-
 // runHarness runs a Monitor inside a synctest bubble.
 type runHarness struct {
 	t       *testing.T
 	net     *fakeNet
-	j       *fakeJournal
+	j       *nettest.Recorder
 	watch   chan event.Event
 	m       *ddns.Monitor
 	cancel  context.CancelFunc
@@ -165,7 +130,7 @@ func newHarness(t *testing.T, cfg config.DDNS, n *fakeNet) *runHarness {
 	if cfg.Timeout == 0 {
 		cfg.Timeout = testTimeout
 	}
-	h := &runHarness{t: t, net: n, j: &fakeJournal{}, watch: make(chan event.Event)}
+	h := &runHarness{t: t, net: n, j: &nettest.Recorder{Instance: "test"}, watch: make(chan event.Event)}
 	m, err := ddns.New(cfg, ddns.Deps{
 		NewQuerier: func(s extip.Spec) (extip.Querier, error) { return fakeQuerier{n: n, name: s.Raw}, nil },
 		InterfaceAddrs: func(string) ([]netip.Addr, error) {
@@ -194,7 +159,7 @@ func (h *runHarness) start(last event.Event) {
 	h.done = make(chan error, 1)
 	env := monitor.Env{
 		Instance: "test",
-		Emit:     h.j.emit,
+		Emit:     h.j.Emit,
 		Last:     last,
 		Watch:    func(context.Context) <-chan event.Event { return h.watch },
 		Liveness: h.live,
@@ -223,7 +188,7 @@ func (h *runHarness) next() {
 // (ddns-status and ddns-provider-fault included).
 func (h *runHarness) expect(want ...string) {
 	h.t.Helper()
-	evs := h.j.all()
+	evs := h.j.Events()
 	var got []string
 	for _, ev := range evs[h.seen:] {
 		got = append(got, strings.TrimSpace(ev.Kind+" "+strings.Join(ev.Args, " ")))
@@ -236,7 +201,7 @@ func (h *runHarness) expect(want ...string) {
 
 // lastEvent returns the latest event.
 func (h *runHarness) lastEvent() event.Event {
-	evs := h.j.all()
+	evs := h.j.Events()
 	if len(evs) == 0 {
 		h.t.Fatal("no events")
 	}
@@ -284,7 +249,7 @@ func TestRunFirstDetectionRestartAndChange(t *testing.T) {
 		h.stop()
 
 		// A restart with an unchanged address fires nothing.
-		h.start(h.j.last())
+		h.start(h.j.LastState())
 		h.next()
 		h.expect()
 		// A new address, confirmed by the consensus: NEW OLD at once.
@@ -295,7 +260,7 @@ func TestRunFirstDetectionRestartAndChange(t *testing.T) {
 
 		// A restart onto a changed address reports NEW OLD, never unknown.
 		n.setAll(answer("5.6.7.8"), pA, pB, pC)
-		h.start(h.j.last())
+		h.start(h.j.LastState())
 		h.expect("ddns-ip-update 5.6.7.8 1.2.3.4")
 		h.stop()
 	})
@@ -322,7 +287,7 @@ func TestRunLyingProviderNeverChanges(t *testing.T) {
 		for range 5 {
 			h.next()
 		}
-		for _, ev := range h.j.all()[1:] {
+		for _, ev := range h.j.Events()[1:] {
 			if ev.Kind == event.KindDDNSIPUpdate || event.IsAction(ev.Kind) {
 				t.Errorf("unexpected %s %v", ev.Kind, ev.Args)
 			}
@@ -348,7 +313,7 @@ func TestRunFlipFlopNeverChanges(t *testing.T) {
 			}
 			h.next()
 		}
-		for _, ev := range h.j.all()[1:] {
+		for _, ev := range h.j.Events()[1:] {
 			if event.IsAction(ev.Kind) {
 				t.Errorf("unexpected %s %v", ev.Kind, ev.Args)
 			}
@@ -414,7 +379,7 @@ func TestRunNoAnswerOncePerStreak(t *testing.T) {
 		h.expect("ddns-no-update")
 		h.stop()
 		// The outage spans a restart: no second report.
-		h.start(h.j.last())
+		h.start(h.j.LastState())
 		h.next()
 		h.expect()
 		h.stop()
@@ -445,7 +410,7 @@ func TestRunOutageBackoff(t *testing.T) {
 		if n.count(pA) != before+1 {
 			t.Errorf("no re-check after failover: %d queries, want %d", n.count(pA), before+1)
 		}
-		evs := h.j.all()
+		evs := h.j.Events()
 		if last := evs[len(evs)-1]; !slices.ContainsFunc(evs, func(ev event.Event) bool { return ev.Kind == event.KindDDNSIPUpdate }) {
 			t.Errorf("no ddns-ip-update after the re-check; last event %s", last.Kind)
 		}
@@ -470,7 +435,7 @@ func TestRunFailingProviderBackoff(t *testing.T) {
 		if c := n.count(pA); c != 181 {
 			t.Errorf("healthy provider asked %d times, want 181", c)
 		}
-		st := state(t, h.j.last())
+		st := state(t, h.j.LastState())
 		p := st.Providers[2]
 		if p.OK || p.Status != "failed" || p.LastError == "" {
 			t.Errorf("failing provider state %+v", p)
@@ -534,7 +499,7 @@ func TestRunBlackholedProviderDoesNotDelayDecision(t *testing.T) {
 			// Stop the clock right after the decision: the event must exist
 			// long before the blackholed provider's timeout.
 			time.Sleep(testTimeout / 2)
-			evs := h.j.all()
+			evs := h.j.Events()
 			if len(evs) == 0 || evs[0].Kind != event.KindDDNSIPUpdate {
 				t.Errorf("no ddns-ip-update within %v", testTimeout/2)
 			} else if d := evs[0].Time.Sub(start); d > testTimeout/5 {
@@ -595,7 +560,7 @@ func TestRunFaultsAreJournaledNotActedOn(t *testing.T) {
 				h.start(event.Event{})
 				h.next()
 				h.next()
-				evs := h.j.all()
+				evs := h.j.Events()
 				var faults int
 				for _, ev := range evs {
 					switch ev.Kind {
@@ -672,7 +637,7 @@ func TestRunIPv6TrackedSeparately(t *testing.T) {
 			t.Errorf("no-update data %v", d)
 		}
 		h.stop()
-		h.start(h.j.last())
+		h.start(h.j.LastState())
 		h.next()
 		h.expect()
 		h.stop()
@@ -700,7 +665,7 @@ func TestRunCGNAT(t *testing.T) {
 		h.next()
 		h.expect() // once per change
 		h.stop()
-		h.start(h.j.last()) // restored: no repeat
+		h.start(h.j.LastState()) // restored: no repeat
 		h.expect()
 		h.ifMu.Lock()
 		h.ifAddrs = []netip.Addr{netip.MustParseAddr("81.2.3.4")}
@@ -731,7 +696,7 @@ func TestRunStatusRateLimited(t *testing.T) {
 			h.next()
 		}
 		var status int
-		for _, ev := range h.j.all() {
+		for _, ev := range h.j.Events() {
 			if ev.Kind == ddns.KindStatus {
 				status++
 			}

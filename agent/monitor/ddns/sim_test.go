@@ -105,7 +105,7 @@ func TestSimulatedRoundsNoFalseChange(t *testing.T) {
 				h.start(event.Event{})
 				seen := 0
 				for i := 1; i <= rounds; i++ {
-					evs := h.j.all()
+					evs := h.j.Events()
 					for _, ev := range evs[seen:] {
 						if ev.Kind != event.KindDDNSIPUpdate {
 							continue

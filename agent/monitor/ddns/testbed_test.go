@@ -144,12 +144,12 @@ func TestTestbedExternalAddressFollowsTheRoute(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	j := &notifyingJournal{ch: make(chan event.Event, 100)}
+	j := &nettest.Recorder{C: make(chan event.Event, 100)}
 	watch := make(chan event.Event, 1)
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- m.Run(ctx, monitor.Env{Instance: "tb", Emit: j.emit, Watch: func(context.Context) <-chan event.Event { return watch }})
+		done <- m.Run(ctx, monitor.Env{Instance: "tb", Emit: j.Emit, Watch: func(context.Context) <-chan event.Event { return watch }})
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -158,7 +158,7 @@ func TestTestbedExternalAddressFollowsTheRoute(t *testing.T) {
 		}
 	})
 
-	ev := j.waitFor(t, event.KindDDNSIPUpdate)
+	ev := waitFor(t, j, event.KindDDNSIPUpdate)
 	if want := []string{testbed.Upstream[0].String(), "unknown"}; !slices.Equal(ev.Args, want) {
 		t.Fatalf("first detection %v, want %v", ev.Args, want)
 	}
@@ -168,7 +168,7 @@ func TestTestbedExternalAddressFollowsTheRoute(t *testing.T) {
 	b.Run(b.Host, "ip", "route", "replace", "default", "via", testbed.Gateway[1].String())
 	switched := time.Now()
 	watch <- event.Event{Monitor: event.MonitorFailover, Kind: event.KindFailoverStandby}
-	ev = j.waitFor(t, event.KindDDNSIPUpdate)
+	ev = waitFor(t, j, event.KindDDNSIPUpdate)
 	if want := []string{testbed.Upstream[1].String(), testbed.Upstream[0].String()}; !slices.Equal(ev.Args, want) {
 		t.Fatalf("after the switch %v, want %v", ev.Args, want)
 	}
@@ -188,7 +188,7 @@ func TestTestbedExternalAddressFollowsTheRoute(t *testing.T) {
 	b.Run(b.Host, "ip", "addr", "add", "100.64.7.2/32", "dev", testbed.WANIf[0])
 	watch <- event.Event{Monitor: event.MonitorFailover, Kind: event.KindFailoverPrimary}
 	b.Run(b.Host, "ip", "route", "replace", "default", "via", testbed.Gateway[0].String())
-	ev = j.waitFor(t, ddns.KindCGNAT)
+	ev = waitFor(t, j, ddns.KindCGNAT)
 	if err := ev.DecodeState(&st); err != nil || !st.CGNAT || st.CGNATAddress != "100.64.7.2" {
 		t.Errorf("cgnat state %+v (%v)", st, err)
 	}

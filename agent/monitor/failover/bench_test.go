@@ -144,9 +144,7 @@ func benchSwitch(b *testing.B, fault func(*testbed.Bed)) {
 			}
 			sw = append(sw, at.Sub(start))
 			if os.Getenv("IMON_BENCH_DEBUG") != "" && at.Sub(start) > 1500*time.Millisecond {
-				c.mu.Lock()
 				b.Logf("slow switch (%v) at %s; monitor log:\n%s", at.Sub(start), start.Format("15:04:05.000"), c.err.String())
-				c.mu.Unlock()
 			}
 			time.Sleep(time.Second)
 			healed := time.Now()

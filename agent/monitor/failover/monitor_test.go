@@ -7,7 +7,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"imon/agent/route"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 var (
@@ -44,43 +44,12 @@ func testConfig() config.Failover {
 	}
 }
 
-// journal is an in-memory Env.Emit.
-type journal struct {
-	mu  sync.Mutex
-	evs []event.Event
-}
-
-func (j *journal) emit(_ context.Context, ev event.Event) (event.Event, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	ev.Seq = uint64(len(j.evs) + 1)
-	ev.Time = time.Now()
-	j.evs = append(j.evs, ev)
-	return ev, nil
-}
-
-func (j *journal) kinds() []string {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	var ks []string
-	for _, e := range j.evs {
-		ks = append(ks, e.Kind)
-	}
-	return ks
-}
-
-func (j *journal) last() event.Event {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return j.evs[len(j.evs)-1]
-}
-
 type rig struct {
 	k    *route.Fake
 	net  *probetest.Net
 	upd  chan route.Update
 	cmds chan event.Event
-	j    *journal
+	j    *nettest.Recorder
 	live chan func() // the agent watchdog's liveness requests
 	// carrier feeds the monitor's carrier watch of wan0 and wan1.
 	carrier [2]chan bool
@@ -92,7 +61,7 @@ func startRig(t *testing.T, k *route.Fake, last event.Event) *rig {
 }
 
 func startRigWith(t *testing.T, k *route.Fake, last event.Event, cfg config.Failover, res *probetest.Resolver) *rig {
-	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &journal{}, live: make(chan func(), 1),
+	r := &rig{k: k, net: probetest.NewNet(1), upd: make(chan route.Update, 16), cmds: make(chan event.Event, 4), j: &nettest.Recorder{}, live: make(chan func(), 1),
 		carrier: [2]chan bool{make(chan bool, 1), make(chan bool, 1)}}
 	r.net.SetUp(gw0, true)
 	r.net.SetUp(gw1, true)
@@ -114,7 +83,7 @@ func startRigWith(t *testing.T, k *route.Fake, last event.Event, cfg config.Fail
 	done := make(chan error, 1)
 	go func() {
 		done <- m.Run(ctx, monitor.Env{
-			Instance: "test", Emit: r.j.emit, Last: last,
+			Instance: "test", Emit: r.j.Emit, Last: last,
 			Watch:    func(context.Context) <-chan event.Event { return r.cmds },
 			Liveness: r.live,
 		})
@@ -149,7 +118,7 @@ func TestRunLoop(t *testing.T) {
 		// (Whether the standby's initial verdict comes before or after the
 		// switch depends on how the probe outcomes were batched.)
 		want := []string{"failover-initial", "failover-initial", "failover-primary"}
-		if got := r.j.kinds(); !slices.Equal(slices.Sorted(slices.Values(got)), want) {
+		if got := r.j.Kinds(); !slices.Equal(slices.Sorted(slices.Values(got)), want) {
 			t.Errorf("start events %v, want %v", got, want)
 		}
 		// Streams are bound to their WAN: source address and mark.
@@ -196,7 +165,7 @@ func TestRunLoop(t *testing.T) {
 		if !strings.Contains(k.String(), "via 192.0.2.9 dev wan1 proto 201 metric 201") {
 			t.Errorf("carrier loss did not switch at once:\n%s", k.String())
 		}
-		if e := r.j.last(); e.Kind != event.KindFailoverStandby {
+		if e, _ := r.j.Last(); e.Kind != event.KindFailoverStandby {
 			t.Errorf("last event %s", e.Kind)
 		}
 		k.SetCarrier("wan0", true)
@@ -228,7 +197,7 @@ func TestRunLoop(t *testing.T) {
 		if got := k.String(); got != "ip route add default via 192.0.2.1 dev wan0 proto 201 metric 201\n" {
 			t.Errorf("after stop:\n%s", got)
 		}
-		last := r.j.last()
+		last, _ := r.j.Last()
 		if last.Kind != failover.KindStopped || !strings.Contains(last.Msg, "left in place") {
 			t.Errorf("stop event %+v", last)
 		}
@@ -246,7 +215,7 @@ func TestRunLoop(t *testing.T) {
 				t.Errorf("restart touched the default route: %s", op)
 			}
 		}
-		if got, want := r2.j.kinds(), []string{"failover-adopted", "failover-initial", "failover-initial"}; !slices.Equal(got, want) {
+		if got, want := r2.j.Kinds(), []string{"failover-adopted", "failover-initial", "failover-initial"}; !slices.Equal(got, want) {
 			t.Errorf("restart events %v, want %v", got, want)
 		}
 		if err := r2.stop(); err != nil {
@@ -268,16 +237,14 @@ func TestRunMissingInterface(t *testing.T) {
 			t.Fatalf("standby not used:\n%s", k.String())
 		}
 		var found bool
-		r.j.mu.Lock()
-		evs := slices.Clone(r.j.evs)
-		r.j.mu.Unlock()
+		evs := r.j.Events()
 		for _, e := range evs {
 			if e.Kind == failover.KindError && strings.Contains(e.Msg, "interface wan0 not found") && e.Level == event.LevelError {
 				found = true
 			}
 		}
 		if !found {
-			t.Errorf("no error event: %v", r.j.kinds())
+			t.Errorf("no error event: %v", r.j.Kinds())
 		}
 		k.AddLink("wan0", "192.0.2.2/29")
 		r.upd <- route.Update{Kind: route.LinkChanged, LinkName: "wan0", AdminUp: true, Carrier: true}
@@ -305,13 +272,13 @@ func TestRunTargetName(t *testing.T) {
 		r.net.SetUp(target, true)
 		wait(5 * time.Second)
 		var errs int
-		for _, k := range r.j.kinds() {
+		for _, k := range r.j.Kinds() {
 			if k == failover.KindError {
 				errs++
 			}
 		}
 		if errs != 1 {
-			t.Errorf("%d error events, want 1: %v", errs, r.j.kinds())
+			t.Errorf("%d error events, want 1: %v", errs, r.j.Kinds())
 		}
 		if !strings.Contains(r.k.String(), "via 192.0.2.1 dev wan0 proto 201 metric 201") {
 			t.Errorf("primary not used while probing its gateway:\n%s", r.k.String())
@@ -370,7 +337,7 @@ func TestRunLoopCarrierWatch(t *testing.T) {
 		if !strings.Contains(k.String(), "default via 192.0.2.9 dev wan1 proto 201 metric 201") {
 			t.Errorf("carrier watch did not switch at once:\n%s", k.String())
 		}
-		if e := r.j.last(); e.Kind != event.KindFailoverStandby {
+		if e, _ := r.j.Last(); e.Kind != event.KindFailoverStandby {
 			t.Errorf("last event %s", e.Kind)
 		}
 		if err := r.stop(); err != nil {

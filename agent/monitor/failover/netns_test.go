@@ -23,6 +23,7 @@ import (
 	"imon/agent/route"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 	"imon/internal/testbed"
 )
 
@@ -140,9 +141,8 @@ type child struct {
 	cmd  *exec.Cmd
 	evs  chan event.Event
 	seen []event.Event
-	err  strings.Builder
+	err  nettest.Buffer // the child's stderr
 	done chan struct{}
-	mu   sync.Mutex
 }
 
 func startChild(t testing.TB, b *testbed.Bed, f failoverJSON, last *event.Event) *child {
@@ -159,7 +159,7 @@ func startChild(t testing.TB, b *testbed.Bed, f failoverJSON, last *event.Event)
 	if err != nil {
 		t.Fatal(err)
 	}
-	cmd.Stderr = &lockedWriter{mu: &c.mu, w: &c.err}
+	cmd.Stderr = &c.err
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}
@@ -178,23 +178,10 @@ func startChild(t testing.TB, b *testbed.Bed, f failoverJSON, last *event.Event)
 	t.Cleanup(func() {
 		c.stop()
 		if t.Failed() {
-			c.mu.Lock()
 			t.Logf("monitor stderr:\n%s", c.err.String())
-			c.mu.Unlock()
 		}
 	})
 	return c
-}
-
-type lockedWriter struct {
-	mu *sync.Mutex
-	w  *strings.Builder
-}
-
-func (l *lockedWriter) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.w.Write(p)
 }
 
 // stop sends SIGTERM and waits for the process to exit.
@@ -385,12 +372,7 @@ func TestNetnsRestart(t *testing.T) {
 // leave through it, the standby's too while the primary is active.
 func TestNetnsProbesOwnWAN(t *testing.T) {
 	b := testbed.New(t)
-	if _, err := exec.LookPath("tcpdump"); err != nil {
-		if os.Getenv("CI") == "true" {
-			t.Fatal("tcpdump missing")
-		}
-		t.Skip("tcpdump missing")
-	}
+	nettest.NeedCmd(t, "tcpdump")
 	c := startChild(t, b, failoverJSON{HoldS: 3, Prefer: true}, nil)
 	c.must(10*time.Second, event.KindFailoverPrimary)
 	count := func(ifname, src string) int {

@@ -2,7 +2,6 @@ package failover_test
 
 import (
 	"net/netip"
-	"slices"
 	"strings"
 	"testing"
 	"testing/synctest"
@@ -84,15 +83,13 @@ func TestTwoInstancesOneKernel(t *testing.T) {
 		// A's route (metric 201) takes precedence over B's (301): B says
 		// so, with advice that would help.
 		shadowed := false
-		b.j.mu.Lock()
-		evs := slices.Clone(b.j.evs)
-		b.j.mu.Unlock()
+		evs := b.j.Events()
 		for _, e := range evs {
 			shadowed = shadowed || e.Kind == failover.KindError && strings.Contains(e.Msg, "default via 192.0.2.1 dev wan0 proto 201 metric 201 has a lower metric than imon's (301)") &&
 				strings.Contains(e.Msg, "give imon a metric below 201")
 		}
 		if !shadowed {
-			t.Errorf("B did not report A's route as shadowing its own: %v", b.j.kinds())
+			t.Errorf("B did not report A's route as shadowing its own: %v", b.j.Kinds())
 		}
 
 		// B pinned to its standby: one replace of B's route; A sees the
@@ -124,7 +121,7 @@ func TestTwoInstancesOneKernel(t *testing.T) {
 		if got, want := k.String(), aRoute+"ip route add default via 192.0.2.25 dev wan3 proto 202 metric 301\n"; got != want {
 			t.Errorf("after both stopped:\n%s\nwant:\n%s", got, want)
 		}
-		if e := a.j.last(); e.Kind != failover.KindStopped {
+		if e, _ := a.j.Last(); e.Kind != failover.KindStopped {
 			t.Errorf("A's last event %s", e.Kind)
 		}
 	})

@@ -12,6 +12,7 @@ import (
 	"imon/agent/probe"
 	"imon/agent/probe/probetest"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 // TestNetnsPing runs the ping monitor with the real prober inside a netns
@@ -36,17 +37,17 @@ func TestNetnsPingChild(t *testing.T) {
 		host  string
 		alive string
 	}{{tb.AddrB.String(), "True"}, {tb.AddrB2.String(), "False"}} {
-		j := &journal{}
+		j := &nettest.Recorder{}
 		c := cfg(time.Second, 500*time.Millisecond, 2)
 		c.MonitorIP = tc.host
 		m := mustNew(t, c, ping.Deps{Pinger: probe.NewPinger(nil), Resolver: probe.NewResolver(nil)})
 		ctx, cancel := context.WithTimeout(t.Context(), 2500*time.Millisecond)
-		err := m.Run(ctx, monitor.Env{Instance: "netns", Logger: slog.New(slog.DiscardHandler), Emit: j.emit})
+		err := m.Run(ctx, monitor.Env{Instance: "netns", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit})
 		cancel()
 		if err != nil {
 			t.Fatalf("%s: Run: %v", tc.host, err)
 		}
-		evs := j.events()
+		evs := j.Events()
 		if len(evs) < 2 || len(evs) > 3 {
 			t.Fatalf("%s: %d rounds in 2.5s with interval 1s", tc.host, len(evs))
 		}

@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -19,6 +18,7 @@ import (
 	"imon/agent/probe/probetest"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 var target = netip.MustParseAddr("192.168.92.1")
@@ -83,25 +83,6 @@ func TestResult(t *testing.T) {
 	}
 }
 
-type journal struct {
-	mu  sync.Mutex
-	evs []event.Event
-}
-
-func (j *journal) emit(_ context.Context, ev event.Event) (event.Event, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	ev.Time = time.Now()
-	j.evs = append(j.evs, ev)
-	return ev, nil
-}
-
-func (j *journal) events() []event.Event {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return slices.Clone(j.evs)
-}
-
 func mustNew(t *testing.T, cfg config.Ping, deps ping.Deps) *ping.Monitor {
 	t.Helper()
 	m, err := ping.New(cfg, deps)
@@ -111,13 +92,13 @@ func mustNew(t *testing.T, cfg config.Ping, deps ping.Deps) *ping.Monitor {
 	return m
 }
 
-func run(t *testing.T, cfg config.Ping, n *probetest.Net, res *probetest.Resolver) (*journal, context.CancelFunc, chan error) {
-	j := &journal{}
+func run(t *testing.T, cfg config.Ping, n *probetest.Net, res *probetest.Resolver) (*nettest.Recorder, context.CancelFunc, chan error) {
+	j := &nettest.Recorder{}
 	m := mustNew(t, cfg, ping.Deps{Pinger: n, Resolver: res})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.emit})
+		done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit})
 	}()
 	return j, cancel, done
 }
@@ -139,7 +120,7 @@ func TestRunRounds(t *testing.T) {
 		if err := <-done; err != nil {
 			t.Fatalf("Run: %v", err)
 		}
-		evs := j.events()
+		evs := j.Events()
 		if len(evs) != 6 {
 			t.Fatalf("%d rounds in 55s, want 6 (at 0, 10, ..., 50s)", len(evs))
 		}
@@ -186,8 +167,8 @@ func TestRunSlowRoundsDoNotPileUp(t *testing.T) {
 				t.Errorf("round %d started %v after the previous one, want 2s (on the tick grid)", i, gap)
 			}
 		}
-		if len(j.events()) != len(starts) {
-			t.Errorf("%d events for %d rounds", len(j.events()), len(starts))
+		if len(j.Events()) != len(starts) {
+			t.Errorf("%d events for %d rounds", len(j.Events()), len(starts))
 		}
 	})
 }
@@ -209,17 +190,17 @@ func TestRunResolveFailure(t *testing.T) {
 			t.Fatal(err)
 		}
 		var kinds []string
-		for _, ev := range j.events() {
+		for _, ev := range j.Events() {
 			kinds = append(kinds, ev.Kind)
 		}
 		want := []string{ping.KindResolveFailed, event.KindPingResult, event.KindPingResult}
 		if !slices.Equal(kinds, want) {
 			t.Fatalf("events %v, want %v", kinds, want)
 		}
-		if ev := j.events()[0]; ev.Level != event.LevelWarn || !strings.Contains(ev.Msg, "router.lan") {
+		if ev := j.Events()[0]; ev.Level != event.LevelWarn || !strings.Contains(ev.Msg, "router.lan") {
 			t.Errorf("resolve failure %+v", ev)
 		}
-		if ev := j.events()[1]; !strings.HasPrefix(ev.Args[0], "router.lan:True:") {
+		if ev := j.Events()[1]; !strings.HasPrefix(ev.Args[0], "router.lan:True:") {
 			t.Errorf("args %q", ev.Args)
 		}
 	})
@@ -268,13 +249,13 @@ func TestRunAnswersLiveness(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		n := probetest.NewNet(1)
 		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
-		j := &journal{}
+		j := &nettest.Recorder{}
 		m := mustNew(t, cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
 		ctx, cancel := context.WithCancel(t.Context())
 		live := make(chan func(), 1)
 		done := make(chan error, 1)
 		go func() {
-			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.emit, Liveness: live})
+			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit, Liveness: live})
 		}()
 		time.Sleep(3 * time.Second) // the first round is over
 		for i := range 3 {
@@ -287,7 +268,7 @@ func TestRunAnswersLiveness(t *testing.T) {
 				t.Fatalf("liveness request %d not answered", i)
 			}
 		}
-		if n := len(j.events()); n != 1 {
+		if n := len(j.Events()); n != 1 {
 			t.Errorf("%d rounds, want 1: a liveness request must not start a round", n)
 		}
 		cancel()

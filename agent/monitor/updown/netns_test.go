@@ -9,7 +9,6 @@ import (
 	"regexp"
 	"slices"
 	"strconv"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,6 +18,7 @@ import (
 	"imon/agent/probe/probetest"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 // TestNetnsUpdown runs the updown monitor with the real probes in a netns
@@ -67,23 +67,6 @@ func BenchmarkNetnsDetection(b *testing.B) {
 	b.ReportMetric(after[len(after)/2], "ms-median-from-nft-return")
 }
 
-// notifyJournal is a fake Env.Emit that timestamps events and signals each.
-type notifyJournal struct {
-	mu  sync.Mutex
-	evs []event.Event
-	ch  chan event.Event
-}
-
-func (j *notifyJournal) emit(_ context.Context, ev event.Event) (event.Event, error) {
-	ev.Time = time.Now()
-	j.mu.Lock()
-	ev.Seq = uint64(len(j.evs) + 1)
-	j.evs = append(j.evs, ev)
-	j.mu.Unlock()
-	j.ch <- ev
-	return ev, nil
-}
-
 func TestNetnsUpdownChild(t *testing.T) {
 	if !probetest.InChild() {
 		t.Skip("run by TestNetnsUpdown inside a network namespace")
@@ -104,7 +87,7 @@ func TestNetnsUpdownChild(t *testing.T) {
 		MonitorIP: tb.AddrB.String(),
 		AddPing:   []string{tb.AddrA.String()},
 	}
-	j := &notifyJournal{ch: make(chan event.Event, 16)}
+	j := &nettest.Recorder{C: make(chan event.Event, 16)}
 	icmp, res, dns := probe.NewPinger(nil), probe.NewResolver(nil), probe.NewDNSChecker(nil)
 	dns.Resolver = res
 	m, err := updown.New(cfg, updown.Deps{Streamer: icmp, Pinger: icmp, Resolver: res, DNS: dns})
@@ -114,14 +97,14 @@ func TestNetnsUpdownChild(t *testing.T) {
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan error, 1)
 	go func() {
-		done <- m.Run(ctx, monitor.Env{Instance: "netns", Logger: slog.New(slog.DiscardHandler), Emit: j.emit})
+		done <- m.Run(ctx, monitor.Env{Instance: "netns", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit})
 	}()
 	waitFor := func(kind string, within time.Duration) event.Event {
 		t.Helper()
 		deadline := time.After(within)
 		for {
 			select {
-			case ev := <-j.ch:
+			case ev := <-j.C:
 				if ev.Kind == kind {
 					return ev
 				}

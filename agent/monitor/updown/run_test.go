@@ -8,7 +8,6 @@ import (
 	"net/netip"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -18,6 +17,7 @@ import (
 	"imon/agent/probe/probetest"
 	"imon/config"
 	"imon/event"
+	"imon/internal/nettest"
 )
 
 var (
@@ -25,45 +25,11 @@ var (
 	router = netip.MustParseAddr("192.0.2.254")
 )
 
-// journal is a fake Env.Emit that records events with their time.
-type journal struct {
-	mu       sync.Mutex
-	evs      []event.Event
-	err      error
-	failKind string // fail only events of this kind (with err)
-}
-
-func (j *journal) emit(_ context.Context, ev event.Event) (event.Event, error) {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	if j.err != nil && (j.failKind == "" || j.failKind == ev.Kind) {
-		return event.Event{}, j.err
-	}
-	ev.Seq = uint64(len(j.evs) + 1)
-	ev.Time = time.Now()
-	j.evs = append(j.evs, ev)
-	return ev, nil
-}
-
-func (j *journal) events() []event.Event {
-	j.mu.Lock()
-	defer j.mu.Unlock()
-	return slices.Clone(j.evs)
-}
-
-func (j *journal) kinds() []string {
-	var ks []string
-	for _, e := range j.events() {
-		ks = append(ks, e.Kind)
-	}
-	return ks
-}
-
 type fixture struct {
 	net  *probetest.Net
 	res  *probetest.Resolver
 	dns  *probetest.DNS
-	j    *journal
+	j    *nettest.Recorder
 	mon  *updown.Monitor
 	done chan error
 	stop context.CancelFunc
@@ -83,7 +49,7 @@ func start(t *testing.T, cfg config.Updown, last event.Event, setup func(f *fixt
 		net:  probetest.NewNet(1),
 		res:  probetest.NewResolver(nil),
 		dns:  probetest.NewDNS(true, 20*time.Millisecond),
-		j:    &journal{},
+		j:    &nettest.Recorder{},
 		done: make(chan error, 1),
 		live: make(chan func(), 1),
 	}
@@ -99,7 +65,7 @@ func start(t *testing.T, cfg config.Updown, last event.Event, setup func(f *fixt
 	f.mon = m
 	ctx, cancel := context.WithCancel(t.Context())
 	f.stop = cancel
-	env := monitor.Env{Instance: "test", Logger: slog.New(slog.DiscardHandler), Emit: f.j.emit, Last: last, Liveness: f.live}
+	env := monitor.Env{Instance: "test", Logger: slog.New(slog.DiscardHandler), Emit: f.j.Emit, Last: last, Liveness: f.live}
 	go func() { f.done <- f.mon.Run(ctx, env) }()
 	return f
 }
@@ -119,15 +85,15 @@ func TestRunOutageAndRecovery(t *testing.T) {
 		// Off the 250ms probe grid, so that no probe is sent at the very
 		// instant of the cut.
 		time.Sleep(5*time.Second + 100*time.Millisecond)
-		if got := f.j.kinds(); !slices.Equal(got, []string{updown.KindStatus}) {
+		if got := f.j.Kinds(); !slices.Equal(got, []string{updown.KindStatus}) {
 			t.Fatalf("after 5s up: %v", got)
 		}
 		cut := time.Now()
 		f.net.SetUp(target, false)
 		time.Sleep(10 * time.Second)
-		evs := f.j.events()
+		evs := f.j.Events()
 		if len(evs) != 2 || evs[1].Kind != event.KindUpdownOffline {
-			t.Fatalf("after the cut: %v", f.j.kinds())
+			t.Fatalf("after the cut: %v", f.j.Kinds())
 		}
 		off := evs[1]
 		if d := off.Time.Sub(cut); d < 1250*time.Millisecond || d > 1500*time.Millisecond {
@@ -148,9 +114,9 @@ func TestRunOutageAndRecovery(t *testing.T) {
 		f.net.SetUp(target, true)
 		back := time.Now()
 		time.Sleep(2 * time.Second)
-		evs = f.j.events()
+		evs = f.j.Events()
 		if len(evs) != 3 || evs[2].Kind != event.KindUpdownOnline {
-			t.Fatalf("after recovery: %v", f.j.kinds())
+			t.Fatalf("after recovery: %v", f.j.Kinds())
 		}
 		on := evs[2]
 		if d := on.Time.Sub(back); d > 260*time.Millisecond {
@@ -178,9 +144,9 @@ func TestRunAddping(t *testing.T) {
 		time.Sleep(3*time.Second + 100*time.Millisecond)
 		f.net.SetUp(target, false)
 		time.Sleep(5 * time.Second)
-		evs := f.j.events()
+		evs := f.j.Events()
 		if len(evs) != 2 {
-			t.Fatalf("events %v", f.j.kinds())
+			t.Fatalf("events %v", f.j.Kinds())
 		}
 		want := "Monitored IP 192.0.2.1 offline; Secondary IP 192.0.2.254 online; Secondary IP gone.example offline; Secondary IP 192.0.2.77 offline"
 		if evs[1].Msg != want {
@@ -220,7 +186,7 @@ func TestRunDNSRefutes(t *testing.T) {
 		time.Sleep(2*time.Second + 100*time.Millisecond)
 		f.net.SetUp(target, false) // ping blocked, internet fine
 		time.Sleep(10 * time.Second)
-		if got := f.j.kinds(); !slices.Equal(got, []string{updown.KindStatus, updown.KindRefuted}) {
+		if got := f.j.Kinds(); !slices.Equal(got, []string{updown.KindStatus, updown.KindRefuted}) {
 			t.Fatalf("events %v", got)
 		}
 		calls := len(f.dns.Calls())
@@ -229,9 +195,9 @@ func TestRunDNSRefutes(t *testing.T) {
 		}
 		f.dns.SetAnswering(false) // now the internet is really down
 		time.Sleep(3 * time.Second)
-		evs := f.j.events()
+		evs := f.j.Events()
 		if len(evs) != 3 || evs[2].Kind != event.KindUpdownOffline {
-			t.Fatalf("events %v", f.j.kinds())
+			t.Fatalf("events %v", f.j.Kinds())
 		}
 		f.finish(t)
 	})
@@ -243,18 +209,18 @@ func TestRunResolveFailure(t *testing.T) {
 		cfg.MonitorIP = "host.example"
 		f := start(t, cfg, event.Event{}, func(f *fixture) { f.res.Fail("host.example", nil) })
 		time.Sleep(10 * time.Second)
-		evs := f.j.events()
+		evs := f.j.Events()
 		if len(evs) != 1 || evs[0].Kind != updown.KindResolveFailed || evs[0].Level != event.LevelWarn {
-			t.Fatalf("events %v", f.j.kinds())
+			t.Fatalf("events %v", f.j.Kinds())
 		}
 		if n := len(f.res.Calls()); n < 9 {
 			t.Errorf("resolved %d times in 10s, want a retry every down-interval", n)
 		}
 		f.res.Set("host.example", target)
 		time.Sleep(2 * time.Second)
-		evs = f.j.events()
+		evs = f.j.Events()
 		if len(evs) != 2 || evs[1].Kind != updown.KindStatus || !strings.Contains(evs[1].Msg, "Monitored IP host.example online") {
-			t.Fatalf("events %v", f.j.kinds())
+			t.Fatalf("events %v", f.j.Kinds())
 		}
 		var st updown.State
 		if err := evs[1].DecodeState(&st); err != nil || st.Addr != "192.0.2.1" || st.ResolveError != "" || st.Target != "host.example" {
@@ -277,9 +243,9 @@ func TestRunNameRefresh(t *testing.T) {
 		cut := time.Now()
 		f.net.SetUp(target, false)
 		time.Sleep(5 * time.Second)
-		evs := f.j.events()
+		evs := f.j.Events()
 		if len(evs) != 2 || evs[1].Kind != event.KindUpdownOffline {
-			t.Fatalf("events %v", f.j.kinds())
+			t.Fatalf("events %v", f.j.Kinds())
 		}
 		if d := evs[1].Time.Sub(cut); d > 1500*time.Millisecond {
 			t.Errorf("offline %v after the cut: held up by the refresh", d)
@@ -293,9 +259,9 @@ func TestRunNameRefresh(t *testing.T) {
 		if len(streams) != 2 || streams[1].Addr != router {
 			t.Fatalf("streams %+v", streams)
 		}
-		evs = f.j.events()
+		evs = f.j.Events()
 		if len(evs) != 3 || evs[2].Kind != event.KindUpdownOnline {
-			t.Fatalf("events %v", f.j.kinds())
+			t.Fatalf("events %v", f.j.Kinds())
 		}
 		f.finish(t)
 	})
@@ -309,14 +275,14 @@ func TestRunRestoresOutage(t *testing.T) {
 		last.Seq = 42
 		f := start(t, fastCfg(), last, func(f *fixture) { f.net.SetUp(target, false) })
 		time.Sleep(5*time.Second + 100*time.Millisecond)
-		if got := f.j.kinds(); len(got) != 0 {
+		if got := f.j.Kinds(); len(got) != 0 {
 			t.Fatalf("still down after a restart: want no event, got %v", got)
 		}
 		f.net.SetUp(target, true)
 		time.Sleep(time.Second)
-		evs := f.j.events()
+		evs := f.j.Events()
 		if len(evs) != 1 || evs[0].Kind != event.KindUpdownOnline || evs[0].Args[1] != "0:1:0:5" {
-			t.Fatalf("events %v %v", f.j.kinds(), evs)
+			t.Fatalf("events %v %v", f.j.Kinds(), evs)
 		}
 		f.finish(t)
 	})
@@ -330,7 +296,7 @@ func TestRunErrors(t *testing.T) {
 		}
 		f.stop()
 
-		f = start(t, fastCfg(), event.Event{}, func(f *fixture) { f.j.err = errors.New("disk full") })
+		f = start(t, fastCfg(), event.Event{}, func(f *fixture) { f.j.Err = func(event.Event) error { return errors.New("disk full") } })
 		if err := <-f.done; err == nil || !strings.Contains(err.Error(), "disk full") {
 			t.Errorf("journal failure: Run returned %v", err)
 		}
@@ -346,7 +312,12 @@ func TestRunJournalFailureWithHelpersInFlight(t *testing.T) {
 		cfg := fastCfg()
 		cfg.AddPing = []string{"192.0.2.99"} // a black hole: every round takes 1.1s
 		f := start(t, cfg, event.Event{}, func(f *fixture) {
-			f.j.err, f.j.failKind = errors.New("disk full"), event.KindUpdownOffline
+			f.j.Err = func(ev event.Event) error {
+				if ev.Kind == event.KindUpdownOffline {
+					return errors.New("disk full")
+				}
+				return nil
+			}
 		})
 		time.Sleep(3*time.Second + 100*time.Millisecond)
 		f.net.SetUp(target, false)
@@ -403,7 +374,7 @@ func TestRunAnswersLiveness(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		f := start(t, fastCfg(), event.Event{}, nil)
 		time.Sleep(3 * time.Second)
-		n := len(f.j.events())
+		n := len(f.j.Events())
 		for i := range 3 {
 			answered := make(chan struct{})
 			f.live <- func() { close(answered) }
@@ -414,7 +385,7 @@ func TestRunAnswersLiveness(t *testing.T) {
 				t.Fatalf("liveness request %d not answered", i)
 			}
 		}
-		if got := len(f.j.events()); got != n {
+		if got := len(f.j.Events()); got != n {
 			t.Errorf("%d events after the liveness requests, %d before", got, n)
 		}
 		f.finish(t)

@@ -13,35 +13,13 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"imon/internal/nettest"
 )
 
 // ChildEnv is set (to the parent's test name) in the environment of a test
 // binary that RunInNetns re-executes inside a namespace.
 const ChildEnv = "IMON_NETNS_CHILD"
-
-// NeedRoot skips the test unless it runs as root with the ip and nft tools,
-// or fails it when the environment variable CI is "true": in CI a missing
-// prerequisite must not turn into a silent skip.
-func NeedRoot(t testing.TB) {
-	t.Helper()
-	var missing []string
-	if os.Geteuid() != 0 {
-		missing = append(missing, "root")
-	}
-	for _, tool := range []string{"ip", "nft"} {
-		if _, err := exec.LookPath(tool); err != nil {
-			missing = append(missing, tool)
-		}
-	}
-	if len(missing) == 0 {
-		return
-	}
-	msg := "needs " + strings.Join(missing, ", ") + " (network namespaces)"
-	if os.Getenv("CI") == "true" {
-		t.Fatal(msg + ": CI=true, so this is a failure, not a skip")
-	}
-	t.Skip(msg)
-}
 
 // InChild reports whether this test binary is a child started by
 // RunInNetns.
@@ -65,11 +43,13 @@ type Testbed struct {
 	AddrB6   netip.Addr
 }
 
-// NewTestbed creates the namespaces (NeedRoot first) and deletes them in
-// t.Cleanup, also when the test fails.
+// NewTestbed creates the namespaces (root, ip and nft needed: see
+// nettest.Unavailable) and deletes them in t.Cleanup, also when the test
+// fails.
 func NewTestbed(t testing.TB) *Testbed {
 	t.Helper()
-	NeedRoot(t)
+	nettest.NeedRoot(t, "network namespaces")
+	nettest.NeedCmd(t, "ip", "nft")
 	n := testbedSeq.Add(1)
 	id := fmt.Sprintf("%d-%d", os.Getpid()%100000, n)
 	tb := &Testbed{
