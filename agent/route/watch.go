@@ -11,6 +11,8 @@ import (
 	"github.com/vishvananda/netlink"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
+
+	"imon/internal/backoff"
 )
 
 // UpdateKind says what changed.
@@ -42,10 +44,12 @@ type Update struct {
 	Route Route
 }
 
-const (
-	watchBuffer    = 512
-	maxWatchBackof = 5 * time.Second
-)
+const watchBuffer = 512
+
+// resubscribe is the wait before subscribing again after a subscription
+// broke: 100 ms doubling to 5 s (internal/backoff), again from 100 ms
+// after subscriptions that worked for a while.
+var resubscribe = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Second}
 
 // watchRcvBuf is the netlink socket receive buffer of a subscription (a
 // variable so that a test can provoke ENOBUFS).
@@ -60,7 +64,7 @@ func Watch(ctx context.Context, ns netns.NsHandle, logger *slog.Logger) <-chan U
 	out := make(chan Update, watchBuffer)
 	go func() {
 		defer close(out)
-		backoff := 100 * time.Millisecond
+		failures := 0
 		first := true
 		for ctx.Err() == nil {
 			ok := watchOnce(ctx, ns, logger, out, !first)
@@ -69,15 +73,16 @@ func Watch(ctx context.Context, ns netns.NsHandle, logger *slog.Logger) <-chan U
 				return
 			}
 			if ok {
-				backoff = 100 * time.Millisecond
+				failures = 0
 			}
-			logger.Debug("netlink subscription broke; resubscribing", "backoff", backoff)
+			failures++
+			wait := resubscribe.Delay(failures)
+			logger.Debug("netlink subscription broke; resubscribing", "backoff", wait)
 			select {
 			case <-ctx.Done():
 				return
-			case <-time.After(backoff):
+			case <-time.After(wait):
 			}
-			backoff = min(2*backoff, maxWatchBackof)
 		}
 	}()
 	return out

@@ -1,8 +1,9 @@
 // Package backoff is imon's one retry schedule: a delay that starts at Min
 // and doubles after each consecutive failure up to Max, with optional
 // jitter. The monitor supervisor, the journal consumers, the MQTT
-// reconnect loop and the ddns providers all use it, so every retry in imon
-// grows and caps the same way.
+// reconnect loop, the ddns providers, the agent's journal writer and the
+// netlink route watch all use it, so every retry in imon grows and caps
+// the same way.
 package backoff
 
 import (
