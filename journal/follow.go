@@ -117,9 +117,11 @@ func FollowRecords(ctx context.Context, r Reader, from uint64, f RecordFollower)
 					continue
 				}
 				return from, fmt.Errorf("read journal from seq %d: %w", from, serr)
-			case n > 0:
+			case n >= rbatch:
 				continue
 			}
+			// Fewer records than asked: Scan reached the end, caught up
+			// (no second, empty scan: one read per wakeup).
 		}
 		if decode {
 			var evs []event.Event

@@ -333,3 +333,43 @@ func TestFollowWaitAtMost(t *testing.T) {
 		t.Fatalf("Follow: %v after %d idles, want the third idle's error", err, idles)
 	}
 }
+
+// countScans is a memScanner that counts its scans.
+type countScans struct {
+	memScanner
+	n int
+}
+
+func (c *countScans) Scan(from uint64, max int, fn func(r *journal.Record) bool) (uint64, error) {
+	c.n++
+	return c.memScanner.Scan(from, max, fn)
+}
+
+// TestFollowRecordsOneScanPerWakeup: a batch shorter than RecordBatch
+// means Scan reached the end: FollowRecords idles without a second, empty
+// scan (one read per wakeup, as the rollups did before).
+func TestFollowRecordsOneScanPerWakeup(t *testing.T) {
+	m := &countScans{memScanner: memScanner{newMem(3)}}
+	ctx, cancel := context.WithCancel(t.Context())
+	defer cancel()
+	scansAtIdle := -1
+	_, err := journal.FollowRecords(ctx, m, 1, journal.RecordFollower{
+		Follower: event.Follower{
+			Events: func(_ context.Context, evs []event.Event) (int, error) { return len(evs), nil },
+			Idle: func(context.Context) (bool, error) {
+				scansAtIdle = m.n
+				cancel()
+				return true, nil
+			},
+		},
+		RecordBatch: 5,
+		Records: func(_ context.Context, recs iter.Seq[*journal.Record]) error {
+			for range recs {
+			}
+			return nil
+		},
+	})
+	if !errors.Is(err, context.Canceled) || scansAtIdle != 1 {
+		t.Fatalf("FollowRecords: %v; %d scans before Idle, want 1", err, scansAtIdle)
+	}
+}
