@@ -10,6 +10,7 @@ import (
 	"imon/agent/monitor"
 	"imon/agent/monitor/ping"
 	"imon/agent/probe/probetest"
+	"imon/internal/nettest"
 )
 
 // At boot the default route comes later: rounds that find no route to the
@@ -19,8 +20,8 @@ import (
 func TestRunNoRouteAtBoot(t *testing.T) {
 	noRoute := probetest.Host{SendErr: fmt.Errorf("sendto: %w", syscall.ENETUNREACH)}
 	up := probetest.Host{Up: true, RTT: 5 * time.Millisecond}
-	rounds := func(j *journal) (alive, dead int) {
-		for _, ev := range j.events() {
+	rounds := func(j *nettest.Recorder) (alive, dead int) {
+		for _, ev := range j.Events() {
 			var st ping.State
 			if err := ev.DecodeState(&st); err != nil {
 				t.Fatal(err)
