@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"testing"
@@ -33,19 +34,36 @@ func ctxSwitches(tb testing.TB, pid int) float64 {
 // context switches of every thread of pid.
 func ctxSwitchesVI(tb testing.TB, pid int) (vol, invol float64) {
 	tb.Helper()
+	vol, invol, _ = ctxSwitchesSysmon(tb, pid)
+	return vol, invol
+}
+
+// ctxSwitchesSysmon is ctxSwitchesVI, plus the voluntary switches of the Go
+// runtime's sysmon thread: the process's second thread (runtime.main
+// starts sysmon before anything else can start a thread). Sysmon naps in
+// 20 µs steps for as long as a goroutine runs or sits in a system call,
+// so its count grows with how long each wakeup's work takes, that is with
+// the machine's load, not with how often imon wakes.
+func ctxSwitchesSysmon(tb testing.TB, pid int) (vol, invol, sysmon float64) {
+	tb.Helper()
 	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
 	if err != nil || len(tasks) == 0 {
 		tb.Fatalf("no tasks of pid %d: %v", pid, err)
 	}
+	tids := make([]int, 0, len(tasks))
+	per := map[int]float64{}
 	for _, p := range tasks {
+		tid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
 		b, err := os.ReadFile(p)
 		if err != nil {
 			continue // the thread ended
 		}
+		tids = append(tids, tid)
 		for _, l := range strings.Split(string(b), "\n") {
 			if rest, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
 				v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 				vol += v
+				per[tid] = v
 			}
 			if rest, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
 				v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
@@ -53,7 +71,11 @@ func ctxSwitchesVI(tb testing.TB, pid int) (vol, invol float64) {
 			}
 		}
 	}
-	return vol, invol
+	slices.Sort(tids)
+	if len(tids) > 1 {
+		sysmon = per[tids[1]]
+	}
+	return vol, invol, sysmon
 }
 
 // fastSections are the config sections of the budget configuration on the
@@ -71,6 +93,7 @@ func fastSections(tb testing.TB, bed *testbed.Bed, providers []string) map[strin
 // wakeupSample is what one measured agent did.
 type wakeupSample struct {
 	cpu, cs, vol, rss float64 // % of a core, context switches/s (all, voluntary), MiB at the end
+	sysmon            float64 // voluntary context switches/s of the runtime's sysmon thread (in vol)
 }
 
 // measureAgent starts imon with the sections in ns, waits warm, then
@@ -93,26 +116,33 @@ func measureAgent(tb testing.TB, ns, dir, inst string, warm, d time.Duration, se
 	_, pid := benchWaitStatus(tb, a, filepath.Join(dir, inst+".sock"), 20*time.Second)
 	time.Sleep(warm)
 	hz := benchClockTick()
-	v0, i0 := ctxSwitchesVI(tb, pid)
+	v0, i0, s0 := ctxSwitchesSysmon(tb, pid)
 	t0, c0 := time.Now(), benchCPUTicks(tb, pid)
 	time.Sleep(d)
 	el := time.Since(t0).Seconds()
-	v1, i1 := ctxSwitchesVI(tb, pid)
+	v1, i1, s1 := ctxSwitchesSysmon(tb, pid)
 	return wakeupSample{
-		cpu: (benchCPUTicks(tb, pid) - c0) / hz / el * 100,
-		cs:  (v1 + i1 - v0 - i0) / el,
-		vol: (v1 - v0) / el,
-		rss: benchMemKiB(tb, pid, "VmRSS") / 1024,
+		cpu:    (benchCPUTicks(tb, pid) - c0) / hz / el * 100,
+		cs:     (v1 + i1 - v0 - i0) / el,
+		vol:    (v1 - v0) / el,
+		sysmon: (s1 - s0) / el,
+		rss:    benchMemKiB(tb, pid, "VmRSS") / 1024,
 	}
 }
 
 // TestWakeupBudget runs the real binary with all monitors at interval 1
 // (and MQTT with Home Assistant when Mosquitto is installed) for 20 s and
-// fails when its threads sleep and wake (voluntary context switches) more
-// than 1.5 × the budget a second: a change that brings polling back shows
-// here. It counts, it does not time; involuntary switches (preemption,
-// which grows with the machine's load, not with imon's design) are logged
-// only.
+// fails when imon's threads sleep and wake (voluntary context switches)
+// more than the budget a second, not counting the Go runtime's sysmon
+// thread: a change that brings polling back shows here (the old 25 ms
+// carrier poll alone added 40 a second, pro-bing's receive loops 200). It
+// counts, it does not time. What is logged only: involuntary switches
+// (preemption) and sysmon's, which both grow with the machine's load, not
+// with imon's design. Sysmon naps in 20 µs steps while any goroutine works:
+// on a quiet machine 24 of 38 voluntary switches a second were its, and
+// the whole count reached 56 once at the end of a loaded CI run (the
+// earlier limit, 1.5 × the budget on the whole count, failed there).
+// imon's own threads measured 13-14 a second, idle or loaded.
 func TestWakeupBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network namespaces")
@@ -128,9 +158,10 @@ func TestWakeupBudget(t *testing.T) {
 		sections = append(sections, mq, `"homeassistant": {"enable": true}`)
 	}
 	s := measureAgent(t, bed.Host.Name, dir, "budget", 5*time.Second, 20*time.Second, sections...)
-	t.Logf("all monitors at interval 1: %.1f context switches/s (%.1f voluntary), CPU %.3f %%, RSS %.1f MiB", s.cs, s.vol, s.cpu, s.rss)
-	if limit := 1.5 * wakeupBudget; s.vol > limit {
-		t.Errorf("%.1f voluntary context switches/s, budget %d (+50 %% = %.0f): something polls", s.vol, wakeupBudget, limit)
+	t.Logf("all monitors at interval 1: %.1f context switches/s (%.1f voluntary, of which %.1f the runtime's sysmon), CPU %.3f %%, RSS %.1f MiB, load average %s",
+		s.cs, s.vol, s.sysmon, s.cpu, s.rss, loadAvg())
+	if own := s.vol - s.sysmon; own > wakeupBudget {
+		t.Errorf("imon's threads: %.1f voluntary context switches/s (sysmon's not counted), budget %d: something polls", own, wakeupBudget)
 	}
 }
 
@@ -201,4 +232,17 @@ func measureFloor(tb testing.TB, bed *testbed.Bed, d time.Duration) (cpu, cs flo
 		args = append(args, "-stream", fmt.Sprintf("%s,src=%s,dev=%s,mark=%#x", testbed.Gateway[i], testbed.HostWAN[i], testbed.WANIf[i], 0x1c9+i))
 	}
 	return runFloor(tb, bed.Host.Name, tb.TempDir(), d, args...)
+}
+
+// loadAvg is the machine's 1-minute load average, for the log.
+func loadAvg() string {
+	b, err := os.ReadFile("/proc/loadavg")
+	if err != nil {
+		return "?"
+	}
+	f := strings.Fields(string(b))
+	if len(f) == 0 {
+		return "?"
+	}
+	return f[0]
 }
