@@ -201,10 +201,11 @@ func BenchmarkWakeups(b *testing.B) {
 				ss = []string{sec[name]}
 			}
 			s := measureAgent(b, bed.Host.Name, dir, "wk"+name, warm, d, ss...)
-			b.Logf("%s: CPU %.3f %%, %.1f cs/s (%.1f voluntary), RSS %.1f MiB", name, s.cpu, s.cs, s.vol, s.rss)
+			b.Logf("%s: CPU %.3f %%, %.1f cs/s (%.1f voluntary, %.1f of them sysmon's), RSS %.1f MiB", name, s.cpu, s.cs, s.vol, s.sysmon, s.rss)
 			b.ReportMetric(s.cpu, "cpu-%-"+name)
 			b.ReportMetric(s.cs, "cs/s-"+name)
 			b.ReportMetric(s.vol, "vcs/s-"+name)
+			b.ReportMetric(s.sysmon, "sysmon-vcs/s-"+name)
 			if name == "all" {
 				b.ReportMetric(s.rss, "rss-MiB-all")
 			}
