@@ -25,21 +25,15 @@ const wakeupBudget = 30
 // ctxSwitches sums the voluntary and involuntary context switches of every
 // thread of pid.
 func ctxSwitches(tb testing.TB, pid int) float64 {
-	v, i := ctxSwitchesVI(tb, pid)
+	tb.Helper()
+	v, i, _ := ctxSwitchesSysmon(tb, pid)
 	return v + i
 }
 
-// ctxSwitchesVI sums the voluntary (the thread slept: a wakeup) and the
+// ctxSwitchesSysmon sums the voluntary (the thread slept: a wakeup) and the
 // involuntary (preempted while running: depends on the machine's load)
-// context switches of every thread of pid.
-func ctxSwitchesVI(tb testing.TB, pid int) (vol, invol float64) {
-	tb.Helper()
-	vol, invol, _ = ctxSwitchesSysmon(tb, pid)
-	return vol, invol
-}
-
-// ctxSwitchesSysmon is ctxSwitchesVI, plus the voluntary switches of the Go
-// runtime's sysmon thread: the process's second thread (runtime.main
+// context switches of every thread of pid, and gives the voluntary ones of
+// the Go runtime's sysmon thread: the process's second thread (runtime.main
 // starts sysmon before anything else can start a thread). Sysmon naps in
 // 20 µs steps for as long as a goroutine runs or sits in a system call,
 // so its count grows with how long each wakeup's work takes, that is with
