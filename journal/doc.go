@@ -27,7 +27,7 @@
 // allocated or decoded per event (about 4 times Read's rate); the caller
 // decodes what it keeps ([Record.Event]). A consumer keeps its position
 // in a named cursor: [Journal.SetCursor] is kept in memory and
-// written with the next transaction (or within about a second, or at
+// written with the next transaction (or within 30 seconds, or at
 // Close); [Journal.SyncCursor] returns once it is durable.
 //
 // For every monitor, the latest event that carried a State is kept in an

@@ -21,3 +21,6 @@ func SetTxHook(j *Journal, fn func(tx *bolt.Tx)) {
 	defer j.mu.Unlock()
 	j.txHook = fn
 }
+
+// CursorFlushDelay is how long a SetCursor may stay only in memory.
+const CursorFlushDelay = cursorFlushDelay

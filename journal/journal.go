@@ -57,8 +57,15 @@ const (
 	// pending requests commit at once.
 	lingerMax    = 500 * time.Microsecond
 	lingerEnough = 256
-	// cursorFlushDelay is how long a SetCursor may stay only in memory.
-	cursorFlushDelay = time.Second
+	// cursorFlushDelay is how long a SetCursor may stay only in memory
+	// when no append commits it first. 30 s, not 1 s: the agent journals
+	// an event every few seconds (a ping round), and each event moved the
+	// consumers' cursors, whose flush a second later was a second commit
+	// (two more fdatasyncs and their wakeups) per event; now the cursors
+	// ride the next event's commit. After a crash (Close writes them) a
+	// consumer may see up to 30 s of events again (at-least-once). The
+	// action runner syncs its cursor after each run (SyncCursor).
+	cursorFlushDelay = 30 * time.Second
 	// retentionInterval is how often the writer looks for events to expire
 	// (a pass is a write transaction, two fdatasyncs, even with nothing to
 	// delete: once a minute keeps an idle agent idle).

@@ -121,8 +121,8 @@ func TestRetentionRunsByItself(t *testing.T) {
 	})
 }
 
-// TestCursorFlushedByTimer: a SetCursor reaches the file within about a
-// second without any append.
+// TestCursorFlushedByTimer: a SetCursor reaches the file within
+// cursorFlushDelay without any append.
 func TestCursorFlushedByTimer(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		j := journaltest.Open(t)
@@ -130,7 +130,7 @@ func TestCursorFlushedByTimer(t *testing.T) {
 		c0 := j.Stats().Commits
 		j.SetCursor("mqtt", 5)
 		j.SetCursor("mqtt", 6)
-		time.Sleep(500 * time.Millisecond)
+		time.Sleep(journal.CursorFlushDelay - 500*time.Millisecond)
 		synctest.Wait()
 		if c := j.Stats().Commits; c != c0 {
 			t.Fatalf("commits %d -> %d: cursor written before its delay", c0, c)
@@ -144,6 +144,33 @@ func TestCursorFlushedByTimer(t *testing.T) {
 		synctest.Wait()
 		if c := j.Stats().Commits; c != c0+1 {
 			t.Fatalf("commits %d -> %d: an idle journal keeps committing", c0, c)
+		}
+	})
+}
+
+// TestCursorRidesNextAppend: an event every few seconds (a ping round) and
+// the consumers' cursors behind it cost one commit per event, not two: the
+// cursors moved after one event are written with the next event's commit.
+func TestCursorRidesNextAppend(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		j := journaltest.Open(t)
+		synctest.Wait()
+		c0 := j.Stats().Commits
+		const events = 10
+		for i := 1; i <= events; i++ {
+			evs := mustAppend(t, j, sampleEvent(i))
+			j.SetCursor("log", evs[0].Seq)
+			j.SetCursor("mqtt", evs[0].Seq)
+			time.Sleep(5 * time.Second)
+			synctest.Wait()
+		}
+		if c := j.Stats().Commits - c0; c != events {
+			t.Fatalf("%d events 5 s apart, each followed by cursor moves: %d commits, want %d", events, c, events)
+		}
+		time.Sleep(journal.CursorFlushDelay)
+		synctest.Wait()
+		if c := j.Stats().Commits - c0; c != events+1 {
+			t.Fatalf("after the last event: %d commits, want %d (the last cursors flushed by the timer)", c, events+1)
 		}
 	})
 }

@@ -474,11 +474,17 @@ func (e *Engine) wake() {
 }
 
 func (e *Engine) loop() {
-	timer := time.NewTimer(e.grid)
-	defer timer.Stop()
+	w := newWaker()
+	defer w.close()
+	due := time.Now().Add(e.grid)
+	w.reset(e.grid)
 	for {
 		select {
-		case <-timer.C:
+		case <-w.c:
+			if d := time.Until(due); d > 0 {
+				w.reset(d) // a stale expiry of an earlier arming
+				continue
+			}
 			e.mu.Lock()
 			if !e.peekAt.IsZero() && time.Now().Before(e.epoch.Add(time.Duration(e.k+1)*e.grid)) {
 				e.peek()
@@ -512,13 +518,9 @@ func (e *Engine) loop() {
 			next = e.peekAt
 		}
 		e.mu.Unlock()
-		if !timer.Stop() {
-			select {
-			case <-timer.C:
-			default:
-			}
-		}
-		timer.Reset(max(time.Until(next), time.Millisecond))
+		d := max(time.Until(next), time.Millisecond)
+		due = time.Now().Add(d)
+		w.reset(d)
 	}
 }
 
