@@ -28,7 +28,12 @@
 // the probes whose wait ran out, sends what is due, reads the carriers
 // watched with [Engine.WatchCarrier] (pread of an open sysfs file) and
 // hands each stream its outcomes. Sockets never wake the process: the cost
-// is the timer's wakeups, at most five a second shared by all monitors. The
+// is the timer's wakeups, at most five a second shared by all monitors.
+// The timer is a timerfd in the netpoller, read and armed with raw system
+// calls: one wakeup of one thread per tick, where a runtime timer cost
+// three (the runtime's sysmon thread wakes with every runtime timer, and
+// the netpoller rounds its sleep down to whole milliseconds; waker has
+// the figures). The
 // loop wakes only on ticks with work: a send, the end of a probe's wait, a
 // round's first tick after its last request; a reply is read at the next
 // of those (its RTT is the kernel's stamp), so at the default intervals a
