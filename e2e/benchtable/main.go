@@ -302,6 +302,8 @@ var rows = []row{
 		target: "≤ 12 MiB", ok: atMost(12), format: mib},
 	{figure: "floor of the same probe plan without imon (CPU; {cs/s-floor} cs/s)", pkg: pE2E, bench: "BenchmarkWakeups", unit: "cpu-%-floor",
 		target: "reference", format: unitf(" %", 3)},
+	{figure: "same floor on imon's 200 ms grid, 5 requests/s a stream (CPU; {cs/s-floor200} cs/s)", pkg: pE2E, bench: "BenchmarkWakeups", unit: "cpu-%-floor200",
+		target: "reference", format: unitf(" %", 3)},
 	{figure: "… updown alone at interval 1 (CPU; {cs/s-updown} cs/s)", pkg: pE2E, bench: "BenchmarkWakeups", unit: "cpu-%-updown",
 		target: "printed", format: unitf(" %", 3)},
 	{figure: "… failover alone at interval 1, two WANs (CPU; {cs/s-failover} cs/s)", pkg: pE2E, bench: "BenchmarkWakeups", unit: "cpu-%-failover",

@@ -4,8 +4,8 @@
 // that alone costs on the machine.
 //
 //	cpufloor -mode grid -stream ADDR[,src=IP][,dev=IF][,mark=N] ... -round ADDR,count=N,every=D ... -carrier IF ...
-//	    the floor of imon's probe engine: one goroutine on one 250 ms
-//	    timer; at each tick every raw ICMP socket is read without blocking
+//	    the floor of imon's probe engine: one goroutine on one timer
+//	    (250 ms, the prototype; -tick 200ms for imon's grid); at each tick every raw ICMP socket is read without blocking
 //	    (raw syscalls, SO_TIMESTAMPNS), due requests are sent (a stream one
 //	    per tick, a round count requests on consecutive ticks every D), and
 //	    each carrier is read with pread of its open sysfs file
@@ -38,6 +38,7 @@ func main() {
 	mode := flag.String("mode", "grid", "grid, pro-bing or ticker")
 	addr := flag.String("addr", "127.0.0.1", "address the pro-bing pinger pings")
 	rate := flag.Int("rate", 0, "requests (pro-bing) or ticks (ticker) per second; default 4 and 25")
+	tick := flag.Duration("tick", 250*time.Millisecond, "grid: the timer's period")
 	var streams, rounds, carriers list
 	flag.Var(&streams, "stream", "grid: a stream ADDR[,src=IP][,dev=IF][,mark=N], one request per tick (repeatable)")
 	flag.Var(&rounds, "round", "grid: a round ADDR,count=N,every=DURATION (repeatable)")
@@ -46,7 +47,7 @@ func main() {
 	var err error
 	switch *mode {
 	case "grid":
-		err = grid(streams, rounds, carriers)
+		err = grid(*tick, streams, rounds, carriers)
 	case "pro-bing":
 		err = proBing(*addr, *rate)
 	case "ticker":
@@ -181,8 +182,10 @@ func (t *target) drain() {
 	}
 }
 
-func grid(streams, rounds, carriers []string) error {
-	const tick = 250 * time.Millisecond
+func grid(tick time.Duration, streams, rounds, carriers []string) error {
+	if tick <= 0 {
+		return fmt.Errorf("-tick %v: must be positive", tick)
+	}
 	runtime.GOMAXPROCS(1) // as imon runs
 
 	id := uint16(os.Getpid())
