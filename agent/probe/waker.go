@@ -2,7 +2,6 @@ package probe
 
 import (
 	"os"
-	"sync"
 	"syscall"
 	"time"
 	"unsafe"
@@ -39,14 +38,12 @@ type waker struct {
 	rc   syscall.RawConn
 	done chan struct{} // closed when the reader ends
 
-	// fallback
+	// fallback (f is nil then)
 	t *time.Timer
-
-	closeOnce sync.Once
 }
 
 func newWaker() *waker {
-	w := &waker{c: make(chan struct{}, 1), fd: -1}
+	w := &waker{c: make(chan struct{}, 1)}
 	fd, err := unix.TimerfdCreate(unix.CLOCK_MONOTONIC, unix.TFD_NONBLOCK|unix.TFD_CLOEXEC)
 	if err == nil {
 		// A non-blocking descriptor: os.NewFile puts it in the netpoller.
@@ -124,21 +121,23 @@ func (w *waker) reset(d time.Duration) {
 
 // fallback replaces the timerfd with a runtime timer armed for d.
 func (w *waker) fallback(d time.Duration) {
-	w.fd = -1
+	w.stopReader()
+	w.t = time.AfterFunc(d, w.fire)
+}
+
+// stopReader closes the timerfd and waits for its reader to end.
+func (w *waker) stopReader() {
 	_ = w.f.Close()
 	<-w.done
-	w.t = time.AfterFunc(d, w.fire)
+	w.f = nil
 }
 
 // close stops the waker and waits for its reader.
 func (w *waker) close() {
-	w.closeOnce.Do(func() {
-		if w.t != nil {
-			w.t.Stop()
-		}
-		if w.f != nil && w.fd >= 0 {
-			_ = w.f.Close()
-			<-w.done
-		}
-	})
+	if w.t != nil {
+		w.t.Stop()
+	}
+	if w.f != nil {
+		w.stopReader()
+	}
 }
