@@ -538,9 +538,7 @@ const peekAfter = 25 * time.Millisecond
 func (e *Engine) peek() {
 	e.peekAt = time.Time{}
 	e.reap()
-	for _, s := range e.socks {
-		e.drain(s)
-	}
+	e.read()
 	for _, st := range e.streams {
 		st.flush()
 	}
@@ -601,9 +599,7 @@ func (e *Engine) nextDue() int64 {
 // e.mu held.
 func (e *Engine) tick() {
 	e.reap()
-	for _, s := range e.socks {
-		e.drain(s)
-	}
+	e.read()
 	now := time.Now()
 	for _, s := range e.socks {
 		for seq, f := range s.pending {
@@ -626,6 +622,18 @@ func (e *Engine) tick() {
 		st.flush()
 	}
 	e.reap()
+}
+
+// read reads every socket, and notes in each stream which of its probes
+// had been sent by then (see Outcome.InFlight). Called with e.mu held.
+func (e *Engine) read() {
+	now := time.Now()
+	for _, st := range e.streams {
+		st.readSeq, st.readAt = st.seq, now
+	}
+	for _, s := range e.socks {
+		e.drain(s)
+	}
 }
 
 // reap removes finished and cancelled work. Called with e.mu held.
@@ -705,6 +713,11 @@ type estream struct {
 	queue    []Outcome
 	out      chan Outcome
 	dropping bool
+	// newest is the highest Seq settled; readSeq the highest Seq sent
+	// before the latest read of the replies, at readAt (see Outcome).
+	newest  uint64
+	readSeq uint64
+	readAt  time.Time
 }
 
 // Stream implements Streamer on the engine: requests go out on the grid
@@ -779,18 +792,42 @@ func (st *estream) emit(o Outcome) {
 // Outcomes settled at one tick go out in Seq order (expiries come from a
 // map).
 func (st *estream) flush() {
+	if len(st.queue) == 0 {
+		return
+	}
 	if len(st.queue) > 1 {
 		slices.SortStableFunc(st.queue, func(a, b Outcome) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
+	st.newest = max(st.newest, st.queue[len(st.queue)-1].Seq)
+	flight := st.inFlight()
 	for len(st.queue) > 0 {
+		o := st.queue[0]
+		o.Newest, o.Read, o.InFlight = st.newest, st.readAt, flight
 		select {
-		case st.out <- st.queue[0]:
+		case st.out <- o:
 			st.queue = st.queue[1:]
 		default:
 			return
 		}
 	}
 	st.queue = st.queue[:0:0]
+}
+
+// inFlight returns the send times of the probes newer than st.newest that
+// were sent before the latest read: unsettled, so without a reply then.
+// Usually none (nil, no allocation). Called with e.mu held.
+func (st *estream) inFlight() []time.Time {
+	if st.readSeq <= st.newest {
+		return nil
+	}
+	var ts []time.Time
+	for _, f := range st.sock.pending {
+		if f.st == st && uint64(f.idx) > st.newest && uint64(f.idx) <= st.readSeq {
+			ts = append(ts, f.sent)
+		}
+	}
+	slices.SortFunc(ts, func(a, b time.Time) int { return a.Compare(b) })
+	return ts
 }
 
 // ---------------------------------------------------------------------

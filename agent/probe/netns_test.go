@@ -218,6 +218,11 @@ func TestNetnsChild(t *testing.T) {
 			if !o.OK || o.RTT <= 0 || o.RTT > opt.Wait || o.Err != nil {
 				t.Errorf("outcome %d: %+v", i+1, o)
 			}
+			// Each reply is read at the tick after its send, before the
+			// next send: nothing was in flight at any read.
+			if o.Newest < o.Seq || o.InFlight != nil || o.Read.Before(o.At) {
+				t.Errorf("outcome %d: Newest %d, Read %v, InFlight %v (At %v)", i+1, o.Newest, o.Read, o.InFlight, o.At)
+			}
 		}
 		first, last := got[0], got[11]
 		// Paced: 11 gaps of the spacing rounded to the nearest grid tick
@@ -229,16 +234,28 @@ func TestNetnsChild(t *testing.T) {
 		// Blackholed: losses, each reported Wait after its send.
 		blackhole(true)
 		cut := time.Now()
+		var flights int
 		for tr.LostStreak() < 3 {
 			o := next()
 			if !o.OK {
 				if d := o.At.Sub(o.Sent); d != opt.Wait {
 					t.Errorf("lost probe %d reported %v after send, want %v", o.Seq, d, opt.Wait)
 				}
+				// The 300 ms wait is two ticks: the probe sent one tick
+				// after it is in flight, with no reply, at the read.
+				if o.Newest == o.Seq && tr.LostStreak() > 1 {
+					flights++
+					if len(o.InFlight) != 1 || !o.InFlight[0].After(o.Sent) || !o.InFlight[0].Before(o.Read) {
+						t.Errorf("lost probe %d (sent %v, read %v): InFlight %v, want the one sent a tick later", o.Seq, o.Sent, o.Read, o.InFlight)
+					}
+				}
 			}
 			if time.Since(cut) > 2*time.Second {
 				t.Fatal("no loss streak after blackholing")
 			}
+		}
+		if flights == 0 {
+			t.Error("no lost probe was the newest settled one")
 		}
 		// On the grid: the 300ms wait is settled two ticks after a send.
 		if el := time.Since(cut); el > 2*probe.Grid+3*opt.Spacing+slack {

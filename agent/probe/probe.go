@@ -263,6 +263,21 @@ type Outcome struct {
 	// Err is the send error of a probe that could not be sent (counted as
 	// lost), e.g. "network is unreachable".
 	Err error
+
+	// What the stream knew when it handed this outcome out, so that a
+	// consumer can count probes that are late without guessing from the
+	// clock which probes were sent and whether their replies were read.
+	//
+	// Newest is the stream's highest settled Seq at that moment (this
+	// outcome's or a higher one). Read is the time of the stream's latest
+	// read of its replies. InFlight holds the send times, oldest first, of
+	// the probes newer than Newest that were sent before Read: none of them
+	// had a reply at Read. It is nil in the common case (every probe sent
+	// before the read is settled) and shared by the outcomes handed out
+	// together: do not modify it.
+	Newest   uint64
+	Read     time.Time
+	InFlight []time.Time
 }
 
 // Streamer runs continuous probe streams.
@@ -272,7 +287,8 @@ type Streamer interface {
 	// soon as it is known: replies as they arrive, losses opt.Wait after
 	// the send. Outcomes can therefore arrive out of Seq order (a reply to
 	// probe 7 before the loss of probe 6): fold them with a Tracker. The
-	// channel is closed after ctx ends. An error means the stream could not
+	// channel is closed after ctx ends. Each outcome carries the stream's
+	// Newest, Read and InFlight at the moment it was handed out. An error means the stream could not
 	// start at all (permissions, bad source); later failures are reported as
 	// lost outcomes with Err set.
 	Stream(ctx context.Context, addr netip.Addr, opt StreamOptions) (<-chan Outcome, error)

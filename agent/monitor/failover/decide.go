@@ -177,6 +177,7 @@ func (d *decider) input(in Input) {
 	case StreamReset:
 		s.WAN[in.WAN].tracker.Reset()
 		s.WAN[in.WAN].lastLost = probe.Outcome{}
+		s.WAN[in.WAN].flight = probe.Outcome{}
 	case LinkInfo:
 		d.link(in)
 	case Command:
@@ -246,6 +247,7 @@ func (d *decider) link(in LinkInfo) {
 		// The link is back or renumbered: only probes from now on count.
 		w.tracker.Reset()
 		w.lastLost = probe.Outcome{}
+		w.flight = probe.Outcome{}
 	}
 	d.fault(in.WAN, in.Problem)
 	if !w.LinkOK && w.Status != StatusDown {
@@ -269,18 +271,30 @@ func (s State) lateAfter(i int) time.Duration {
 }
 
 // unanswered counts the consecutive probes of WAN i that have gone without
-// a reply at now: the settled losses ending at the newest settled probe
-// (which must itself be lost, having waited the full pingwait), plus the
-// probes paced after it that are overdue by lateAfter.
-func (s State) unanswered(i int, now time.Time) int {
+// a reply: the settled losses ending at the newest settled probe (which
+// must itself be lost, having waited the full pingwait), plus the probes
+// sent after it that the stream reported still without a reply at its
+// latest read, lateAfter or more after their send.
+//
+// Only what the stream reported counts, never the clock alone: a probe is
+// known to be sent and its reply known to be missing only once the probe
+// engine has read its socket (on its grid, after the send). Counting probes
+// "paced after" a lost one as time passed (until 2026-12-06) counted a
+// probe whose reply had arrived but was not read yet (a burst of five
+// losses, one fewer than down-after, switched), and probes never sent
+// while the agent was starved of CPU (TestLossBurstNoSwitch,
+// TestStarvedEngineNoSwitch).
+func (s State) unanswered(i int) int {
 	w := s.WAN[i]
 	n := w.tracker.LostStreak()
-	if n == 0 || w.lastLost.Seq != w.tracker.Newest() {
+	if n == 0 || w.flight.Newest != w.tracker.Newest() {
 		return n
 	}
-	overdue := now.Sub(w.lastLost.Sent) - s.lateAfter(i)
-	if overdue > 0 {
-		n += int(overdue / s.p.Spacing)
+	late := s.lateAfter(i)
+	for _, sent := range w.flight.InFlight {
+		if w.flight.Read.Sub(sent) >= late {
+			n++
+		}
 	}
 	return n
 }
@@ -290,6 +304,9 @@ func (d *decider) probe(in ProbeResult) {
 	w := &s.WAN[in.WAN]
 	o := in.Outcome
 	w.tracker.Add(o)
+	if o.Newest != 0 && o.Newest == w.tracker.Newest() {
+		w.flight = probe.Outcome{Newest: o.Newest, Read: o.Read, InFlight: o.InFlight}
+	}
 	if o.OK {
 		if w.RTT == 0 {
 			w.RTT = o.RTT
@@ -315,7 +332,7 @@ func (d *decider) judge(i int) {
 	}
 	if (w.Status != StatusUp || !w.Confirmed) && w.tracker.OKStreak() >= s.p.UpAfter {
 		d.setStatus(i, StatusUp, "")
-	} else if (w.Status != StatusDown || !w.Confirmed) && s.unanswered(i, d.now) >= s.p.DownAfter {
+	} else if (w.Status != StatusDown || !w.Confirmed) && s.unanswered(i) >= s.p.DownAfter {
 		reason := "no reply from " + d.target(i)
 		if w.lastLost.Err != nil {
 			reason = w.lastLost.Err.Error()
@@ -555,18 +572,6 @@ func Next(s State, now time.Time) time.Time {
 	}
 	if p := s.preferred(); p >= 0 && s.Hold > s.p.Hold && s.Active == p {
 		consider(s.ActiveSince.Add(s.p.HoldMax))
-	}
-	for i, w := range s.WAN {
-		// Overdue probes count towards "down" as time passes: wake when
-		// the next one becomes overdue (probes sent Spacing apart after
-		// the last lost one, each overdue lateAfter after its send).
-		if w.Status != StatusDown && w.tracker.LostStreak() > 0 && w.lastLost.Seq == w.tracker.Newest() {
-			first := w.lastLost.Sent.Add(s.lateAfter(i) + s.p.Spacing)
-			if !now.Before(first) {
-				first = first.Add((now.Sub(first)/s.p.Spacing + 1) * s.p.Spacing)
-			}
-			consider(first)
-		}
 	}
 	return next
 }

@@ -1,6 +1,7 @@
 package failover
 
 import (
+	"cmp"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -35,16 +36,20 @@ func testParams() Params {
 	}
 }
 
-// sim drives Decide with a fake clock: every Spacing each WAN sends a probe
-// that is answered (after rtt) when the WAN is alive, or reported lost
-// Wait later. Effects are carried out at once: Switch succeeds unless
-// failSwitch is set, PostPing answers OK.
+// sim drives Decide with a fake clock, as the probe engine feeds it: every
+// Spacing (a tick) it reads the replies, settles as lost the probes whose
+// Wait ran out, sends one probe per WAN, and hands out what it settled in
+// Seq order, with the stream's Newest, Read and InFlight. A probe is
+// answered (read at the next tick) when its WAN is alive at the send.
+// Effects are carried out at once: Switch succeeds unless failSwitch is
+// set, PostPing answers OK.
 type sim struct {
 	t          *testing.T
 	s          State
 	now        time.Time
 	seq        [2]uint64
-	pending    []ProbeResult // losses due later, in At order
+	newest     [2]uint64
+	pending    [2][]probe.Outcome // sent, not yet settled; At = when it will be
 	events     []event.Event
 	switches   []Switch
 	flushes    []Flush
@@ -83,29 +88,57 @@ func (m *sim) feed(in Input) {
 	}
 }
 
-// run advances the clock by d in steps of Spacing.
+// run advances the clock by d in ticks of Spacing.
 func (m *sim) run(d time.Duration) {
 	m.t.Helper()
 	end := m.now.Add(d)
 	for m.now.Before(end) {
 		m.now = m.now.Add(m.s.p.Spacing)
-		for len(m.pending) > 0 && !m.pending[0].Outcome.At.After(m.now) {
-			m.feed(m.pending[0])
-			m.pending = m.pending[1:]
-		}
-		for i := range 2 {
-			m.seq[i]++
-			o := probe.Outcome{Seq: m.seq[i], Sent: m.now}
-			if m.alive[i] {
-				o.OK, o.RTT, o.At = true, 5*time.Millisecond, m.now.Add(5*time.Millisecond)
-				m.feed(ProbeResult{WAN: i, Outcome: o})
+		m.tick()
+	}
+}
+
+// tick is one tick of the engine at m.now.
+func (m *sim) tick() {
+	m.t.Helper()
+	for i := range 2 {
+		var settled []probe.Outcome
+		left := m.pending[i][:0]
+		for _, o := range m.pending[i] {
+			if !o.At.After(m.now) {
+				settled = append(settled, o)
 			} else {
-				o.At = m.now.Add(m.s.p.Wait)
-				m.pending = append(m.pending, ProbeResult{WAN: i, Outcome: o})
+				left = append(left, o)
 			}
 		}
-		m.feed(Tick{})
+		m.pending[i] = left
+		m.seq[i]++
+		o := probe.Outcome{Seq: m.seq[i], Sent: m.now, At: m.now.Add(m.s.p.Wait)}
+		if m.alive[i] {
+			o.OK, o.RTT, o.At = true, 5*time.Millisecond, m.now.Add(m.s.p.Spacing)
+		}
+		m.pending[i] = append(m.pending[i], o)
+		if len(settled) == 0 {
+			continue
+		}
+		slices.SortFunc(settled, func(a, b probe.Outcome) int { return cmp.Compare(a.Seq, b.Seq) })
+		m.newest[i] = max(m.newest[i], settled[len(settled)-1].Seq)
+		// In flight: newer than the newest settled, sent before the read.
+		var fl []time.Time
+		for _, o := range m.pending[i] {
+			if o.Seq > m.newest[i] && o.Sent.Before(m.now) {
+				fl = append(fl, o.Sent)
+			}
+		}
+		for _, o := range settled {
+			if o.OK {
+				o.At = o.Sent.Add(o.RTT)
+			}
+			o.Newest, o.Read, o.InFlight = m.newest[i], m.now, fl
+			m.feed(ProbeResult{WAN: i, Outcome: o})
+		}
 	}
+	m.feed(Tick{})
 }
 
 // kinds lists the kinds of the events since mark (index into events).
@@ -361,6 +394,60 @@ func TestRandomLossNoSwitch(t *testing.T) {
 	}
 	if s := m.snapshot(); s.WANs[0].Loss <= 0.01 {
 		t.Errorf("loss not tracked: %v", s.WANs[0].Loss)
+	}
+}
+
+// TestLossBurstNoSwitch: bursts of down-after − 1 losses on the engine's
+// 200 ms grid (five probes a wait) never mark the WAN down. The reply to
+// the probe after a burst is read at the next tick; until then it is in
+// flight, not unanswered. Before 2026-12-06 the decider counted probes
+// "paced after" the newest lost one as overdue by the clock, so that reply
+// unread for 100 ms made the sixth: a switch under 10 % random loss
+// (TestNetnsRandomLoss failed in CI).
+func TestLossBurstNoSwitch(t *testing.T) {
+	p := testParams()
+	p.Spacing = 200 * time.Millisecond
+	m := newSim(t, p)
+	m.alive = [2]bool{true, true}
+	m.run(2 * time.Second)
+	mark := len(m.events)
+	for range 20 {
+		m.alive[0] = false
+		m.run(time.Duration(p.DownAfter-1) * p.Spacing)
+		m.alive[0] = true
+		// Between the ticks: the runner wakes when its Next asks.
+		for range 10 {
+			m.run(p.Spacing / 2)
+			m.feed(Tick{})
+		}
+	}
+	if k := m.kinds(mark); len(k) != 0 {
+		t.Errorf("events under bursts of %d losses: %v", p.DownAfter-1, k)
+	}
+	// Six in a row are a dead WAN all the same.
+	m.alive[0] = false
+	m.run(time.Duration(p.DownAfter)*p.Spacing + p.Wait + p.Spacing)
+	wantKinds(t, m.kinds(mark), "failover-wan-down", "failover-standby", "failover-postping")
+}
+
+// TestStarvedEngineNoSwitch: an agent starved of CPU for two seconds right
+// after a probe that is lost sends no probes meanwhile; when it runs again,
+// that probe is one loss, not six: probes never sent are not unanswered.
+func TestStarvedEngineNoSwitch(t *testing.T) {
+	p := testParams()
+	p.Spacing = 200 * time.Millisecond
+	m := newSim(t, p)
+	m.alive = [2]bool{true, true}
+	m.run(2 * time.Second)
+	mark := len(m.events)
+	m.alive[0] = false
+	m.run(p.Spacing) // sends the probe that is lost
+	m.alive[0] = true
+	m.now = m.now.Add(2 * time.Second) // the next tick, two seconds late
+	m.tick()
+	m.run(2 * time.Second)
+	if k := m.kinds(mark); len(k) != 0 {
+		t.Errorf("events after a starved engine: %v", k)
 	}
 }
 

@@ -137,9 +137,10 @@ func TestRunLoop(t *testing.T) {
 				t.Fatalf("no switch:\n%s", k.String())
 			}
 		}
-		// Probes 250 ms apart (the probe engine's grid): the sixth unanswered
-		// one is overdue 5×250 ms + 100 ms after the first, sent up to
-		// 250 ms after the cut.
+		// Probes 200 ms apart (the probe engine's grid): the first lost one
+		// settles after the 1 s wait, and one tick later the four after it
+		// and the one sent at its settling are without replies; the first
+		// goes out up to 200 ms after the cut.
 		if d := time.Since(cut); d > 1600*time.Millisecond {
 			t.Errorf("switch took %v", d)
 		}

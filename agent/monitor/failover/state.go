@@ -44,8 +44,8 @@ type WANConfig struct {
 	PostPing string     // post-switch ping target ("" = none)
 }
 
-// minLate is the shortest time a probe is given before it counts as
-// overdue while an older probe has already been lost (see WANState).
+// minLate is the shortest time a probe in flight is given before it counts
+// as unanswered while an older probe has already been lost (see lateAfter).
 const minLate = 100 * time.Millisecond
 
 // defaultRetry is the delay before a failed route switch is retried.
@@ -104,6 +104,10 @@ type WANState struct {
 	Loss      float64 // smoothed lost fraction
 	tracker   probe.Tracker
 	lastLost  probe.Outcome // newest lost outcome
+	// flight is what the stream told with its latest outcome about the
+	// probes newer than its newest settled one (Outcome.InFlight), valid
+	// while flight.Newest is the tracker's newest.
+	flight probe.Outcome
 }
 
 // State is the failover monitor's state. It is a value: Decide returns a

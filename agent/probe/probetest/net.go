@@ -205,6 +205,7 @@ func (n *Net) Stream(ctx context.Context, addr netip.Addr, opt probe.StreamOptio
 		defer close(out)
 		var (
 			seq      uint64
+			newest   uint64 // highest Seq handed out
 			nextSend = time.Now()
 			due      []probe.Outcome // sorted by At
 		)
@@ -223,12 +224,23 @@ func (n *Net) Stream(ctx context.Context, addr netip.Addr, opt probe.StreamOptio
 			}
 			now := time.Now()
 			for len(due) > 0 && !due[0].At.After(now) {
+				o := due[0]
+				due = due[1:]
+				// What the engine tells with each outcome: a probe is
+				// read the moment its outcome is due.
+				newest = max(newest, o.Seq)
+				o.Newest, o.Read, o.InFlight = newest, now, nil
+				for _, d := range due {
+					if d.Seq > newest && d.At.After(now) && d.Sent.Before(now) {
+						o.InFlight = append(o.InFlight, d.Sent)
+					}
+				}
+				slices.SortFunc(o.InFlight, func(a, b time.Time) int { return a.Compare(b) })
 				select {
-				case out <- due[0]:
+				case out <- o:
 				case <-ctx.Done():
 					return
 				}
-				due = due[1:]
 			}
 			if !nextSend.After(now) {
 				seq++
