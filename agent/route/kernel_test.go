@@ -236,6 +236,35 @@ func TestKernelWatchCarrier(t *testing.T) {
 	}
 }
 
+// TestKernelWatchRules: a policy rule added or deleted by someone else is
+// reported (RuleChanged), so that the failover monitor puts its own back
+// at once.
+func TestKernelWatchRules(t *testing.T) {
+	b := testbed.New(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	ch := route.Watch(ctx, testbed.Handle(t, b.Host), slog.New(slog.DiscardHandler))
+	time.Sleep(50 * time.Millisecond)
+	for _, op := range []string{"add", "del"} {
+		b.Run(b.Host, "ip", "rule", op, "fwmark", "0x99", "lookup", "250", "priority", "250")
+		deadline := time.After(5 * time.Second)
+	wait:
+		for {
+			select {
+			case u := <-ch:
+				if u.Kind == route.RuleChanged {
+					break wait
+				}
+			case <-deadline:
+				t.Fatalf("no RuleChanged update after ip rule %s", op)
+			}
+		}
+	}
+	cancel()
+	for range ch {
+	}
+}
+
 func TestKernelConntrack(t *testing.T) {
 	b, _, m := newKernel(t)
 	kernelSync(t, m)

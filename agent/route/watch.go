@@ -2,6 +2,7 @@ package route
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"net"
 	"net/netip"
@@ -9,6 +10,7 @@ import (
 	"time"
 
 	"github.com/vishvananda/netlink"
+	"github.com/vishvananda/netlink/nl"
 	"github.com/vishvananda/netns"
 	"golang.org/x/sys/unix"
 
@@ -29,6 +31,8 @@ const (
 	AddrChanged
 	// RouteChanged: an IPv4 route was added or removed.
 	RouteChanged
+	// RuleChanged: an IPv4 policy routing rule was added or removed.
+	RuleChanged
 )
 
 // Update is one change reported by the kernel.
@@ -55,7 +59,7 @@ var resubscribe = backoff.Policy{Min: 100 * time.Millisecond, Max: 5 * time.Seco
 // variable so that a test can provoke ENOBUFS).
 var watchRcvBuf = 1 << 20
 
-// Watch streams link, IPv4 address and IPv4 route changes of network
+// Watch streams link, IPv4 address, IPv4 route and IPv4 rule changes of network
 // namespace ns (netns.None() = the caller's) until ctx ends; the channel is
 // then closed. When a subscription breaks (the kernel drops messages with
 // ENOBUFS and netlink closes the channel; nl#477), it resubscribes and sends
@@ -95,6 +99,7 @@ func watchOnce(ctx context.Context, ns netns.NsHandle, logger *slog.Logger, out 
 	links := make(chan netlink.LinkUpdate, watchBuffer)
 	addrs := make(chan netlink.AddrUpdate, watchBuffer)
 	routes := make(chan netlink.RouteUpdate, watchBuffer)
+	rules := make(chan struct{}, watchBuffer)
 	var stopped atomic.Bool
 	errCb := func(err error) {
 		if !stopped.Load() {
@@ -115,13 +120,17 @@ func watchOnce(ctx context.Context, ns netns.NsHandle, logger *slog.Logger, out 
 		errs = append(errs, err)
 		close(routes)
 	}
+	if err := subscribeRules(ns, rules, done, errCb); err != nil {
+		errs = append(errs, err)
+		close(rules)
+	}
 	start := time.Now()
 	// On return: stop the subscriptions and drain until netlink closes the
 	// channels, so that no subscriber goroutine stays blocked on a send.
 	defer func() {
 		stopped.Store(true)
 		close(done)
-		for links != nil || addrs != nil || routes != nil {
+		for links != nil || addrs != nil || routes != nil || rules != nil {
 			select {
 			case _, ok := <-links:
 				if !ok {
@@ -134,6 +143,10 @@ func watchOnce(ctx context.Context, ns netns.NsHandle, logger *slog.Logger, out 
 			case _, ok := <-routes:
 				if !ok {
 					routes = nil
+				}
+			case _, ok := <-rules:
+				if !ok {
+					rules = nil
 				}
 			}
 		}
@@ -196,6 +209,58 @@ func watchOnce(ctx context.Context, ns netns.NsHandle, logger *slog.Logger, out 
 			if !send(Update{Kind: RouteChanged, LinkIndex: u.LinkIndex, Deleted: u.Type == unix.RTM_DELROUTE, Route: r}) {
 				return true
 			}
+		case _, ok := <-rules:
+			if !ok {
+				rules = nil
+				return time.Since(start) > time.Second
+			}
+			if !send(Update{Kind: RuleChanged}) {
+				return true
+			}
 		}
 	}
+}
+
+// subscribeRules reports every IPv4 rule notification of ns on ch (closed
+// when the subscription ends: done closed, or an error such as ENOBUFS).
+// The netlink library subscribes to links, addresses and routes but not to
+// rules; this is its own subscription (nl.SubscribeAt) read the way the
+// library reads the others. A rule deleted by someone else is put back
+// within reassert's 100 ms instead of at the next resync.
+func subscribeRules(ns netns.NsHandle, ch chan<- struct{}, done <-chan struct{}, cberr func(error)) error {
+	s, err := nl.SubscribeAt(ns, netns.None(), unix.NETLINK_ROUTE, unix.RTNLGRP_IPV4_RULE)
+	if err != nil {
+		return fmt.Errorf("subscribing to rule notifications: %w", err)
+	}
+	if err := s.SetReceiveBufferSize(watchRcvBuf, false); err != nil {
+		s.Close()
+		return fmt.Errorf("subscribing to rule notifications: %w", err)
+	}
+	go func() {
+		<-done
+		s.Close()
+	}()
+	go func() {
+		defer close(ch)
+		for {
+			msgs, from, err := s.Receive()
+			if err != nil {
+				cberr(fmt.Errorf("rule notifications: %w", err))
+				return
+			}
+			if from.Pid != nl.PidKernel {
+				continue
+			}
+			for _, m := range msgs {
+				if m.Header.Type == unix.RTM_NEWRULE || m.Header.Type == unix.RTM_DELRULE {
+					select {
+					case ch <- struct{}{}:
+					case <-done:
+						return
+					}
+				}
+			}
+		}
+	}()
+	return nil
 }

@@ -41,8 +41,15 @@ const Name = event.MonitorFailover
 // Timing of the loop.
 const (
 	// resyncEvery re-reads links and re-asserts routes even without netlink
-	// events (a safety net for missed notifications).
-	resyncEvery = 30 * time.Second
+	// events: a safety net. Notifications lost to a full socket buffer
+	// already cause a resync at once (route.Watch resubscribes and sends
+	// route.Resync), and a foreign default route is checked 100 ms after its
+	// notification (reassert), so this only catches what nothing reported.
+	// A resync is about 15 netlink round trips, each an ordinary system call
+	// that wakes the runtime's sysmon: at the default intervals the 30 s it
+	// was made about a hundred wakeups a minute, more than a tenth of the
+	// agent's (strace, docs/bench.md). 5 minutes since 2026-12-06.
+	resyncEvery = 5 * time.Minute
 	// reassertDelay coalesces bursts of route notifications (our own
 	// changes included) before the routes are checked again.
 	reassertDelay = 100 * time.Millisecond
@@ -235,6 +242,7 @@ func (r *runner) loop(ctx context.Context) error {
 		case <-src.reassert:
 			src.reassert = nil
 			r.reassert()
+			r.checkShadowed()
 		case c := <-src.carrier[0]:
 			r.onCarrier(0, c)
 		case c := <-src.carrier[1]:
@@ -428,6 +436,8 @@ func (r *runner) kernelChanged(u route.Update) bool {
 				r.refreshLink(i)
 			}
 		}
+		return true
+	case route.RuleChanged:
 		return true
 	case route.RouteChanged:
 		t := u.Route.Table

@@ -228,6 +228,64 @@ func TestRunLoop(t *testing.T) {
 // TestRunMissingInterface: a configured interface that does not exist is a
 // journaled error, the other WAN carries the LAN, and the WAN is picked up
 // when it appears.
+// TestRunShadowNoticedAtOnce: a foreign default route with a lower metric
+// than imon's, added while imon runs (dhcpcd renewing without
+// "nogateway"), is journaled as an error right after its notification, not
+// at the next resync (every 30 s before 2026-12-06, 5 minutes now).
+func TestRunShadowNoticedAtOnce(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newKernel()
+		r := startRig(t, k, event.Event{})
+		wait(2 * time.Second)
+		k.AddForeign(route.Route{Table: route.MainTable, Dst: netip.MustParsePrefix("0.0.0.0/0"), Gw: gw1, Dev: "wan1", Metric: 100})
+		r.upd <- route.Update{Kind: route.RouteChanged, Route: route.Route{Table: route.MainTable, Dst: netip.MustParsePrefix("0.0.0.0/0")}}
+		wait(time.Second)
+		found := false
+		for _, e := range r.j.Events() {
+			found = found || e.Kind == failover.KindError && strings.Contains(e.Msg, "metric 100 has a lower metric than imon's (201)")
+		}
+		if !found {
+			t.Errorf("no error about the shadowing route 1 s after its notification: %v", r.j.Kinds())
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// TestRunRuleDeletedRestored: a policy rule of imon's deleted by someone
+// else is put back right after the rule notification, not at the next
+// resync (rules were not watched before 2026-12-06: up to 30 s).
+func TestRunRuleDeletedRestored(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		k := newKernel()
+		r := startRig(t, k, event.Event{})
+		wait(2 * time.Second)
+		rules, _ := k.Rules()
+		var mine route.Rule
+		for _, ru := range rules {
+			if ru.Mark != 0 {
+				mine = ru
+			}
+		}
+		if mine.Mark == 0 {
+			t.Fatalf("no fwmark rule after start:\n%s", k.String())
+		}
+		if err := k.RuleDel(mine); err != nil {
+			t.Fatal(err)
+		}
+		k.Ops()
+		r.upd <- route.Update{Kind: route.RuleChanged}
+		wait(time.Second)
+		if ops := k.Ops(); !slices.Contains(ops, "RuleAdd "+mine.String()) {
+			t.Errorf("after the rule's deletion was notified: %q, want it added back (%s)", ops, mine)
+		}
+		if err := r.stop(); err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
 func TestRunMissingInterface(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
 		k := route.NewFake()

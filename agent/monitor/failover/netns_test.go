@@ -450,5 +450,16 @@ func TestNetnsReassert(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
+	// A rule alone: rules are watched too (no route changes to hear of).
+	b.Run(b.Host, "ip", "rule", "del", "pref", "10104")
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		r := b.Run(b.Host, "ip", "rule")
+		if strings.Contains(r, "10104:\tfrom 192.0.2.10 lookup 202") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("rule not re-asserted within 3 s:\n%s", r)
+		}
+	}
 	c.none(time.Second, event.KindFailoverPrimary, event.KindFailoverStandby)
 }
