@@ -81,7 +81,8 @@ func (fb *fakeBroker) next(t *testing.T) net.Conn {
 // 268,435,455 bytes makes the client drop the connection, naming the
 // sizes, without allocating the packet (before the limiter paho allocated
 // the declared length at once: 256 MiB per attempt, seen failing). It
-// also checks that CONNECT declares the Maximum Packet Size.
+// also checks that CONNECT declares the Maximum Packet Size and a Receive
+// Maximum.
 func TestHugePublishHeaderRefused(t *testing.T) {
 	fb := newFakeBroker(t, nil)
 	c, sl := start(t, mqtt.Config{Server: fb.url()})
@@ -91,6 +92,11 @@ func TestHugePublishHeaderRefused(t *testing.T) {
 	case p := <-fb.connects:
 		if p.Properties == nil || p.Properties.MaximumPacketSize == nil || *p.Properties.MaximumPacketSize != mqtt.DefaultMaxPacketSize {
 			t.Fatalf("CONNECT declares no maximum packet size of %d: %+v", mqtt.DefaultMaxPacketSize, p.Properties)
+		}
+		// And a Receive Maximum: without one paho queues up to 65,535
+		// received messages (a 512 KiB channel in the agent's heap).
+		if p.Properties.ReceiveMaximum == nil || *p.Properties.ReceiveMaximum != 32 {
+			t.Errorf("CONNECT's Receive Maximum %v, want 32", p.Properties.ReceiveMaximum)
 		}
 	default:
 		t.Fatal("no CONNECT seen")
