@@ -540,7 +540,14 @@ func (e *Engine) peek() {
 	e.reap()
 	e.read()
 	for _, st := range e.streams {
+		if st.recheck && len(st.queue) == 0 {
+			st.queue = append(st.queue, Outcome{}) // status only
+		}
+		st.recheck = false
+	}
+	for _, st := range e.streams {
 		st.flush()
+		st.lostNew = false
 	}
 	e.reap()
 }
@@ -620,6 +627,15 @@ func (e *Engine) tick() {
 	}
 	for _, st := range e.streams {
 		st.flush()
+		// A new loss with newer probes in flight: read again half a tick
+		// later (StreamOptions.Recheck).
+		st.recheck = st.lostNew && st.flying && st.losses <= st.opt.Recheck
+		if st.recheck {
+			if at := st.readAt.Add(e.grid / 2); e.peekAt.IsZero() || at.Before(e.peekAt) {
+				e.peekAt = at
+			}
+		}
+		st.lostNew = false
 	}
 	e.reap()
 }
@@ -718,6 +734,14 @@ type estream struct {
 	newest  uint64
 	readSeq uint64
 	readAt  time.Time
+	// losses counts the lost probes in a row at newest; lostNew is set
+	// when a flush settled a new one, flying when probes were in flight
+	// then; recheck when a read half a tick after the tick is due
+	// (opt.Recheck).
+	losses  int
+	lostNew bool
+	flying  bool
+	recheck bool
 }
 
 // Stream implements Streamer on the engine: requests go out on the grid
@@ -798,8 +822,17 @@ func (st *estream) flush() {
 	if len(st.queue) > 1 {
 		slices.SortStableFunc(st.queue, func(a, b Outcome) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
-	st.newest = max(st.newest, st.queue[len(st.queue)-1].Seq)
+	if top := st.queue[len(st.queue)-1]; top.Seq > st.newest {
+		st.newest = top.Seq
+		if top.OK {
+			st.losses = 0
+		} else {
+			st.losses++
+			st.lostNew = true
+		}
+	}
 	flight := st.inFlight()
+	st.flying = len(flight) > 0
 	for len(st.queue) > 0 {
 		o := st.queue[0]
 		o.Newest, o.Read, o.InFlight = st.newest, st.readAt, flight

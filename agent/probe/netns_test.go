@@ -192,6 +192,9 @@ func TestNetnsChild(t *testing.T) {
 				if !ok {
 					t.Fatal("stream closed early")
 				}
+				if o.Seq == 0 {
+					t.Fatalf("status outcome without Recheck: %+v", o)
+				}
 				tr.Add(o)
 				return o
 			case <-time.After(2 * time.Second):
@@ -280,6 +283,60 @@ func TestNetnsChild(t *testing.T) {
 			case <-closed:
 				t.Fatal("stream channel not closed 1s after cancel")
 			}
+		}
+	})
+
+	// StreamOptions.Recheck: after a loss settles with newer probes in
+	// flight, the engine reads again half a tick later and, with nothing
+	// settled, hands out a status outcome (Seq 0) in which the probe sent
+	// at the loss's tick is in flight too; only for the first Recheck
+	// losses in a row.
+	t.Run("StreamRecheck", func(t *testing.T) {
+		sp := probe.NewPinger(nil)
+		sctx, cancel := context.WithCancel(ctx)
+		defer cancel()
+		opt := probe.StreamOptions{Spacing: probe.Grid, Wait: 3 * probe.Grid, Recheck: 2}
+		ch, err := sp.Stream(sctx, tb.AddrB, opt)
+		if err != nil {
+			t.Fatal(err)
+		}
+		next := func() probe.Outcome {
+			t.Helper()
+			select {
+			case o := <-ch:
+				return o
+			case <-time.After(2 * time.Second):
+				t.Fatal("no outcome for 2s")
+			}
+			return probe.Outcome{}
+		}
+		for o := next(); !o.OK; o = next() {
+		}
+		blackhole(true)
+		defer blackhole(false)
+		var lost []probe.Outcome
+		statuses := 0
+		for len(lost) < 5 {
+			o := next()
+			switch {
+			case o.Seq == 0:
+				statuses++
+				if len(lost) == 0 {
+					t.Fatalf("status outcome before any loss: %+v", o)
+				}
+				l := lost[len(lost)-1]
+				if d := o.Read.Sub(l.Read); o.Newest != l.Seq || d < probe.Grid/2 || d > probe.Grid/2+slack {
+					t.Errorf("status %+v %v after the loss of %d (read %v)", o, d, l.Seq, l.Read)
+				}
+				if len(o.InFlight) != len(l.InFlight)+1 {
+					t.Errorf("status in flight %d, want the loss's %d and the probe sent at its tick", len(o.InFlight), len(l.InFlight))
+				}
+			case !o.OK:
+				lost = append(lost, o)
+			}
+		}
+		if statuses != 2 {
+			t.Errorf("%d status outcomes for 5 losses in a row, want 2 (Recheck)", statuses)
 		}
 	})
 

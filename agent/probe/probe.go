@@ -230,6 +230,15 @@ type StreamOptions struct {
 	Source netip.Addr
 	Mark   uint32
 	Size   int
+	// Recheck, when > 0, asks for one more read of the replies half a
+	// tick after a tick that settled one of the first Recheck losses in a
+	// row while newer probes were in flight. That read hands out what it
+	// settled, or else a status outcome (Seq 0, only Newest, Read and
+	// InFlight set), so that a consumer counting in-flight probes as
+	// unanswered learns half a tick sooner that their replies are missing.
+	// One wakeup more per such loss, none otherwise. Without Recheck a
+	// stream never hands out a status outcome.
+	Recheck int
 }
 
 // WithDefaults returns o with zero values replaced by the defaults.
@@ -249,7 +258,9 @@ func (o StreamOptions) WithDefaults() StreamOptions {
 
 // Outcome is the fate of one probe of a stream.
 type Outcome struct {
-	// Seq numbers the probes of one stream 1, 2, 3... in send order.
+	// Seq numbers the probes of one stream 1, 2, 3... in send order. Seq 0
+	// is a status outcome (see StreamOptions.Recheck): no probe, only
+	// Newest, Read and InFlight.
 	Seq uint64
 	// Sent is when the request left (or its send failed).
 	Sent time.Time

@@ -303,9 +303,14 @@ func (d *decider) probe(in ProbeResult) {
 	s := &d.s
 	w := &s.WAN[in.WAN]
 	o := in.Outcome
-	w.tracker.Add(o)
+	if o.Seq != 0 { // else a status outcome: no probe (StreamOptions.Recheck)
+		w.tracker.Add(o)
+	}
 	if o.Newest != 0 && o.Newest == w.tracker.Newest() {
 		w.flight = probe.Outcome{Newest: o.Newest, Read: o.Read, InFlight: o.InFlight}
+	}
+	if o.Seq == 0 {
+		return
 	}
 	if o.OK {
 		if w.RTT == 0 {

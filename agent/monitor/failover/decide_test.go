@@ -55,6 +55,7 @@ type sim struct {
 	flushes    []Flush
 	failSwitch error
 	alive      [2]bool
+	recheck    bool // the engine reads again half a tick after a loss
 }
 
 func newSim(t *testing.T, p Params) *sim {
@@ -98,47 +99,76 @@ func (m *sim) run(d time.Duration) {
 	}
 }
 
-// tick is one tick of the engine at m.now.
+// tick is one tick of the engine at m.now: read, send, hand out; and,
+// with m.recheck, the engine's read half a tick later after a new loss
+// with newer probes in flight (probe.StreamOptions.Recheck).
 func (m *sim) tick() {
 	m.t.Helper()
+	var again [2]bool
 	for i := range 2 {
-		var settled []probe.Outcome
-		left := m.pending[i][:0]
-		for _, o := range m.pending[i] {
-			if !o.At.After(m.now) {
-				settled = append(settled, o)
-			} else {
-				left = append(left, o)
-			}
-		}
-		m.pending[i] = left
+		settled := m.read(i, m.now)
 		m.seq[i]++
 		o := probe.Outcome{Seq: m.seq[i], Sent: m.now, At: m.now.Add(m.s.p.Wait)}
 		if m.alive[i] {
-			o.OK, o.RTT, o.At = true, 5*time.Millisecond, m.now.Add(m.s.p.Spacing)
+			o.OK, o.RTT, o.At = true, 5*time.Millisecond, m.now.Add(5*time.Millisecond)
 		}
 		m.pending[i] = append(m.pending[i], o)
-		if len(settled) == 0 {
-			continue
-		}
-		slices.SortFunc(settled, func(a, b probe.Outcome) int { return cmp.Compare(a.Seq, b.Seq) })
-		m.newest[i] = max(m.newest[i], settled[len(settled)-1].Seq)
-		// In flight: newer than the newest settled, sent before the read.
-		var fl []time.Time
-		for _, o := range m.pending[i] {
-			if o.Seq > m.newest[i] && o.Sent.Before(m.now) {
-				fl = append(fl, o.Sent)
+		lost := len(settled) > 0 && !settled[len(settled)-1].OK && settled[len(settled)-1].Seq == m.newest[i]
+		again[i] = m.hand(i, settled, m.now) && lost && m.recheck
+	}
+	m.feed(Tick{})
+	if !again[0] && !again[1] {
+		return
+	}
+	tick := m.now
+	m.now = m.now.Add(m.s.p.Spacing / 2)
+	for i := range 2 {
+		if again[i] {
+			settled := m.read(i, m.now)
+			if len(settled) == 0 {
+				settled = []probe.Outcome{{}} // a status outcome
 			}
-		}
-		for _, o := range settled {
-			if o.OK {
-				o.At = o.Sent.Add(o.RTT)
-			}
-			o.Newest, o.Read, o.InFlight = m.newest[i], m.now, fl
-			m.feed(ProbeResult{WAN: i, Outcome: o})
+			m.hand(i, settled, m.now)
 		}
 	}
 	m.feed(Tick{})
+	m.now = tick
+}
+
+// read settles WAN i's probes whose outcome is known at t, in Seq order.
+func (m *sim) read(i int, t time.Time) []probe.Outcome {
+	var settled []probe.Outcome
+	left := m.pending[i][:0]
+	for _, o := range m.pending[i] {
+		if !o.At.After(t) {
+			settled = append(settled, o)
+		} else {
+			left = append(left, o)
+		}
+	}
+	m.pending[i] = left
+	slices.SortFunc(settled, func(a, b probe.Outcome) int { return cmp.Compare(a.Seq, b.Seq) })
+	if len(settled) > 0 {
+		m.newest[i] = max(m.newest[i], settled[len(settled)-1].Seq)
+	}
+	return settled
+}
+
+// hand feeds the outcomes read at t with the stream's Newest, Read and
+// InFlight (newer than the newest settled, sent before the read); it
+// reports whether probes were in flight.
+func (m *sim) hand(i int, settled []probe.Outcome, t time.Time) bool {
+	var fl []time.Time
+	for _, o := range m.pending[i] {
+		if o.Seq > m.newest[i] && o.Sent.Before(t) {
+			fl = append(fl, o.Sent)
+		}
+	}
+	for _, o := range settled {
+		o.Newest, o.Read, o.InFlight = m.newest[i], t, fl
+		m.feed(ProbeResult{WAN: i, Outcome: o})
+	}
+	return len(fl) > 0
 }
 
 // kinds lists the kinds of the events since mark (index into events).
@@ -405,29 +435,64 @@ func TestRandomLossNoSwitch(t *testing.T) {
 // unread for 100 ms made the sixth: a switch under 10 % random loss
 // (TestNetnsRandomLoss failed in CI).
 func TestLossBurstNoSwitch(t *testing.T) {
-	p := testParams()
-	p.Spacing = 200 * time.Millisecond
-	m := newSim(t, p)
-	m.alive = [2]bool{true, true}
-	m.run(2 * time.Second)
-	mark := len(m.events)
-	for range 20 {
+	for _, recheck := range []bool{false, true} {
+		t.Run(fmt.Sprint("recheck=", recheck), func(t *testing.T) {
+			p := testParams()
+			p.Spacing = 200 * time.Millisecond
+			m := newSim(t, p)
+			m.recheck = recheck
+			m.alive = [2]bool{true, true}
+			m.run(2 * time.Second)
+			mark := len(m.events)
+			for range 20 {
+				m.alive[0] = false
+				m.run(time.Duration(p.DownAfter-1) * p.Spacing)
+				m.alive[0] = true
+				// Between the ticks: the runner wakes when its Next asks.
+				for range 10 {
+					m.run(p.Spacing / 2)
+					m.feed(Tick{})
+				}
+			}
+			if k := m.kinds(mark); len(k) != 0 {
+				t.Errorf("events under bursts of %d losses: %v", p.DownAfter-1, k)
+			}
+			// Six in a row are a dead WAN all the same.
+			m.alive[0] = false
+			m.run(time.Duration(p.DownAfter)*p.Spacing + p.Wait + p.Spacing)
+			wantKinds(t, m.kinds(mark), "failover-wan-down", "failover-standby", "failover-postping")
+		})
+	}
+}
+
+// TestDeadWANRecheck: on the 200 ms grid a dead WAN is down a tick after
+// its first loss settles (1 s pingwait): the probe sent at that settling
+// has been read without a reply only then. With the engine's recheck half
+// a tick after the loss (probe.StreamOptions.Recheck), half a tick sooner.
+func TestDeadWANRecheck(t *testing.T) {
+	for _, tc := range []struct {
+		recheck bool
+		want    time.Duration
+	}{{false, 1200 * time.Millisecond}, {true, 1100 * time.Millisecond}} {
+		p := testParams()
+		p.Spacing = 200 * time.Millisecond
+		m := newSim(t, p)
+		m.recheck = tc.recheck
+		m.alive = [2]bool{true, true}
+		m.run(2 * time.Second)
 		m.alive[0] = false
-		m.run(time.Duration(p.DownAfter-1) * p.Spacing)
-		m.alive[0] = true
-		// Between the ticks: the runner wakes when its Next asks.
-		for range 10 {
-			m.run(p.Spacing / 2)
-			m.feed(Tick{})
+		m.run(p.Spacing)
+		firstLost := m.now
+		mark := len(m.events)
+		m.run(3 * time.Second)
+		m.last("failover-wan-down")
+		if len(m.events) == mark || m.s.WAN[0].Status != StatusDown {
+			t.Fatalf("recheck %v: not down", tc.recheck)
+		}
+		if d := m.s.WAN[0].Since.Sub(firstLost); d != tc.want {
+			t.Errorf("recheck %v: down %v after the first lost probe's send, want %v", tc.recheck, d, tc.want)
 		}
 	}
-	if k := m.kinds(mark); len(k) != 0 {
-		t.Errorf("events under bursts of %d losses: %v", p.DownAfter-1, k)
-	}
-	// Six in a row are a dead WAN all the same.
-	m.alive[0] = false
-	m.run(time.Duration(p.DownAfter)*p.Spacing + p.Wait + p.Spacing)
-	wantKinds(t, m.kinds(mark), "failover-wan-down", "failover-standby", "failover-postping")
 }
 
 // TestStarvedEngineNoSwitch: an agent starved of CPU for two seconds right

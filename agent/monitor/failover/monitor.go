@@ -538,7 +538,9 @@ func (r *runner) manageStreams(ctx context.Context) {
 		sctx, cancel := context.WithCancel(ctx)
 		*s = stream{gen: r.gen, cancel: cancel, source: src, target: target}
 		r.push(StreamReset{WAN: i})
-		opt := probe.StreamOptions{Spacing: r.st.p.Spacing, Wait: r.st.p.Wait, Source: src, Mark: r.mgr.Config().Mark(i)}
+		// Recheck: the sixth probe of a dead WAN is seen unanswered half a
+		// tick after the first loss settles, not a tick (docs/failover.md).
+		opt := probe.StreamOptions{Spacing: r.st.p.Spacing, Wait: r.st.p.Wait, Source: src, Mark: r.mgr.Config().Mark(i), Recheck: r.st.p.DownAfter}
 		r.wg.Add(1)
 		go r.runStream(sctx, i, r.gen, target, opt)
 	}
