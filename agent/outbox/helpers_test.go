@@ -216,17 +216,22 @@ func journalEvents(t testing.TB, j *journal.Journal, kind string) []event.Event 
 	return out
 }
 
-// waitEvents waits until j holds n events of kind.
+// waitEvents waits until j holds n events of kind. It waits for an event
+// after the last one it read: waiting after LastSeq() taken once the read
+// was done missed an event appended in between, and when that was the
+// last one, waited out the timeout with all n in the journal (seen failing
+// under load: "10 command-rejected events after 30s, want 11").
 func waitEvents(t testing.TB, j *journal.Journal, kind string, n int, timeout time.Duration) []event.Event {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	for {
+		last := j.LastSeq()
 		evs := journalEvents(t, j, kind)
 		if len(evs) >= n {
 			return evs
 		}
-		if err := j.Wait(ctx, j.LastSeq()); err != nil {
+		if err := j.Wait(ctx, last); err != nil {
 			t.Fatalf("%d %s events after %s, want %d", len(evs), kind, timeout, n)
 		}
 	}
