@@ -46,7 +46,9 @@ const payloadHead = 16
 // every socket without blocking (replies carry the kernel's arrival time,
 // SO_TIMESTAMPNS, so RTTs are exact whatever the tick), settles the probes
 // whose wait ran out, sends what is due, reads the watched carriers and
-// hands each consumer its outcomes. Sockets never wake the process. The
+// hands each consumer its outcomes. Sockets never wake the process (a
+// stream with StreamOptions.Recheck gets one read off the grid after a
+// loss). The
 // goroutine runs while there is work (a stream, a round or a carrier watch)
 // and ends with the last of it. Safe for concurrent use.
 type Engine struct {
