@@ -68,9 +68,10 @@ const (
 	// DefaultDownAfter is the number of consecutive unanswered probes that
 	// mark a WAN down. The first must have waited the full pingwait, the
 	// later ones count once the probe engine has read the replies without
-	// finding theirs (at its next tick, at least 4 smoothed RTTs after the
-	// send), so with interval 1 a dead WAN is seen about one pingwait and
-	// one tick after its first lost probe, while 10 % random loss makes six
+	// finding theirs (at least 4 smoothed RTTs after the send; the engine
+	// reads again half a tick after a loss), so with interval 1 a dead WAN
+	// is seen about one pingwait and 100 ms after its first lost probe,
+	// while 10 % random loss makes six
 	// in a row (p = 1e-6 per probe) vanishingly rare: no switch in hours of
 	// such loss.
 	DefaultDownAfter = 6
