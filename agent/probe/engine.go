@@ -549,7 +549,6 @@ func (e *Engine) peek() {
 	}
 	for _, st := range e.streams {
 		st.flush()
-		st.lostNew = false
 	}
 	e.reap()
 }
@@ -628,16 +627,14 @@ func (e *Engine) tick() {
 		c.read()
 	}
 	for _, st := range e.streams {
-		st.flush()
 		// A new loss with newer probes in flight: read again half a tick
 		// later (StreamOptions.Recheck).
-		st.recheck = st.lostNew && st.flying && st.losses <= st.opt.Recheck
+		st.recheck = st.flush() && st.losses <= st.opt.Recheck
 		if st.recheck {
 			if at := st.readAt.Add(e.grid / 2); e.peekAt.IsZero() || at.Before(e.peekAt) {
 				e.peekAt = at
 			}
 		}
-		st.lostNew = false
 	}
 	e.reap()
 }
@@ -736,13 +733,9 @@ type estream struct {
 	newest  uint64
 	readSeq uint64
 	readAt  time.Time
-	// losses counts the lost probes in a row at newest; lostNew is set
-	// when a flush settled a new one, flying when probes were in flight
-	// then; recheck when a read half a tick after the tick is due
-	// (opt.Recheck).
+	// losses counts the lost probes in a row at newest; recheck is set
+	// when a read half a tick after the tick is due (opt.Recheck).
 	losses  int
-	lostNew bool
-	flying  bool
 	recheck bool
 }
 
@@ -816,25 +809,27 @@ func (st *estream) emit(o Outcome) {
 
 // flush hands the queued outcomes to the consumer without blocking.
 // Outcomes settled at one tick go out in Seq order (expiries come from a
-// map).
-func (st *estream) flush() {
+// map). It reports whether they settled a new loss while newer probes were
+// in flight (what StreamOptions.Recheck reads again for).
+func (st *estream) flush() (lostInFlight bool) {
 	if len(st.queue) == 0 {
-		return
+		return false
 	}
 	if len(st.queue) > 1 {
 		slices.SortStableFunc(st.queue, func(a, b Outcome) int { return cmp.Compare(a.Seq, b.Seq) })
 	}
+	lostNew := false
 	if top := st.queue[len(st.queue)-1]; top.Seq > st.newest {
 		st.newest = top.Seq
 		if top.OK {
 			st.losses = 0
 		} else {
 			st.losses++
-			st.lostNew = true
+			lostNew = true
 		}
 	}
 	flight := st.inFlight()
-	st.flying = len(flight) > 0
+	lostInFlight = lostNew && len(flight) > 0
 	for len(st.queue) > 0 {
 		o := st.queue[0]
 		o.Newest, o.Read, o.InFlight = st.newest, st.readAt, flight
@@ -842,10 +837,11 @@ func (st *estream) flush() {
 		case st.out <- o:
 			st.queue = st.queue[1:]
 		default:
-			return
+			return lostInFlight
 		}
 	}
 	st.queue = st.queue[:0:0]
+	return lostInFlight
 }
 
 // inFlight returns the send times of the probes newer than st.newest that

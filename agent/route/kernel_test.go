@@ -219,19 +219,27 @@ func TestKernelWatchCarrier(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	start := time.Now()
 	b.CarrierLoss(0)
+	waitUpdate(t, ch, "a carrier-loss update for wan0", func(u route.Update) bool {
+		return u.Kind == route.LinkChanged && u.LinkName == "wan0" && !u.Carrier
+	})
+	t.Logf("carrier loss seen after %v", time.Since(start))
+	cancel()
+	for range ch {
+	}
+}
+
+// waitUpdate reads ch until an update matches, failing after 5 s.
+func waitUpdate(t *testing.T, ch <-chan route.Update, what string, match func(route.Update) bool) {
+	t.Helper()
 	deadline := time.After(5 * time.Second)
 	for {
 		select {
 		case u := <-ch:
-			if u.Kind == route.LinkChanged && u.LinkName == "wan0" && !u.Carrier {
-				t.Logf("carrier loss seen after %v", time.Since(start))
-				cancel()
-				for range ch {
-				}
+			if match(u) {
 				return
 			}
 		case <-deadline:
-			t.Fatal("no carrier-loss update for wan0")
+			t.Fatalf("no %s within 5 s", what)
 		}
 	}
 }
@@ -247,18 +255,7 @@ func TestKernelWatchRules(t *testing.T) {
 	time.Sleep(50 * time.Millisecond)
 	for _, op := range []string{"add", "del"} {
 		b.Run(b.Host, "ip", "rule", op, "fwmark", "0x99", "lookup", "250", "priority", "250")
-		deadline := time.After(5 * time.Second)
-	wait:
-		for {
-			select {
-			case u := <-ch:
-				if u.Kind == route.RuleChanged {
-					break wait
-				}
-			case <-deadline:
-				t.Fatalf("no RuleChanged update after ip rule %s", op)
-			}
-		}
+		waitUpdate(t, ch, "RuleChanged update after ip rule "+op, func(u route.Update) bool { return u.Kind == route.RuleChanged })
 	}
 	cancel()
 	for range ch {

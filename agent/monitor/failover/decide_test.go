@@ -427,6 +427,19 @@ func TestRandomLossNoSwitch(t *testing.T) {
 	}
 }
 
+// gridSim is a sim on the probe engine's 200 ms grid (five probes a
+// pingwait), with or without the engine's recheck, after 2 s of both WANs
+// answering.
+func gridSim(t *testing.T, recheck bool) *sim {
+	p := testParams()
+	p.Spacing = 200 * time.Millisecond
+	m := newSim(t, p)
+	m.recheck = recheck
+	m.alive = [2]bool{true, true}
+	m.run(2 * time.Second)
+	return m
+}
+
 // TestLossBurstNoSwitch: bursts of down-after − 1 losses on the engine's
 // 200 ms grid (five probes a wait) never mark the WAN down. The reply to
 // the probe after a burst is read at the next tick; until then it is in
@@ -437,12 +450,8 @@ func TestRandomLossNoSwitch(t *testing.T) {
 func TestLossBurstNoSwitch(t *testing.T) {
 	for _, recheck := range []bool{false, true} {
 		t.Run(fmt.Sprint("recheck=", recheck), func(t *testing.T) {
-			p := testParams()
-			p.Spacing = 200 * time.Millisecond
-			m := newSim(t, p)
-			m.recheck = recheck
-			m.alive = [2]bool{true, true}
-			m.run(2 * time.Second)
+			m := gridSim(t, recheck)
+			p := m.s.p
 			mark := len(m.events)
 			for range 20 {
 				m.alive[0] = false
@@ -474,12 +483,8 @@ func TestDeadWANRecheck(t *testing.T) {
 		recheck bool
 		want    time.Duration
 	}{{false, 1200 * time.Millisecond}, {true, 1100 * time.Millisecond}} {
-		p := testParams()
-		p.Spacing = 200 * time.Millisecond
-		m := newSim(t, p)
-		m.recheck = tc.recheck
-		m.alive = [2]bool{true, true}
-		m.run(2 * time.Second)
+		m := gridSim(t, tc.recheck)
+		p := m.s.p
 		m.alive[0] = false
 		m.run(p.Spacing)
 		firstLost := m.now
@@ -499,11 +504,8 @@ func TestDeadWANRecheck(t *testing.T) {
 // after a probe that is lost sends no probes meanwhile; when it runs again,
 // that probe is one loss, not six: probes never sent are not unanswered.
 func TestStarvedEngineNoSwitch(t *testing.T) {
-	p := testParams()
-	p.Spacing = 200 * time.Millisecond
-	m := newSim(t, p)
-	m.alive = [2]bool{true, true}
-	m.run(2 * time.Second)
+	m := gridSim(t, false)
+	p := m.s.p
 	mark := len(m.events)
 	m.alive[0] = false
 	m.run(p.Spacing) // sends the probe that is lost
