@@ -74,6 +74,31 @@ func ctxSwitchesSysmon(tb testing.TB, pid int) (vol, invol, sysmon float64) {
 	return vol, invol, sysmon
 }
 
+// sysmonSlack is the timer slack of the agent's sysmon thread (as
+// ctxSwitchesSysmon finds it), in nanoseconds.
+func sysmonSlack(tb testing.TB, pid int) int64 {
+	tb.Helper()
+	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	var tids []int
+	for _, e := range tasks {
+		tid, _ := strconv.Atoi(e.Name())
+		tids = append(tids, tid)
+	}
+	slices.Sort(tids)
+	if len(tids) < 2 {
+		tb.Fatalf("pid %d has one thread", pid)
+	}
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", tids[1]))
+	if err != nil {
+		tb.Fatal(err)
+	}
+	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
+	return n
+}
+
 // fastSections are the config sections of the budget configuration on the
 // failover testbed, by monitor.
 func fastSections(tb testing.TB, bed *testbed.Bed, providers []string) map[string]string {
@@ -90,6 +115,7 @@ func fastSections(tb testing.TB, bed *testbed.Bed, providers []string) map[strin
 type wakeupSample struct {
 	cpu, cs, vol, rss float64 // % of a core, context switches/s (all, voluntary), MiB at the end
 	sysmon            float64 // voluntary context switches/s of the runtime's sysmon thread (in vol)
+	slack             int64   // sysmon's timer slack, ns
 }
 
 // measureAgent starts imon with the sections in ns, waits warm, then
@@ -122,6 +148,7 @@ func measureAgent(tb testing.TB, ns, dir, inst string, warm, d time.Duration, se
 		cs:     (v1 + i1 - v0 - i0) / el,
 		vol:    (v1 - v0) / el,
 		sysmon: (s1 - s0) / el,
+		slack:  sysmonSlack(tb, pid),
 		rss:    benchMemKiB(tb, pid, "VmRSS") / 1024,
 	}
 }
@@ -134,12 +161,14 @@ func measureAgent(tb testing.TB, ns, dir, inst string, warm, d time.Duration, se
 // that brings polling back shows here (the old 25 ms carrier poll alone
 // added 40 a second, pro-bing's receive loops 200). It counts, it does not
 // time. Involuntary switches (preemption) grow with the machine's load,
-// not with imon's design: logged only. Sysmon naps in 20 µs steps while a
-// goroutine runs after an ordinary system call woke it; since the engine
-// ticks on a timerfd with raw system calls (2026-12-06), it no longer
-// wakes with every tick: 12 of 21 voluntary switches a second on a quiet
-// machine, against 24 of 38 before, when the whole count reached 56 once
-// at the end of a loaded CI run.
+// not with imon's design: logged only. Sysmon naps in 20 µs steps, plus
+// its timer slack, while a goroutine runs after an ordinary system call
+// or a runtime timer woke it; since the engine ticks on a timerfd with raw
+// system calls (2026-12-06), it no longer wakes with every tick: 12 of 21
+// voluntary switches a second on a quiet machine, against 24 of 38
+// before, when the whole count reached 56 once at the end of a loaded CI
+// run. Since imon gives sysmon 1 ms of timer slack (that evening), 3 of
+// 11: the test checks the slack is set.
 func TestWakeupBudget(t *testing.T) {
 	if testing.Short() {
 		t.Skip("network namespaces")
@@ -162,6 +191,9 @@ func TestWakeupBudget(t *testing.T) {
 	}
 	if own := s.vol - s.sysmon; own > wakeupBudget {
 		t.Errorf("imon's threads: %.1f voluntary context switches/s (sysmon's not counted), budget %d: something polls", own, wakeupBudget)
+	}
+	if s.slack != int64(time.Millisecond) {
+		t.Errorf("the runtime's sysmon thread has %d ns of timer slack, want 1 ms: it naps every 70 µs in every burst of work", s.slack)
 	}
 }
 
