@@ -696,7 +696,8 @@ func benchFailoverSection(interval int, hold int) string {
 // operators in the testbed with allow-private) and, when Mosquitto is
 // installed, MQTT with Home Assistant discovery to a local broker; it
 // samples resident memory and CPU for 60 s after a 15 s warm-up (5 minutes
-// with IMON_FULL=1). Reported, no target.
+// with IMON_FULL=1), then, with the agent stopped, the floor of the same
+// probe plan without imon (measureFloorDefaults).
 func BenchmarkResourcesAllMonitors(b *testing.B) {
 	bed := testbed.New(b)
 	dir := b.TempDir()
@@ -730,6 +731,30 @@ func BenchmarkResourcesAllMonitors(b *testing.B) {
 	if n := benchCount(evs, event.KindMonitorError); n > 0 {
 		b.Errorf("%d monitor errors:\n%s", n, harness.Summary(evs))
 	}
+	if err := a.Stop(); err != nil {
+		b.Errorf("stop: %v", err)
+	}
+	cpu, cs := measureFloorDefaults(b, bed, d)
+	b.ReportMetric(cpu, "cpu-%-floor")
+	b.ReportMetric(cs, "cs/s-floor")
+}
+
+// measureFloorDefaults runs the probe plan of the default intervals without
+// imon (e2e/cpufloor -mode grid) in the testbed's host namespace: one
+// request a second per WAN, bound to it (failover: interval 10, pingcount
+// 2), updown's and the ping monitor's two requests every 10 s, both
+// carriers read at each tick, on a 1 s grid (imon's engine ticks only
+// when something is due: about 1.2 times a second with this plan).
+func measureFloorDefaults(tb testing.TB, bed *testbed.Bed, d time.Duration) (cpu, cs float64) {
+	tb.Helper()
+	args := []string{"-mode", "grid", "-tick", "1s",
+		"-round", testbed.Gateway[0].String() + ",count=2,every=10s",
+		"-round", testbed.Gateway[1].String() + ",count=2,every=10s",
+		"-carrier", testbed.WANIf[0], "-carrier", testbed.WANIf[1]}
+	for i := range 2 {
+		args = append(args, "-stream", fmt.Sprintf("%s,src=%s,dev=%s,mark=%#x", testbed.Gateway[i], testbed.HostWAN[i], testbed.WANIf[i], 0x1c9+i))
+	}
+	return runFloor(tb, bed.Host.Name, tb.TempDir(), d, args...)
 }
 
 // ---------------------------------------------------------------------

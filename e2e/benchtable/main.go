@@ -363,6 +363,8 @@ var rows = []row{
 		target: "≤ 0.05 % of a core", ok: atMost(0.05), format: unitf(" %", 3)},
 	{figure: "context switches/s, same", pkg: pE2E, bench: "BenchmarkResourcesAllMonitors", unit: "cs/s",
 		target: "≤ 8/s", ok: atMost(8), format: unitf("/s", 1)},
+	{figure: "floor of the default intervals' probe plan without imon, 1 s grid (CPU; {cs/s-floor} cs/s)", pkg: pE2E, bench: "BenchmarkResourcesAllMonitors", unit: "cpu-%-floor",
+		target: "reference", format: unitf(" %", 3)},
 }
 
 var placeholder = regexp.MustCompile(`\{([^}]+)\}`)
