@@ -99,6 +99,27 @@ func sysmonSlack(tb testing.TB, pid int) int64 {
 	return n
 }
 
+// capSysNice tells whether this process (and so the agent it starts) has
+// CAP_SYS_NICE (23) in its effective set.
+func capSysNice(tb testing.TB) bool {
+	tb.Helper()
+	b, err := os.ReadFile("/proc/self/status")
+	if err != nil {
+		tb.Fatal(err)
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
+			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
+			if err != nil {
+				tb.Fatal(err)
+			}
+			return n&(1<<23) != 0
+		}
+	}
+	tb.Fatal("no CapEff in /proc/self/status")
+	return false
+}
+
 // fastSections are the config sections of the budget configuration on the
 // failover testbed, by monitor.
 func fastSections(tb testing.TB, bed *testbed.Bed, providers []string) map[string]string {
@@ -143,12 +164,16 @@ func measureAgent(tb testing.TB, ns, dir, inst string, warm, d time.Duration, se
 	time.Sleep(d)
 	el := time.Since(t0).Seconds()
 	v1, i1, s1 := ctxSwitchesSysmon(tb, pid)
+	slack := int64(-1) // unknown: reading it needs CAP_SYS_NICE
+	if capSysNice(tb) {
+		slack = sysmonSlack(tb, pid)
+	}
 	return wakeupSample{
+		slack:  slack,
 		cpu:    (benchCPUTicks(tb, pid) - c0) / hz / el * 100,
 		cs:     (v1 + i1 - v0 - i0) / el,
 		vol:    (v1 - v0) / el,
 		sysmon: (s1 - s0) / el,
-		slack:  sysmonSlack(tb, pid),
 		rss:    benchMemKiB(tb, pid, "VmRSS") / 1024,
 	}
 }
@@ -192,7 +217,13 @@ func TestWakeupBudget(t *testing.T) {
 	if own := s.vol - s.sysmon; own > wakeupBudget {
 		t.Errorf("imon's threads: %.1f voluntary context switches/s (sysmon's not counted), budget %d: something polls", own, wakeupBudget)
 	}
-	if s.slack != int64(time.Millisecond) {
+	switch {
+	case s.slack == int64(time.Millisecond):
+	case !capSysNice(t):
+		// imon may set another thread's slack only with CAP_SYS_NICE
+		// (the systemd unit sets TimerSlackNSec instead).
+		t.Logf("no CAP_SYS_NICE here: sysmon's timer slack is %d ns, not checked", s.slack)
+	default:
 		t.Errorf("the runtime's sysmon thread has %d ns of timer slack, want 1 ms: it naps every 70 µs in every burst of work", s.slack)
 	}
 }

@@ -32,9 +32,9 @@ const sysmonSlack = time.Millisecond
 // Sysmon is the first thread the runtime starts after the main one
 // (runtime.main starts it before any package initialisation), so it is
 // the thread whose id follows the process id most closely, thread ids
-// being handed out in increasing order modulo pid_max. Setting another
-// thread's slack through /proc/TID/timerslack_ns needs CAP_SYS_NICE; the
-// error says so.
+// being handed out in increasing order modulo pid_max. Reading or setting
+// another thread's slack through /proc/TID/timerslack_ns needs
+// CAP_SYS_NICE; the error says so.
 func relaxSysmon() (int, error) {
 	tid, err := sysmonThread()
 	if err != nil {
@@ -43,18 +43,24 @@ func relaxSysmon() (int, error) {
 	path := fmt.Sprintf("/proc/%d/timerslack_ns", tid)
 	b, err := os.ReadFile(path)
 	if err != nil {
-		return tid, fmt.Errorf("sysmon timer slack: %w", err)
+		return tid, slackErr(err)
 	}
 	if ns, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64); err == nil && ns >= sysmonSlack.Nanoseconds() {
 		return tid, nil
 	}
 	if err := os.WriteFile(path, []byte(strconv.FormatInt(sysmonSlack.Nanoseconds(), 10)), 0); err != nil {
-		if errors.Is(err, os.ErrPermission) {
-			return tid, fmt.Errorf("sysmon timer slack: %w (CAP_SYS_NICE needed; the systemd unit sets TimerSlackNSec instead)", err)
-		}
-		return tid, fmt.Errorf("sysmon timer slack: %w", err)
+		return tid, slackErr(err)
 	}
 	return tid, nil
+}
+
+// slackErr wraps an error reading or writing another thread's timer slack
+// (both need CAP_SYS_NICE).
+func slackErr(err error) error {
+	if errors.Is(err, os.ErrPermission) {
+		return fmt.Errorf("sysmon timer slack: %w (CAP_SYS_NICE needed; the systemd unit sets TimerSlackNSec instead)", err)
+	}
+	return fmt.Errorf("sysmon timer slack: %w", err)
 }
 
 // sysmonThread returns the id of the runtime's sysmon thread: of the
