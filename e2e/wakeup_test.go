@@ -13,6 +13,7 @@ import (
 
 	"imon/agent/probe"
 	"imon/internal/harness"
+	"imon/internal/nettest"
 	"imon/internal/testbed"
 )
 
@@ -42,24 +43,19 @@ func ctxSwitches(tb testing.TB, pid int) float64 {
 // the machine's load, not with how often imon wakes.
 func ctxSwitchesSysmon(tb testing.TB, pid int) (vol, invol, sysmon float64) {
 	tb.Helper()
-	tasks, err := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
-	if err != nil || len(tasks) == 0 {
-		tb.Fatalf("no tasks of pid %d: %v", pid, err)
-	}
-	tids := make([]int, 0, len(tasks))
-	per := map[int]float64{}
-	for _, p := range tasks {
-		tid, _ := strconv.Atoi(filepath.Base(filepath.Dir(p)))
-		b, err := os.ReadFile(p)
+	tids := threadIDs(tb, pid)
+	for _, tid := range tids {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/status", pid, tid))
 		if err != nil {
 			continue // the thread ended
 		}
-		tids = append(tids, tid)
 		for _, l := range strings.Split(string(b), "\n") {
 			if rest, ok := strings.CutPrefix(l, "voluntary_ctxt_switches:"); ok {
 				v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
 				vol += v
-				per[tid] = v
+				if len(tids) > 1 && tid == tids[1] {
+					sysmon = v
+				}
 			}
 			if rest, ok := strings.CutPrefix(l, "nonvoluntary_ctxt_switches:"); ok {
 				v, _ := strconv.ParseFloat(strings.TrimSpace(rest), 64)
@@ -67,57 +63,25 @@ func ctxSwitchesSysmon(tb testing.TB, pid int) (vol, invol, sysmon float64) {
 			}
 		}
 	}
-	slices.Sort(tids)
-	if len(tids) > 1 {
-		sysmon = per[tids[1]]
-	}
 	return vol, invol, sysmon
 }
 
-// sysmonSlack is the timer slack of the agent's sysmon thread (as
-// ctxSwitchesSysmon finds it), in nanoseconds.
-func sysmonSlack(tb testing.TB, pid int) int64 {
+// threadIDs are the ids of pid's threads, in increasing order: the second
+// is the Go runtime's sysmon thread.
+func threadIDs(tb testing.TB, pid int) []int {
 	tb.Helper()
 	tasks, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
-	if err != nil {
-		tb.Fatal(err)
+	if err != nil || len(tasks) == 0 {
+		tb.Fatalf("no tasks of pid %d: %v", pid, err)
 	}
-	var tids []int
+	tids := make([]int, 0, len(tasks))
 	for _, e := range tasks {
-		tid, _ := strconv.Atoi(e.Name())
-		tids = append(tids, tid)
-	}
-	slices.Sort(tids)
-	if len(tids) < 2 {
-		tb.Fatalf("pid %d has one thread", pid)
-	}
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", tids[1]))
-	if err != nil {
-		tb.Fatal(err)
-	}
-	n, _ := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	return n
-}
-
-// capSysNice tells whether this process (and so the agent it starts) has
-// CAP_SYS_NICE (23) in its effective set.
-func capSysNice(tb testing.TB) bool {
-	tb.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		tb.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				tb.Fatal(err)
-			}
-			return n&(1<<23) != 0
+		if tid, err := strconv.Atoi(e.Name()); err == nil {
+			tids = append(tids, tid)
 		}
 	}
-	tb.Fatal("no CapEff in /proc/self/status")
-	return false
+	slices.Sort(tids)
+	return tids
 }
 
 // fastSections are the config sections of the budget configuration on the
@@ -165,8 +129,8 @@ func measureAgent(tb testing.TB, ns, dir, inst string, warm, d time.Duration, se
 	el := time.Since(t0).Seconds()
 	v1, i1, s1 := ctxSwitchesSysmon(tb, pid)
 	slack := int64(-1) // unknown: reading it needs CAP_SYS_NICE
-	if capSysNice(tb) {
-		slack = sysmonSlack(tb, pid)
+	if tids := threadIDs(tb, pid); len(tids) > 1 && nettest.HasCap(tb, nettest.CapSysNice) {
+		slack = nettest.TimerSlack(tb, tids[1])
 	}
 	return wakeupSample{
 		slack:  slack,
@@ -219,7 +183,7 @@ func TestWakeupBudget(t *testing.T) {
 	}
 	switch {
 	case s.slack == int64(time.Millisecond):
-	case !capSysNice(t):
+	case !nettest.HasCap(t, nettest.CapSysNice):
 		// imon may set another thread's slack only with CAP_SYS_NICE
 		// (the systemd unit sets TimerSlackNSec instead).
 		t.Logf("no CAP_SYS_NICE here: sysmon's timer slack is %d ns, not checked", s.slack)

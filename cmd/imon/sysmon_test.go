@@ -7,21 +7,9 @@ import (
 	"strconv"
 	"strings"
 	"testing"
-)
 
-// threadSlack reads a thread's timer slack in nanoseconds.
-func threadSlack(t *testing.T, tid int) int64 {
-	t.Helper()
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/timerslack_ns", tid))
-	if err != nil {
-		t.Fatal(err)
-	}
-	n, err := strconv.ParseInt(strings.TrimSpace(string(b)), 10, 64)
-	if err != nil {
-		t.Fatal(err)
-	}
-	return n
-}
+	"imon/internal/nettest"
+)
 
 // startTime is field 22 of a thread's stat: when it started, in clock
 // ticks since boot.
@@ -63,7 +51,7 @@ func TestRelaxSysmon(t *testing.T) {
 			t.Errorf("thread %d started at %d, before the picked sysmon thread %d (%d)", other, s, tid, st)
 		}
 	}
-	if !hasCapSysNice(t) {
+	if !nettest.HasCap(t, nettest.CapSysNice) {
 		// Without it another thread's slack can be neither read nor set.
 		_, err := relaxSysmon()
 		if !errors.Is(err, os.ErrPermission) || !strings.Contains(err.Error(), "CAP_SYS_NICE") {
@@ -71,8 +59,8 @@ func TestRelaxSysmon(t *testing.T) {
 		}
 		t.Skip("no CAP_SYS_NICE (as in the systemd unit, which sets TimerSlackNSec instead)")
 	}
-	mainSlack := threadSlack(t, os.Getpid())
-	old := threadSlack(t, tid)
+	mainSlack := nettest.TimerSlack(t, os.Getpid())
+	old := nettest.TimerSlack(t, tid)
 	// Start from the default slack (TestTuneRuntime may have set it).
 	_ = os.WriteFile(fmt.Sprintf("/proc/%d/timerslack_ns", tid), []byte("50000"), 0)
 	got, err := relaxSysmon()
@@ -85,31 +73,10 @@ func TestRelaxSysmon(t *testing.T) {
 	t.Cleanup(func() {
 		_ = os.WriteFile(fmt.Sprintf("/proc/%d/timerslack_ns", tid), []byte(strconv.FormatInt(old, 10)), 0)
 	})
-	if s := threadSlack(t, tid); s != sysmonSlack.Nanoseconds() {
+	if s := nettest.TimerSlack(t, tid); s != sysmonSlack.Nanoseconds() {
 		t.Errorf("sysmon thread %d: timer slack %d ns, want %d", tid, s, sysmonSlack.Nanoseconds())
 	}
-	if s := threadSlack(t, os.Getpid()); s != mainSlack {
+	if s := nettest.TimerSlack(t, os.Getpid()); s != mainSlack {
 		t.Errorf("main thread: timer slack %d ns, was %d: only sysmon's changes", s, mainSlack)
 	}
-}
-
-// hasCapSysNice tells whether this process has CAP_SYS_NICE (23) in its
-// effective set.
-func hasCapSysNice(t *testing.T) bool {
-	t.Helper()
-	b, err := os.ReadFile("/proc/self/status")
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, l := range strings.Split(string(b), "\n") {
-		if v, ok := strings.CutPrefix(l, "CapEff:"); ok {
-			n, err := strconv.ParseUint(strings.TrimSpace(v), 16, 64)
-			if err != nil {
-				t.Fatal(err)
-			}
-			return n&(1<<23) != 0
-		}
-	}
-	t.Fatal("no CapEff in /proc/self/status")
-	return false
 }

@@ -3,9 +3,9 @@
 // skip, or fail under CI=true), entering a network namespace, a buffer
 // that a writer goroutine and the test may share, the recording journal
 // of a monitor's test (Recorder) and the agent's Emit of a consumer's test
-// (Emitter). The network-namespace testbed and the
-// end-to-end harness (imon/internal/testbed, imon/internal/harness) build
-// on it. It is for tests only: internal/deptest keeps production packages
+// (Emitter), and what a test reads of a process (HasCap, TimerSlack). The
+// network-namespace testbed and the end-to-end harness
+// (imon/internal/testbed, imon/internal/harness) build on it. It is for tests only: internal/deptest keeps production packages
 // from importing it.
 package nettest
 
