@@ -110,6 +110,9 @@ type Options struct {
 	// CommandLimits is the budget of manual commands; zero fields take
 	// command.DefaultLimits'.
 	CommandLimits command.Limits
+	// Every is the monitors' source of periodic ticks (monitor.Env.Every);
+	// nil gives them time.Tickers.
+	Every func(ctx context.Context, period time.Duration) <-chan time.Time
 	// RestartBackoff is the first delay before a failed monitor is restarted
 	// (default 1 s, doubling up to 1 min).
 	RestartBackoff time.Duration
@@ -484,6 +487,7 @@ func (a *Agent) supervise(ctx context.Context, m monitor.Monitor) {
 			Last:     last,
 			Watch:    a.Watch,
 			Liveness: live,
+			Every:    a.opt.Every,
 		}
 		a.setRunning(m.Name(), true)
 		started := time.Now()

@@ -46,6 +46,22 @@ type Env struct {
 	// A loop that does not answer within the watchdog interval (stuck in a
 	// call) stops systemd's watchdog. Nil (never ready) in tests.
 	Liveness <-chan func()
+	// Every returns a channel that receives the time at every period until
+	// ctx ends, dropping the ticks a busy reader misses. imon's is the
+	// probe engine's (probe.Engine.Every): the ticks fall on the probes'
+	// and share their wakeups. Nil in tests; use Env.Ticks.
+	Every func(ctx context.Context, period time.Duration) <-chan time.Time
+}
+
+// Ticks is env.Every(ctx, period), or, without Every (tests), the channel
+// of a time.Ticker stopped when ctx ends.
+func (env Env) Ticks(ctx context.Context, period time.Duration) <-chan time.Time {
+	if env.Every != nil {
+		return env.Every(ctx, period)
+	}
+	t := time.NewTicker(period)
+	context.AfterFunc(ctx, t.Stop)
+	return t.C
 }
 
 // Monitor is one of imon's monitors.

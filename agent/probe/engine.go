@@ -66,6 +66,7 @@ type Engine struct {
 	streams  []*estream
 	rounds   []*round
 	carriers []*carrierWatch
+	tickers  []*eticker
 	buf      [512]byte
 	sendBuf  []byte
 	// peekAt, when set, is an off-grid read of the sockets (peekAfter).
@@ -127,7 +128,17 @@ func NewEngine(grid time.Duration) *Engine {
 // (at least one): a stream asked for every 250 ms on the 200 ms grid probes
 // every 200 ms, not every 400 ms, so that rounding never slows detection by
 // more than half a tick.
+//
+// A spacing of a second or more is rounded down to whole seconds (when the
+// grid divides a second): every stream sends on the multiples of its
+// spacing counted from the engine's start, so whole-second streams share
+// the ticks of the one-second ones (failover's default) instead of waking
+// the loop in a phase of their own. Updown's default 2.5 s would otherwise
+// have cost a tick of its own four times out of five.
 func (e *Engine) spacingTicks(d time.Duration) int64 {
+	if d >= time.Second && time.Second%e.grid == 0 {
+		return int64(d/time.Second) * int64(time.Second/e.grid)
+	}
 	return max(int64((d+e.grid/2)/e.grid), 1)
 }
 
@@ -510,7 +521,7 @@ func (e *Engine) loop() {
 				}
 			}
 		}
-		if len(e.streams) == 0 && len(e.rounds) == 0 && len(e.carriers) == 0 {
+		if len(e.streams) == 0 && len(e.rounds) == 0 && len(e.carriers) == 0 && len(e.tickers) == 0 {
 			e.running = false
 			e.mu.Unlock()
 			return
@@ -581,12 +592,17 @@ func (e *Engine) nextDue() int64 {
 			next = min(next, f.dueK)
 		}
 	}
+	regular := int64(math.MaxInt64) // the next send of a stream, the next tick of a ticker
 	for _, st := range e.streams {
 		if st.nextK < 0 || len(st.queue) > 0 {
 			return e.k + 1
 		}
-		next = min(next, st.nextK)
+		regular = min(regular, st.nextK)
 	}
+	for _, t := range e.tickers {
+		regular = min(regular, t.nextK)
+	}
+	next = min(next, regular)
 	for _, rd := range e.rounds {
 		switch {
 		case rd.finished:
@@ -594,9 +610,12 @@ func (e *Engine) nextDue() int64 {
 			return e.k + 1
 		case rd.sent < rd.opt.Count:
 			next = min(next, rd.nextK)
-		case rd.lastK+1 > e.k:
+		case rd.lastK+1 > e.k && regular > rd.lastK+e.ticks(rd.opt.Wait, 1):
 			// One tick after the last request: the replies of a near
-			// target are in, and the round ends then, not at its wait.
+			// target are in, and the round ends then, not at its wait;
+			// unless a stream or a ticker wakes the loop before the wait
+			// runs out: the round ends at that tick, for no wakeup of
+			// its own (a ping round among failover's streams).
 			next = min(next, rd.lastK+1)
 		}
 	}
@@ -625,6 +644,9 @@ func (e *Engine) tick() {
 	}
 	for _, c := range e.carriers {
 		c.read()
+	}
+	for _, t := range e.tickers {
+		t.due(e, now)
 	}
 	for _, st := range e.streams {
 		// A new loss with newer probes in flight: read again half a tick
@@ -689,6 +711,16 @@ func (e *Engine) reap() {
 	}
 	clear(e.carriers[j:])
 	e.carriers = e.carriers[:j]
+	j = 0
+	for _, t := range e.tickers {
+		if t.ctx.Err() != nil {
+			continue
+		}
+		e.tickers[j] = t
+		j++
+	}
+	clear(e.tickers[j:])
+	e.tickers = e.tickers[:j]
 }
 
 func (e *Engine) forget(s *rawSock, mine func(*inflight) bool) {
@@ -965,6 +997,51 @@ func (rd *round) settle(f *inflight, ok bool, rtt time.Duration) {
 		res := Summarize(rd.addr, n, got)
 		res.NoRoute = rd.noRoute > 0 && rd.noRoute == rd.sent
 		rd.done <- res
+	}
+}
+
+// ---------------------------------------------------------------------
+// Tickers.
+
+// eticker is a periodic wakeup of a monitor on the grid (Every).
+type eticker struct {
+	ctx     context.Context
+	c       chan time.Time
+	periodK int64
+	nextK   int64
+}
+
+// Every returns a channel that receives the time at every period until
+// ctx ends; a tick the reader has not taken yet is dropped, as with a
+// time.Ticker. The period is rounded like a stream's spacing (whole
+// seconds from a second up), and the ticks are on the multiples of it
+// counted from the engine's start, as the streams' sends are: a monitor's
+// periodic work (a ping round, a ddns round) then lands on the tick of
+// the probes (failover's, every second by default) and shares their
+// wakeup. A time.Ticker would cost two or three wakeups of its own per
+// tick (see waker). The first tick comes within one period.
+func (e *Engine) Every(ctx context.Context, period time.Duration) <-chan time.Time {
+	c := make(chan time.Time, 1)
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.start()
+	t := &eticker{ctx: ctx, c: c, periodK: e.spacingTicks(period)}
+	cur := max(int64(time.Since(e.epoch)/e.grid), e.k)
+	t.nextK = (cur/t.periodK + 1) * t.periodK
+	e.tickers = append(e.tickers, t)
+	e.wake() // a sleeping loop plans its next tick again
+	context.AfterFunc(ctx, e.wake)
+	return c
+}
+
+func (t *eticker) due(e *Engine, now time.Time) {
+	if e.k < t.nextK {
+		return
+	}
+	t.nextK = (e.k/t.periodK + 1) * t.periodK
+	select {
+	case t.c <- now:
+	default:
 	}
 }
 

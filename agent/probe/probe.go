@@ -38,16 +38,22 @@
 // round's first tick after its last request; a reply is read at the next
 // of those (its RTT is the kernel's stamp), so at the default intervals a
 // stream costs one or two wakeups per request. Streams of one spacing share
-// their ticks (failover's two WANs wake the loop once). The goroutine stops
-// when no probe, round or watch is left.
+// their ticks (failover's two WANs wake the loop once), and spacings of a
+// second or more are whole seconds, so that slower streams land on the
+// ticks of the one-second ones. The monitors' own periodic work (the ping
+// monitor's and the ddns monitor's rounds) runs on the engine's ticks too
+// ([Engine.Every]), in phase with the probes: at the default intervals the
+// agent wakes about once a second, where the probes' own plan needs. The
+// goroutine stops when no probe, round, watch or ticker is left.
 //
 // The grid quantises: a stream's spacing and a probe's wait are rounded up
 // to whole ticks for scheduling (a reply counts when its exact RTT is within
 // Wait). The first request of a round goes out at once, off the grid (so the
 // first gap may be up to a tick shorter than Spacing), the others on ticks;
 // a round ends at the tick after its last request when every reply is in by
-// then, otherwise at the tick where the last wait runs out: up to about two
-// ticks later than the budget. A stream's first request goes out at the
+// then (or, when a stream or a ticker wakes the loop before the last wait
+// runs out, at that tick), otherwise at the tick where the last wait runs
+// out: up to about two ticks later than the budget. A stream's first request goes out at the
 // next tick, the later ones on multiples of its spacing in ticks (the
 // first gap may be shorter).
 //

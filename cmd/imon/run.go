@@ -17,6 +17,7 @@ import (
 
 	"imon/agent"
 	"imon/agent/logsink"
+	"imon/agent/probe"
 	"imon/config"
 	"imon/event"
 	"imon/journal"
@@ -162,6 +163,8 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 		HealthChanged:    w.healthChanged,
 		// The whole stop fits in StopBudget: monitors, then this.
 		DrainTimeout: 3 * time.Second,
+		// Monitors' rounds on the probes' ticks (probe.Engine.Every).
+		Every: probe.Shared().Every,
 	})
 	w.agent = ag
 

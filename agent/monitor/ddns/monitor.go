@@ -196,8 +196,9 @@ type run struct {
 
 // Run tracks the external address until ctx ends. It restores the last
 // confirmed address from env.Last, so that a restart with an unchanged
-// address reports nothing; runs a round at once and then every interval
-// (rounds never overlap: a slow round delays the next); and re-checks at
+// address reports nothing; runs a round at once and then at each tick of
+// interval (rounds never overlap: a slow round delays the next); and
+// re-checks at
 // once, with backoffs cleared, when the failover monitor switches WAN
 // (failover-primary, failover-standby) or the updown monitor sees the line
 // come back (updown-online).
@@ -205,19 +206,21 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	r := m.restore(env)
 	recheck, stopWatch := watchRechecks(ctx, env.Watch)
 	defer stopWatch()
-	timer := time.NewTimer(m.interval)
-	timer.Stop()
-	defer timer.Stop()
+	// On the probe engine's grid in imon (env.Every): the round starts on
+	// the tick of failover's probes and shares their wakeup.
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	tick := env.Ticks(tctx, m.interval)
 	for {
-		start := time.Now()
 		if err := m.round(ctx, r); err != nil {
 			if ctx.Err() != nil {
 				return nil
 			}
 			return err
 		}
-		timer.Reset(time.Until(start.Add(m.interval)))
-		if !r.wait(ctx, timer.C, recheck) {
+		// A tick that came while the round ran is kept: a round slower
+		// than the interval is followed by the next at once.
+		if !r.wait(ctx, tick, recheck) {
 			return nil
 		}
 	}

@@ -114,7 +114,8 @@ type runHarness struct {
 	seen    int // events already checked by expect
 	ifAddrs []netip.Addr
 	ifMu    sync.Mutex
-	live    chan func() // the agent watchdog's liveness requests
+	live    chan func()                                           // the agent watchdog's liveness requests
+	every   func(context.Context, time.Duration) <-chan time.Time // env.Every; nil: time.Tickers
 }
 
 const (
@@ -163,6 +164,7 @@ func (h *runHarness) start(last event.Event) {
 		Last:     last,
 		Watch:    func(context.Context) <-chan event.Event { return h.watch },
 		Liveness: h.live,
+		Every:    h.every,
 	}
 	go func() { h.done <- h.m.Run(ctx, env) }()
 	time.Sleep(settle)
@@ -790,6 +792,35 @@ func TestRunAnswersLiveness(t *testing.T) {
 		h.expect() // no round ran for them
 		h.next()
 		h.expect() // and the next round is on time, unchanged
+		h.stop()
+	})
+}
+
+// TestRunRoundsOnEnvTicks: with env.Every (imon's: the probe engine's
+// grid), a round runs at each of its ticks, asked for at the interval, and
+// none between them.
+func TestRunRoundsOnEnvTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := newFakeNet()
+		n.setAll(answer("93.184.216.34"), pA, pB, pC)
+		h := newHarness(t, three, n)
+		ticks := make(chan time.Time, 1)
+		var period time.Duration
+		h.every = func(_ context.Context, d time.Duration) <-chan time.Time { period = d; return ticks }
+		h.start(event.Event{})
+		time.Sleep(5 * testInterval)
+		synctest.Wait()
+		if c := n.count(pA); c != 1 || period != testInterval {
+			t.Fatalf("without a tick: %d rounds, ticks asked every %v; want 1 (the first), %v", c, period, testInterval)
+		}
+		for range 2 {
+			ticks <- time.Now()
+			time.Sleep(settle)
+			synctest.Wait()
+		}
+		if c := n.count(pA); c != 3 {
+			t.Errorf("%d rounds after two ticks, want 3", c)
+		}
 		h.stop()
 	})
 }

@@ -168,8 +168,11 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	if r.log == nil {
 		r.log = slog.New(slog.DiscardHandler)
 	}
-	tick := time.NewTicker(m.cfg.Interval)
-	defer tick.Stop()
+	// On the probe engine's grid in imon (env.Every): the round starts on
+	// the tick of failover's probes and shares their wakeup.
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	tick := env.Ticks(tctx, m.cfg.Interval)
 	for {
 		if err := r.round(ctx); err != nil {
 			return err
@@ -177,10 +180,10 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 		// A tick that fired while the round ran is stale: skip it rather
 		// than start the next round at once.
 		select {
-		case <-tick.C:
+		case <-tick:
 		default:
 		}
-		if !r.wait(ctx, tick.C) {
+		if !r.wait(ctx, tick) {
 			return nil
 		}
 	}

@@ -277,3 +277,37 @@ func TestRunAnswersLiveness(t *testing.T) {
 		}
 	})
 }
+
+// TestRunRoundsOnEnvTicks: with env.Every (imon's: the probe engine's
+// grid), rounds start at its ticks, asked for at the interval.
+func TestRunRoundsOnEnvTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := probetest.NewNet(1)
+		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
+		j := &nettest.Recorder{}
+		m := mustNew(t, cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
+		ctx, cancel := context.WithCancel(t.Context())
+		ticks := make(chan time.Time, 1)
+		var period time.Duration
+		every := func(_ context.Context, d time.Duration) <-chan time.Time { period = d; return ticks }
+		done := make(chan error, 1)
+		go func() {
+			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit, Every: every})
+		}()
+		time.Sleep(time.Minute)
+		if got := len(j.Events()); got != 1 || period != 10*time.Second {
+			t.Fatalf("a minute without a tick: %d rounds, ticks asked every %v; want 1 (the first), 10s", got, period)
+		}
+		for range 2 {
+			ticks <- time.Now()
+			time.Sleep(5 * time.Second)
+		}
+		if got := len(j.Events()); got != 3 {
+			t.Errorf("%d rounds after two ticks, want 3", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
