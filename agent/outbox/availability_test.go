@@ -50,3 +50,37 @@ func TestAvailabilityState(t *testing.T) {
 		t.Errorf("retained %q", got)
 	}
 }
+
+// TestAgentStateOnTicker: with WithTicker (imon's: the probe engine's
+// grid), BASE/agent/state is refreshed at its ticks, asked for at the
+// agent-state interval.
+func TestAgentStateOnTicker(t *testing.T) {
+	b := mqtttest.Start(t, mqtttest.Options{})
+	j := journaltest.Open(t)
+	refreshed := make(chan struct{}, 100)
+	tick := make(chan time.Time, 1)
+	periods := make(chan time.Duration, 10)
+	every := func(_ context.Context, d time.Duration) <-chan time.Time { periods <- d; return tick }
+	agentSub := b.Subscribe(t, base+"/agent/state")
+	run(t, mqttConfig(b.URL()), config.HomeAssistant{}, allMonitors, j,
+		outbox.WithTicker(every), outbox.WithAgentStateInterval(7*time.Second),
+		outbox.WithJournalSize(func() int64 { refreshed <- struct{}{}; return 1 }))
+	waitLive(t, agentSub, base+"/agent/state")
+	select {
+	case d := <-periods:
+		if d != 7*time.Second {
+			t.Errorf("ticks asked every %v, want the agent-state interval (7s)", d)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the ticker was not used")
+	}
+	for len(refreshed) > 0 { // the refresh on connect
+		<-refreshed
+	}
+	tick <- time.Now()
+	select {
+	case <-refreshed:
+	case <-time.After(20 * time.Second):
+		t.Fatal("no agent-state refresh at the tick")
+	}
+}

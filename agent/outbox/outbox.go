@@ -113,6 +113,7 @@ type options struct {
 	backoff       func(n int) time.Duration
 	birthDelay    [2]time.Duration
 	stateInterval time.Duration
+	every         func(ctx context.Context, period time.Duration) <-chan time.Time
 	agentInterval time.Duration
 	journalSize   func() int64
 	sections      *config.Config
@@ -150,6 +151,13 @@ func WithStateInterval(d time.Duration) Option { return func(o *options) { o.sta
 // WithAgentStateInterval sets how often BASE/agent/state is refreshed when
 // it changed (default 30 s).
 func WithAgentStateInterval(d time.Duration) Option { return func(o *options) { o.agentInterval = d } }
+
+// WithTicker sets the source of the agent-state refresh ticks (default: a
+// time.Ticker). imon's is the probe engine's (probe.Engine.Every): the
+// refresh lands on the tick of the probes and shares their wakeup.
+func WithTicker(every func(ctx context.Context, period time.Duration) <-chan time.Time) Option {
+	return func(o *options) { o.every = every }
+}
 
 // WithJournalSize sets the function giving the journal's size on disk for
 // the diagnostics (default: none, not published).

@@ -27,8 +27,16 @@ func (o *Outbox) publishRetained(ctx context.Context, cn *mqtt.Conn) {
 	r.agentState(ctx)
 	r.availability(ctx)
 
-	agentTick := time.NewTicker(o.opt.agentInterval)
-	defer agentTick.Stop()
+	tctx, stop := context.WithCancel(ctx)
+	defer stop()
+	var agentTick <-chan time.Time
+	if o.opt.every != nil {
+		agentTick = o.opt.every(tctx, o.opt.agentInterval)
+	} else {
+		t := time.NewTicker(o.opt.agentInterval)
+		defer t.Stop()
+		agentTick = t.C
+	}
 	var stateTimer <-chan time.Time // armed while a state update waits for the interval
 	lastStates := time.Now()
 	for {
@@ -73,7 +81,7 @@ func (o *Outbox) publishRetained(ctx context.Context, cn *mqtt.Conn) {
 			r.availability(ctx)
 		case <-o.errs:
 			r.agentState(ctx)
-		case <-agentTick.C:
+		case <-agentTick:
 			r.agentState(ctx)
 			r.availability(ctx)
 		}

@@ -83,7 +83,8 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		ob, err := outbox.New(cfg.MQTT, cfg.HomeAssistant, w.names, cfg.Global.Instance, version, j, log.With("monitor", "mqtt"),
 			outbox.WithSections(cfg), cmds, outbox.WithEmitter(emitter{w}),
 			outbox.WithJournalSize(func() int64 { return j.Stats().FileBytes }),
-			outbox.WithAvailability(w.history.AvailabilityState), outbox.WithHealth(w.problems))
+			outbox.WithAvailability(w.history.AvailabilityState), outbox.WithHealth(w.problems),
+			outbox.WithTicker(probe.Shared().Every))
 		if err != nil {
 			return nil, fmt.Errorf("mqtt: %w", err)
 		}
