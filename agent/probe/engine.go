@@ -1019,8 +1019,15 @@ type eticker struct {
 // periodic work (a ping round, a ddns round) then lands on the tick of
 // the probes (failover's, every second by default) and shares their
 // wakeup. A time.Ticker would cost two or three wakeups of its own per
-// tick (see waker). The first tick comes within one period.
+// tick (see waker). The first tick comes within one period. A period
+// under a second (tests: the grid cannot serve it) gets a time.Ticker's
+// channel instead, stopped when ctx ends.
 func (e *Engine) Every(ctx context.Context, period time.Duration) <-chan time.Time {
+	if period < time.Second {
+		t := time.NewTicker(period)
+		context.AfterFunc(ctx, t.Stop)
+		return t.C
+	}
 	c := make(chan time.Time, 1)
 	e.mu.Lock()
 	defer e.mu.Unlock()

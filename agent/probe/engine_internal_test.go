@@ -155,12 +155,20 @@ func TestTickerDue(t *testing.T) {
 }
 
 // TestEvery runs the engine's loop with a ticker alone (no socket): the
-// ticks come, and the loop ends when the ticker's context does.
+// ticks come, and the loop ends when the ticker's context does. A period
+// under a second is a time.Ticker's, not the engine's.
 func TestEvery(t *testing.T) {
 	e := NewEngine(5 * time.Millisecond)
 	ctx, cancel := context.WithCancel(t.Context())
-	c := e.Every(ctx, 10*time.Millisecond)
-	for range 3 {
+	fast := e.Every(ctx, 10*time.Millisecond)
+	e.mu.Lock()
+	n := len(e.tickers)
+	e.mu.Unlock()
+	if n != 0 {
+		t.Fatalf("a 10 ms period registered %d engine tickers, want a time.Ticker", n)
+	}
+	c := e.Every(ctx, time.Second)
+	for _, c := range []<-chan time.Time{fast, c, c} {
 		select {
 		case <-c:
 		case <-time.After(10 * time.Second):

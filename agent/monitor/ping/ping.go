@@ -143,6 +143,11 @@ func (m *Monitor) Options() probe.PingOptions {
 	}
 }
 
+// freshTick is how old a tick found after a round may be and still start
+// the next round: less than the probe engine's grid, so that only a tick
+// that came with the round's end counts.
+const freshTick = probe.Grid
+
 // run is the state of one Run.
 type run struct {
 	m      *Monitor
@@ -178,9 +183,14 @@ func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 			return err
 		}
 		// A tick that fired while the round ran is stale: skip it rather
-		// than start the next round at once.
+		// than start the next round at once. One that came as the round
+		// ended (on the engine's grid the round's last reply is read at
+		// the tick that also starts the next round) is the next round's.
 		select {
-		case <-tick:
+		case t := <-tick:
+			if time.Since(t) < freshTick {
+				continue
+			}
 		default:
 		}
 		if !r.wait(ctx, tick) {

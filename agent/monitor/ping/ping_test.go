@@ -311,3 +311,39 @@ func TestRunRoundsOnEnvTicks(t *testing.T) {
 		}
 	})
 }
+
+// TestRunStaleAndFreshTicks: after a round, a tick older than the engine's
+// grid (it came while a long round ran) is skipped; one that came as the
+// round ended (on the engine's grid: the same tick) starts the next round
+// at once.
+func TestRunStaleAndFreshTicks(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		n := probetest.NewNet(1)
+		n.Set(target, probetest.Host{Up: false})
+		j := &nettest.Recorder{}
+		m := mustNew(t, cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
+		ctx, cancel := context.WithCancel(t.Context())
+		ticks := make(chan time.Time, 1)
+		every := func(context.Context, time.Duration) <-chan time.Time { return ticks }
+		done := make(chan error, 1)
+		go func() {
+			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit, Every: every})
+		}()
+		ticks <- time.Now() // during the first round, which waits 1 s for a dead target
+		time.Sleep(5 * time.Second)
+		if got := len(j.Events()); got != 1 {
+			t.Fatalf("%d rounds, want 1: a tick 1 s old at the end of a round is stale", got)
+		}
+		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
+		ticks <- time.Now() // starts round 2
+		ticks <- time.Now() // buffered while round 2 runs (5 ms): fresh at its end
+		time.Sleep(5 * time.Second)
+		if got := len(j.Events()); got != 3 {
+			t.Errorf("%d rounds, want 3: a tick that came as a round ended starts the next", got)
+		}
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatal(err)
+		}
+	})
+}
