@@ -198,10 +198,9 @@ type run struct {
 // confirmed address from env.Last, so that a restart with an unchanged
 // address reports nothing; runs a round at once and then at each tick of
 // interval (rounds never overlap: a slow round delays the next); and
-// re-checks at
-// once, with backoffs cleared, when the failover monitor switches WAN
-// (failover-primary, failover-standby) or the updown monitor sees the line
-// come back (updown-online).
+// re-checks at once, with backoffs cleared, when the failover monitor
+// switches WAN (failover-primary, failover-standby) or the updown monitor
+// sees the line come back (updown-online).
 func (m *Monitor) Run(ctx context.Context, env monitor.Env) error {
 	r := m.restore(env)
 	recheck, stopWatch := watchRechecks(ctx, env.Watch)
