@@ -15,6 +15,7 @@ import (
 	"strings"
 	"time"
 
+	"imon/agent/probe"
 	"imon/event"
 )
 
@@ -53,15 +54,13 @@ type Env struct {
 	Every func(ctx context.Context, period time.Duration) <-chan time.Time
 }
 
-// Ticks is env.Every(ctx, period), or, without Every (tests), the channel
-// of a time.Ticker stopped when ctx ends.
+// Ticks is env.Every(ctx, period), or, without Every (tests),
+// probe.TimeTicks'.
 func (env Env) Ticks(ctx context.Context, period time.Duration) <-chan time.Time {
 	if env.Every != nil {
 		return env.Every(ctx, period)
 	}
-	t := time.NewTicker(period)
-	context.AfterFunc(ctx, t.Stop)
-	return t.C
+	return probe.TimeTicks(ctx, period)
 }
 
 // Monitor is one of imon's monitors.

@@ -45,6 +45,7 @@ import (
 	"sync"
 	"time"
 
+	"imon/agent/probe"
 	"imon/config"
 	"imon/event"
 	"imon/homeassistant"
@@ -152,8 +153,8 @@ func WithStateInterval(d time.Duration) Option { return func(o *options) { o.sta
 // it changed (default 30 s).
 func WithAgentStateInterval(d time.Duration) Option { return func(o *options) { o.agentInterval = d } }
 
-// WithTicker sets the source of the agent-state refresh ticks (default: a
-// time.Ticker). imon's is the probe engine's (probe.Engine.Every): the
+// WithTicker sets the source of the agent-state refresh ticks (default:
+// probe.TimeTicks, a time.Ticker). imon's is the probe engine's (probe.Engine.Every): the
 // refresh lands on the tick of the probes and shares their wakeup.
 func WithTicker(every func(ctx context.Context, period time.Duration) <-chan time.Time) Option {
 	return func(o *options) { o.every = every }
@@ -252,6 +253,7 @@ func New(cfg config.MQTT, ha config.HomeAssistant, enabled []string, instance, v
 			birthDelay:    [2]time.Duration{time.Second, 3 * time.Second},
 			stateInterval: 200 * time.Millisecond,
 			agentInterval: 30 * time.Second,
+			every:         probe.TimeTicks,
 		},
 	}
 	for _, m := range enabled {

@@ -29,14 +29,7 @@ func (o *Outbox) publishRetained(ctx context.Context, cn *mqtt.Conn) {
 
 	tctx, stop := context.WithCancel(ctx)
 	defer stop()
-	var agentTick <-chan time.Time
-	if o.opt.every != nil {
-		agentTick = o.opt.every(tctx, o.opt.agentInterval)
-	} else {
-		t := time.NewTicker(o.opt.agentInterval)
-		defer t.Stop()
-		agentTick = t.C
-	}
+	agentTick := o.opt.every(tctx, o.opt.agentInterval)
 	var stateTimer <-chan time.Time // armed while a state update waits for the interval
 	lastStates := time.Now()
 	for {

@@ -1024,9 +1024,7 @@ type eticker struct {
 // channel instead, stopped when ctx ends.
 func (e *Engine) Every(ctx context.Context, period time.Duration) <-chan time.Time {
 	if period < time.Second {
-		t := time.NewTicker(period)
-		context.AfterFunc(ctx, t.Stop)
-		return t.C
+		return TimeTicks(ctx, period)
 	}
 	c := make(chan time.Time, 1)
 	e.mu.Lock()
@@ -1039,6 +1037,15 @@ func (e *Engine) Every(ctx context.Context, period time.Duration) <-chan time.Ti
 	e.wake() // a sleeping loop plans its next tick again
 	context.AfterFunc(ctx, e.wake)
 	return c
+}
+
+// TimeTicks is Every on a runtime timer: the channel of a time.Ticker,
+// stopped when ctx ends. For periods the grid cannot serve, and for tests
+// that run without the engine.
+func TimeTicks(ctx context.Context, period time.Duration) <-chan time.Time {
+	t := time.NewTicker(period)
+	context.AfterFunc(ctx, t.Stop)
+	return t.C
 }
 
 func (t *eticker) due(e *Engine, now time.Time) {

@@ -103,6 +103,22 @@ func run(t *testing.T, cfg config.Ping, n *probetest.Net, res *probetest.Resolve
 	return j, cancel, done
 }
 
+// runEnv runs m with env (Instance and Logger filled in) until stop, which
+// checks that Run returned nil.
+func runEnv(t *testing.T, m *ping.Monitor, env monitor.Env) (stop func()) {
+	env.Instance, env.Logger = "t", slog.New(slog.DiscardHandler)
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan error, 1)
+	go func() { done <- m.Run(ctx, env) }()
+	return func() {
+		t.Helper()
+		cancel()
+		if err := <-done; err != nil {
+			t.Fatalf("Run: %v", err)
+		}
+	}
+}
+
 func cfg(interval, wait time.Duration, count int) config.Ping {
 	return config.Ping{Probe: config.Probe{Enable: true, Interval: interval, PingCount: count, PingWait: wait}, MonitorIP: target.String()}
 }
@@ -251,12 +267,8 @@ func TestRunAnswersLiveness(t *testing.T) {
 		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
 		j := &nettest.Recorder{}
 		m := mustNew(t, cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
-		ctx, cancel := context.WithCancel(t.Context())
 		live := make(chan func(), 1)
-		done := make(chan error, 1)
-		go func() {
-			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit, Liveness: live})
-		}()
+		stop := runEnv(t, m, monitor.Env{Emit: j.Emit, Liveness: live})
 		time.Sleep(3 * time.Second) // the first round is over
 		for i := range 3 {
 			answered := make(chan struct{})
@@ -271,10 +283,7 @@ func TestRunAnswersLiveness(t *testing.T) {
 		if n := len(j.Events()); n != 1 {
 			t.Errorf("%d rounds, want 1: a liveness request must not start a round", n)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		stop()
 	})
 }
 
@@ -286,14 +295,10 @@ func TestRunRoundsOnEnvTicks(t *testing.T) {
 		n.Set(target, probetest.Host{Up: true, RTT: 5 * time.Millisecond})
 		j := &nettest.Recorder{}
 		m := mustNew(t, cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
-		ctx, cancel := context.WithCancel(t.Context())
 		ticks := make(chan time.Time, 1)
 		var period time.Duration
 		every := func(_ context.Context, d time.Duration) <-chan time.Time { period = d; return ticks }
-		done := make(chan error, 1)
-		go func() {
-			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit, Every: every})
-		}()
+		stop := runEnv(t, m, monitor.Env{Emit: j.Emit, Every: every})
 		time.Sleep(time.Minute)
 		if got := len(j.Events()); got != 1 || period != 10*time.Second {
 			t.Fatalf("a minute without a tick: %d rounds, ticks asked every %v; want 1 (the first), 10s", got, period)
@@ -305,10 +310,7 @@ func TestRunRoundsOnEnvTicks(t *testing.T) {
 		if got := len(j.Events()); got != 3 {
 			t.Errorf("%d rounds after two ticks, want 3", got)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		stop()
 	})
 }
 
@@ -322,13 +324,9 @@ func TestRunStaleAndFreshTicks(t *testing.T) {
 		n.Set(target, probetest.Host{Up: false})
 		j := &nettest.Recorder{}
 		m := mustNew(t, cfg(10*time.Second, time.Second, 1), ping.Deps{Pinger: n, Resolver: probetest.NewResolver(nil)})
-		ctx, cancel := context.WithCancel(t.Context())
 		ticks := make(chan time.Time, 1)
 		every := func(context.Context, time.Duration) <-chan time.Time { return ticks }
-		done := make(chan error, 1)
-		go func() {
-			done <- m.Run(ctx, monitor.Env{Instance: "t", Logger: slog.New(slog.DiscardHandler), Emit: j.Emit, Every: every})
-		}()
+		stop := runEnv(t, m, monitor.Env{Emit: j.Emit, Every: every})
 		ticks <- time.Now() // during the first round, which waits 1 s for a dead target
 		time.Sleep(5 * time.Second)
 		if got := len(j.Events()); got != 1 {
@@ -341,9 +339,6 @@ func TestRunStaleAndFreshTicks(t *testing.T) {
 		if got := len(j.Events()); got != 3 {
 			t.Errorf("%d rounds, want 3: a tick that came as a round ended starts the next", got)
 		}
-		cancel()
-		if err := <-done; err != nil {
-			t.Fatal(err)
-		}
+		stop()
 	})
 }
