@@ -331,13 +331,15 @@ func fdkIndex(evs []event.Event, from int, kind string) int {
 // the route on an upstream cut, shows the new state in imon status, and
 // stops within fdkStop with its rules, tables and socket removed. Started
 // again with the journal's file system still read-only it comes up
-// degraded on the fallback journal, routed. (An ext4 file system in
+// degraded on the fallback journal, routed; and once the disk is repaired
+// (fsck, mounted read-write) the next start merges the fallback journal
+// into the configured one and removes it. (An ext4 file system in
 // emergency read-only mode cannot be made writable again while the
 // journal is open: the events queued are in the log, and lost from the
 // journal at the stop; TestFaultDiskFull heals and checks the replay.)
 func TestFaultDiskReadOnly(t *testing.T) {
 	fltRequire(t)
-	nettest.NeedCmd(t, "unshare", "mount", "mkfs.ext4", "losetup")
+	nettest.NeedCmd(t, "unshare", "mount", "mkfs.ext4", "e2fsck", "losetup")
 	b := testbed.New(t)
 	dir := fltDir(t)
 	jdir := filepath.Join(dir, "ext4")
@@ -418,10 +420,11 @@ func TestFaultDiskReadOnly(t *testing.T) {
 	b.Heal()
 	a2 := fdkStartInMountNS(t, b, jdir, cfg, `mount -o loop,ro,noload "$4" "$1"`, img)
 	st = fdkWaitRunning(t, cfg, a2)
+	fallback := st.Journal.Path
 	t.Cleanup(func() {
-		if st.Journal.Configured != "" {
-			_ = os.Remove(st.Journal.Path)
-			_ = os.Remove(filepath.Dir(st.Journal.Path)) // when empty
+		if fallback != st.Journal.Configured {
+			_ = os.Remove(fallback)
+			_ = os.Remove(filepath.Dir(fallback)) // when empty
 		}
 	})
 	if st.Health != "degraded" || st.Journal.Configured != filepath.Join(jdir, inst+".db") || !strings.HasPrefix(st.Journal.Path, "/run/imon/fallback/") {
@@ -437,7 +440,41 @@ func TestFaultDiskReadOnly(t *testing.T) {
 	if len(evs) < 2 || evs[0].Kind != event.KindAgentStart || fdkIndex(evs, 0, event.KindJournalFallback) < 0 {
 		t.Errorf("fallback journal starts %s, want agent-start and journal-fallback", harness.Summary(evs[:min(len(evs), 4)]))
 	}
+	fdkWaitActive(t, cfg, "standby", 5*time.Second)
 	fdkTerm(t, b, a2, socket, routes)
+
+	// The disk repaired (fsck, mounted read-write): the next start merges
+	// what the degraded run journaled into the configured journal, in
+	// order and with its times, and removes the fallback.
+	b.Heal()
+	a3 := fdkStartInMountNS(t, b, jdir, cfg, `{ e2fsck -fy "$4" >/dev/null 2>&1; [ $? -lt 4 ]; } && mount -o loop "$4" "$1"`, img)
+	st = fdkWaitRunning(t, cfg, a3)
+	if st.Health == "degraded" || st.Journal.Path != filepath.Join(jdir, inst+".db") {
+		t.Errorf("start on the repaired disk: health %q, journal %q, want the configured journal, not degraded", st.Health, st.Journal.Path)
+	}
+	if _, err := os.Stat(fallback); !errors.Is(err, os.ErrNotExist) {
+		t.Errorf("the fallback journal %s is still there after the merge (%v)", fallback, err)
+	}
+	all := fltJournal(t, cfg)
+	m := fdkIndex(all, 0, event.KindJournalMerged)
+	if m < 0 {
+		t.Fatalf("no journal-merged in the repaired journal: %s\n%s", harness.Summary(all), a3.Output())
+	}
+	copies := all[:m]
+	fi := fdkIndex(copies, 0, event.KindJournalFallback)
+	if fi < 0 || fdkIndex(copies, fi, event.KindFailoverStandby) < 0 {
+		t.Errorf("before journal-merged: %s, want the degraded run's journal-fallback and its switch to the standby", harness.Summary(copies))
+	}
+	if fi >= 0 && len(evs) > 0 && !copies[fi].Time.Equal(evs[fdkIndex(evs, 0, event.KindJournalFallback)].Time) {
+		t.Errorf("the copied journal-fallback has the time %v, the degraded run journaled it at %v", copies[fi].Time, evs[fdkIndex(evs, 0, event.KindJournalFallback)].Time)
+	}
+	if fdkIndex(all, m, event.KindAgentStart) < 0 {
+		t.Errorf("after journal-merged: %s, want this run's agent-start", harness.Summary(all[m:]))
+	}
+	if !strings.Contains(a3.Output(), "merged") {
+		t.Errorf("the merge is not in the log:\n%s", a3.Output())
+	}
+	fdkTerm(t, b, a3, socket, routes)
 }
 
 // TestFaultDiskFull puts the journal on a 256 KiB tmpfs (mounted in a

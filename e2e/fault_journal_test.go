@@ -379,6 +379,11 @@ func TestFaultJournalForeignFile(t *testing.T) {
 		o := a.Output()
 		return a.Exited() || (strings.Contains(o, path) && strings.Contains(o, "SQLite"))
 	})
+	if st, _, err := fdkGetStatus(t, cfg); err == nil && st.Journal.Configured != "" {
+		t.Cleanup(func() { _ = os.Remove(st.Journal.Path) }) // the fallback journal, in /run
+	} else {
+		t.Errorf("imon status: %v, configured journal %q: want the agent degraded on a fallback journal", err, st.Journal.Configured)
+	}
 	fjTerm(t, a, 5*time.Second)
 	now, err := os.ReadFile(path)
 	if err != nil || !bytes.Equal(now, orig) {

@@ -64,6 +64,11 @@ const (
 	// file): the agent runs on the fallback journal, data {path, fallback,
 	// error}. Level error.
 	KindJournalFallback = "journal-fallback"
+	// At start, the events of a fallback journal (a degraded start before)
+	// were copied to the end of the configured journal: data {fallback,
+	// events, damaged, from, to}. Level warn when damaged ranges could not
+	// be read.
+	KindJournalMerged = "journal-merged"
 )
 
 var actionKinds = map[string]bool{

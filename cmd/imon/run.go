@@ -16,10 +16,13 @@ import (
 	"time"
 
 	"imon/agent"
+	"imon/agent/action"
 	"imon/agent/logsink"
+	"imon/agent/outbox"
 	"imon/agent/probe"
 	"imon/config"
 	"imon/event"
+	"imon/history"
 	"imon/journal"
 )
 
@@ -128,6 +131,11 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 	defer j.Close()
 	var problems []agent.Problem
 	startEvs := startEvents(cfg, j)
+	if fallback == nil {
+		for _, msg := range mergeFallbacks(ctx, cfg, j) {
+			sink.Write(msg.level, "", msg.text)
+		}
+	}
 	if fallback != nil {
 		sink.Write(logsink.Err, "", fallback.Msg)
 		problems = append(problems, agent.Problem{What: "journal-fallback", Since: time.Now().UTC(),
@@ -268,12 +276,62 @@ func openJournal(cfg *config.Config, log *slog.Logger) (*journal.Journal, *fallb
 		fj, ferr := journal.Open(fb, opt)
 		if ferr == nil {
 			return fj, &fallbackInfo{err: err, Msg: fmt.Sprintf(
-				"DEGRADED START: journal %s cannot be opened (%v); running on the fallback journal %s until the agent is restarted with a usable journal (events journaled there are lost at reboot)",
+				"DEGRADED START: journal %s cannot be opened (%v); running on the fallback journal %s until the agent is restarted with a usable journal, which then takes its events (they are lost if the machine reboots first)",
 				cfg.Journal.Path, err, fb)}, nil
 		}
 		errs = append(errs, ferr)
 	}
 	return nil, nil, fmt.Errorf("%w; fallback journals: %w", err, errors.Join(errs...))
+}
+
+// mergeBudget bounds the merge of fallback journals at start: the
+// monitors (the route) start after it. What is left is merged at the next
+// start (the journal records how far a merge got).
+const mergeBudget = 5 * time.Second
+
+// logLine is a line for the log sink.
+type logLine struct {
+	level logsink.Priority
+	text  string
+}
+
+// mergeFallbacks copies the events of cfg's fallback journals (left by a
+// degraded start: the configured journal could not be opened then) to the
+// end of j, now that it opened, and removes them and their rollup files.
+// The cursors of the consumers that deliver events outside (log, action
+// script, MQTT) skip the copies they delivered then. A fallback that
+// cannot be merged (in use by another agent, unreadable, the disk failing)
+// stays where it is, said in the log; the start goes on.
+func mergeFallbacks(ctx context.Context, cfg *config.Config, j *journal.Journal) []logLine {
+	var lines []logLine
+	carry := []string{(&agent.LogConsumer{}).Name(), action.CursorName, outbox.CursorName}
+	for _, dir := range fallbackDirs {
+		fb := fallbackPath(dir, cfg)
+		if _, err := os.Lstat(fb); err != nil {
+			continue
+		}
+		mctx, cancel := context.WithTimeout(ctx, mergeBudget)
+		res, err := j.Merge(mctx, fb, carry)
+		cancel()
+		if err != nil {
+			lines = append(lines, logLine{logsink.Err, fmt.Sprintf(
+				"fallback journal %s: %v: left where it is (%d events merged so far; the next start goes on)", fb, err, res.Events)})
+			continue
+		}
+		switch {
+		case res.Already:
+			lines = append(lines, logLine{logsink.Info, fmt.Sprintf("fallback journal %s: merged before: removing it", fb)})
+		case res.Events > 0:
+			lines = append(lines, logLine{logsink.Info, fmt.Sprintf("fallback journal %s: merged %d events (%s to %s) into %s",
+				fb, res.Events, res.From.Format(time.RFC3339), res.To.Format(time.RFC3339), j.Path())})
+		}
+		for _, p := range []string{fb, history.PathFor(fb)} {
+			if err := os.Remove(p); err != nil && !errors.Is(err, os.ErrNotExist) {
+				lines = append(lines, logLine{logsink.Warning, fmt.Sprintf("fallback journal: %v", err)})
+			}
+		}
+	}
+	return lines
 }
 
 // diskFailure reports whether err is the file system failing (read-only,
