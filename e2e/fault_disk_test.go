@@ -1,6 +1,7 @@
 package e2e
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -20,6 +21,8 @@ import (
 	"imon/internal/nettest"
 	"imon/internal/testbed"
 	"imon/mqtt/mqtttest"
+
+	"golang.org/x/sys/unix"
 )
 
 // Disk and signal faults: the journal's file system turns read-only (an
@@ -234,6 +237,7 @@ type fdkNotify struct {
 	watchdog atomic.Int64
 	mu       sync.Mutex
 	status   string
+	states   []string // READY=1, RELOADING=1, STOPPING=1 in order
 }
 
 // fdkListenNotify creates the socket in dir; it is closed at cleanup.
@@ -261,12 +265,23 @@ func fdkListenNotify(t *testing.T, dir string) *fdkNotify {
 					n.mu.Lock()
 					n.status = strings.TrimPrefix(l, "STATUS=")
 					n.mu.Unlock()
+				case l == "READY=1" || l == "RELOADING=1" || l == "STOPPING=1":
+					n.mu.Lock()
+					n.states = append(n.states, l)
+					n.mu.Unlock()
 				}
 			}
 		}
 	}()
 	t.Cleanup(func() { conn.Close(); <-done })
 	return n
+}
+
+// States are the READY=1, RELOADING=1 and STOPPING=1 received, in order.
+func (n *fdkNotify) States() string {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return strings.Join(n.states, " ")
 }
 
 func (n *fdkNotify) Status() string {
@@ -721,10 +736,15 @@ func TestFaultJournalDeleted(t *testing.T) {
 	fdkTerm(t, b, a2, socket, routes)
 }
 
-// TestFaultSIGHUP: SIGHUP stops the agent like SIGTERM (no reload): within
-// fdkStop, agent-stop journaled, rules, tables and socket removed, the
-// default route kept. The next start comes up routed and switches on an
-// upstream cut within fdkSwitch. SIGINT and SIGQUIT stop it cleanly too.
+// TestFaultSIGHUP: SIGINT, SIGQUIT, and SIGHUP when the agent has a
+// controlling terminal (its terminal went away), stop the agent like
+// SIGTERM: within fdkStop, agent-stop journaled, rules, tables and socket
+// removed, the default route kept. Without a terminal (a service) SIGHUP
+// reloads: a config with a problem changes nothing (same run, the log says
+// why), a good one stops the agent and runs it again in the same process
+// with the new config (a monitor added), the default route untouched. The
+// next start comes up routed and switches on an upstream cut within
+// fdkSwitch.
 func TestFaultSIGHUP(t *testing.T) {
 	fltRequire(t)
 	b := testbed.New(t)
@@ -733,28 +753,121 @@ func TestFaultSIGHUP(t *testing.T) {
 	cfg := fdkConfig(t, dir, dir, inst, 0)
 	socket := filepath.Join(dir, inst+".sock")
 	routes := fltWatchRoutes(t, b.Host)
-	for _, sig := range []syscall.Signal{syscall.SIGHUP, syscall.SIGINT, syscall.SIGQUIT} {
-		a := fltStart(t, b.Host.Name, cfg)
+	notify := fdkListenNotify(t, dir)
+	start := func(tty bool) *fltProc {
+		cmd := harness.Command(t, b.Host.Name, "run", "--config", cfg, "--nosyslog")
+		cmd.Env = append(os.Environ(), "NOTIFY_SOCKET="+notify.path)
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true} // no controlling terminal
+		if tty {
+			pts := fdkPTY(t)
+			cmd.Stdin = pts
+			cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+		}
+		a := fltStartCmd(t, cmd)
 		fdkWaitRunning(t, cfg, a)
 		fdkWaitActive(t, cfg, "primary", 20*time.Second)
 		fltWaitUntil(t, 10*time.Second, "the default route via the primary", func() bool { return fltOneVia(routes.Now(), testbed.WANIf[0]) })
 		if extra := fdkRules(t, b); extra == "" {
 			t.Fatal("no policy rules or tables while running: fdkRules sees nothing")
 		}
-		fdkSignalStop(t, b, a, sig, socket, routes)
+		return a
+	}
+	for _, c := range []struct {
+		sig syscall.Signal
+		tty bool
+	}{{syscall.SIGHUP, true}, {syscall.SIGINT, false}, {syscall.SIGQUIT, false}} {
+		a := start(c.tty)
+		fdkSignalStop(t, b, a, c.sig, socket, routes)
 		evs := fltJournal(t, cfg)
 		if n := len(evs); n < 2 || evs[n-1].Kind != event.KindAgentStop || evs[n-2].Monitor != event.MonitorFailover {
-			t.Errorf("journal after %v ends %s, want the failover monitor's stop and agent-stop", sig, harness.Summary(evs[max(0, n-3):]))
+			t.Errorf("journal after %v (terminal %v) ends %s, want the failover monitor's stop and agent-stop", c.sig, c.tty, harness.Summary(evs[max(0, n-3):]))
 		}
-		if sig == syscall.SIGQUIT && !strings.Contains(a.Output(), "goroutine dump") {
+		if c.sig == syscall.SIGQUIT && !strings.Contains(a.Output(), "goroutine dump") {
 			t.Errorf("SIGQUIT printed no goroutine dump")
 		}
 	}
-	a := fltStart(t, b.Host.Name, cfg)
-	fdkWaitRunning(t, cfg, a)
-	fdkWaitActive(t, cfg, "primary", 20*time.Second)
+
+	// Reload, as systemctl reload does it: no terminal.
+	before := notify.States()
+	a := start(false)
+	good, err := os.ReadFile(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	last := fltJournal(t, cfg)
+	changes := routes.changes.Load()
+	if err := os.WriteFile(cfg, bytes.Replace(good, []byte(`"failback-hold": 1`), []byte(`"failback-hold": "soon"`), 1), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	fltWaitUntil(t, 10*time.Second, "the refusal of a bad config in the log", func() bool {
+		return strings.Contains(a.Output(), "SIGHUP: not reloading") && strings.Contains(a.Output(), "failback-hold")
+	})
+	st := fdkWaitRunning(t, cfg, a)
+	if evs := fltJournal(t, cfg); fdkIndex(evs, len(last), event.KindAgentStop) >= 0 || len(st.Monitors) != 1 {
+		t.Errorf("after a SIGHUP with a bad config: %s, monitors %v; want the same run", harness.Summary(evs[len(last):]), st.Monitors)
+	}
+
+	withPing := fdkConfig(t, dir, dir, inst, 0.5)
+	if withPing != cfg {
+		t.Fatalf("config written to %s, want %s", withPing, cfg)
+	}
+	if err := a.cmd.Process.Signal(syscall.SIGHUP); err != nil {
+		t.Fatal(err)
+	}
+	fltWaitUntil(t, 15*time.Second, "the reloaded agent with the ping monitor", func() bool {
+		st, _, err := fdkGetStatus(t, cfg)
+		_, ping := st.Monitors["ping"]
+		return err == nil && ping
+	})
+	if a.Exited() {
+		t.Fatalf("the agent exited on a reload: %v", a.err)
+	}
+	st = fdkWaitRunning(t, cfg, a) // the same pid
+	evs := fltJournal(t, cfg)[len(last):]
+	stop := fdkIndex(evs, 0, event.KindAgentStop)
+	if stop < 0 || fdkIndex(evs, stop, event.KindAgentStart) < 0 {
+		t.Errorf("journal of the reload: %s, want agent-stop then agent-start", harness.Summary(evs))
+	}
+	if !strings.Contains(a.Output(), "SIGHUP: reloading") {
+		t.Errorf("the reload is not in the log:\n%s", a.Output())
+	}
+	fdkWaitActive(t, cfg, "primary", 10*time.Second)
+	fltWaitUntil(t, 5*time.Second, "systemd told RELOADING=1 then READY=1", func() bool {
+		return strings.TrimPrefix(notify.States(), before) == " READY=1 RELOADING=1 READY=1"
+	})
+	if n := routes.changes.Load() - changes; n != 0 || routes.gone.Load() != 0 || !fltOneVia(routes.Now(), testbed.WANIf[0]) {
+		t.Errorf("the reload changed the default route %d times (gone in %d polls), now %v; want it untouched via %s",
+			n, routes.gone.Load(), routes.Now(), testbed.WANIf[0])
+	}
 	fdkCut(t, b, routes)
 	fdkTerm(t, b, a, socket, routes)
+}
+
+// fdkPTY opens a pseudo-terminal and returns its terminal side (the
+// master is closed at cleanup).
+func fdkPTY(t *testing.T) *os.File {
+	t.Helper()
+	ptmx, err := os.OpenFile("/dev/ptmx", os.O_RDWR, 0)
+	if err != nil {
+		nettest.Unavailable(t, "no pseudo-terminals: %v", err)
+	}
+	t.Cleanup(func() { ptmx.Close() })
+	if err := unix.IoctlSetPointerInt(int(ptmx.Fd()), unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(int(ptmx.Fd()), unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	pts, err := os.OpenFile(fmt.Sprintf("/dev/pts/%d", n), os.O_RDWR|unix.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pty: %v", err)
+	}
+	t.Cleanup(func() { pts.Close() })
+	return pts
 }
 
 // TestFaultDiskHung freezes the journal's file system (fsfreeze on an ext4

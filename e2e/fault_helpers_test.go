@@ -82,14 +82,16 @@ func fltStart(t *testing.T, ns, cfg string) *fltProc {
 	return fltStartCmd(t, harness.Command(t, ns, "run", "--config", cfg, "--nosyslog"))
 }
 
-// fltStartCmd starts cmd in its own process group; the process is stopped
-// (SIGTERM, then SIGKILL) at cleanup and its output logged if the test
-// failed.
+// fltStartCmd starts cmd in its own process group (unless cmd.SysProcAttr
+// is set: a new session is one too); the process is stopped (SIGTERM, then
+// SIGKILL) at cleanup and its output logged if the test failed.
 func fltStartCmd(t *testing.T, cmd *exec.Cmd) *fltProc {
 	t.Helper()
 	p := &fltProc{t: t, cmd: cmd, out: &nettest.Buffer{}, done: make(chan struct{})}
 	cmd.Stdout, cmd.Stderr = p.out, p.out
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	if cmd.SysProcAttr == nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	}
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %v: %v", cmd.Args, err)
 	}

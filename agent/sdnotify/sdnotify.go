@@ -3,7 +3,7 @@
 // READY=1 once the journal is open and the monitors run, WATCHDOG=1 while
 // every monitor's loop answers the agent's liveness requests (a journal
 // that cannot be written does not stop it: degraded but routing),
-// STOPPING=1 when shutdown begins, and STATUS= lines for `systemctl
+// STOPPING=1 when shutdown begins (RELOADING=1 for a reload), and STATUS= lines for `systemctl
 // status` (starting with DEGRADED while the agent is degraded).
 //
 // It is a thin wrapper over github.com/coreos/go-systemd/v22/daemon. Every
@@ -15,8 +15,11 @@ package sdnotify
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 	"time"
+
+	"golang.org/x/sys/unix"
 
 	"github.com/coreos/go-systemd/v22/daemon"
 )
@@ -36,6 +39,16 @@ func Ready() error { return Notify(daemon.SdNotifyReady) }
 
 // Stopping tells systemd that shutdown began (STOPPING=1).
 func Stopping() error { return Notify(daemon.SdNotifyStopping) }
+
+// Reloading tells systemd that a reload began (RELOADING=1 with
+// MONOTONIC_USEC, as Type=notify-reload wants); READY=1 ends it.
+func Reloading() error {
+	var ts unix.Timespec
+	if err := unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts); err != nil {
+		return fmt.Errorf("sd_notify RELOADING: %w", err)
+	}
+	return Notify("RELOADING=1", "MONOTONIC_USEC="+strconv.FormatInt(ts.Nano()/1000, 10))
+}
 
 // Watchdog resets systemd's watchdog timer (WATCHDOG=1). Call it only while
 // the agent is healthy, at least twice per [WatchdogInterval].

@@ -12,6 +12,7 @@ import (
 	"runtime"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"imon/agent/logsink"
 	"imon/agent/outbox"
 	"imon/agent/probe"
+	"imon/agent/sdnotify"
 	"imon/config"
 	"imon/event"
 	"imon/history"
@@ -52,27 +54,97 @@ func cmdRun(args []string) error {
 	signal.Notify(sigs, stopSignals...)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
+	rl := &reloader{path: cfg.Path, check: func() error {
+		next, err := c.load()
+		if err != nil {
+			return err
+		}
+		return config.CheckInstances(next).Err()
+	}}
 	var watcher sync.WaitGroup
-	watcher.Go(func() { stopOnSignal(sigs, cancel, done, cfg.Journal.Socket) })
+	watcher.Go(func() { stopOnSignal(sigs, cancel, done, cfg.Journal.Socket, rl) })
 	released := make(chan struct{})
 	go func() { // owned here: stops with ctx, waited for below
 		defer close(released)
 		releasePages(ctx)
 	}()
-	err = run(ctx, cfg, *nosyslog, os.Args)
+	err = run(ctx, cfg, *nosyslog, os.Args, rl)
 	cancel()
 	<-released
 	close(done)
 	watcher.Wait()
+	if err == nil && rl.requested.Load() {
+		return reexec()
+	}
 	return err
 }
 
 // stopSignals end the agent cleanly: the monitors stop (failover removes
 // its policy rules and per-WAN tables, keeping the default route),
-// agent-stop is journaled, the control socket is removed. SIGHUP is a stop
-// too (no reload: restart the agent to apply a new config), and SIGQUIT
-// first prints every goroutine's stack to stderr.
+// agent-stop is journaled, the control socket is removed. SIGHUP is a
+// reload when the agent has no controlling terminal (a service: systemctl
+// reload), and a stop like SIGTERM when it has one (the terminal of `imon
+// run --nosyslog` was closed); SIGQUIT first prints every goroutine's stack
+// to stderr.
 var stopSignals = []os.Signal{syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP, syscall.SIGQUIT}
+
+// reloader handles SIGHUP's reload: the config file is loaded and checked
+// again (as imon check does); when it is good the agent stops as on
+// SIGTERM and runs again in the same process (exec of its own binary, same
+// arguments and pid: systemd's Type=notify main process stays), which
+// reads the new config and restores each monitor's state from the
+// journal. A bad file changes nothing: the agent goes on with the config it
+// runs, and says why in its log.
+type reloader struct {
+	path      string       // the config file
+	check     func() error // loads and checks the config file again
+	requested atomic.Bool  // a reload was accepted: exec after the stop
+	// logf writes to the agent's log once run has it (stderr before).
+	logf atomic.Pointer[func(p logsink.Priority, msg string)]
+}
+
+func (r *reloader) log(p logsink.Priority, msg string) {
+	if f := r.logf.Load(); f != nil {
+		(*f)(p, msg)
+		return
+	}
+	fmt.Fprintln(os.Stderr, "imon: "+msg)
+}
+
+// accept checks the config for a SIGHUP's reload: true when the reload
+// goes ahead (requested is set), false when the agent goes on as it is.
+func (r *reloader) accept() bool {
+	if err := r.check(); err != nil {
+		r.log(logsink.Err, fmt.Sprintf("SIGHUP: not reloading, the agent goes on with the config it runs: %v", err))
+		return false
+	}
+	r.log(logsink.Info, "SIGHUP: reloading "+r.path+": the agent stops and starts again in this process")
+	r.requested.Store(true)
+	return true
+}
+
+// hasTerminal reports whether the process has a controlling terminal: a
+// SIGHUP then means the terminal went away, and the agent stops.
+var hasTerminal = func() bool {
+	f, err := os.Open("/dev/tty")
+	if err != nil {
+		return false
+	}
+	_ = f.Close()
+	return true
+}
+
+// reexec replaces the process with a new run of the same binary and
+// arguments (a reload). It returns only if exec failed: the agent has
+// stopped cleanly then, and exits with an error (systemd restarts it).
+func reexec() error {
+	exe, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("reload: %w", err)
+	}
+	err = syscall.Exec(exe, os.Args, os.Environ())
+	return fmt.Errorf("reload: exec %s: %w", exe, err)
+}
 
 // StopBudget bounds a stop: if the agent has not ended this long after the
 // stop signal (a hung journal, a hung netlink call), the process exits at
@@ -82,12 +154,17 @@ const StopBudget = 4500 * time.Millisecond
 // stopOnSignal cancels the agent on the first stop signal, and exits the
 // process if the stop takes longer than StopBudget. It returns when done
 // is closed (run returned).
-func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelFunc, done <-chan struct{}, socket string) {
+func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelFunc, done <-chan struct{}, socket string, rl *reloader) {
 	var sig os.Signal
-	select {
-	case <-done:
-		return
-	case sig = <-sigs:
+	for sig == nil {
+		select {
+		case <-done:
+			return
+		case sig = <-sigs:
+		}
+		if sig == syscall.SIGHUP && !hasTerminal() && !rl.accept() {
+			sig = nil // a bad config: the agent goes on
+		}
 	}
 	if sig == syscall.SIGQUIT {
 		buf := make([]byte, 1<<20)
@@ -97,9 +174,18 @@ func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelFunc, done <-chan 
 	cancel()
 	t := time.NewTimer(StopBudget)
 	defer t.Stop()
-	select {
-	case <-done:
-	case <-t.C:
+	for {
+		select {
+		case <-done:
+			return
+		case s := <-sigs:
+			// A stop signal during a reload's stop makes it a stop.
+			if s != syscall.SIGHUP && rl.requested.Swap(false) {
+				rl.log(logsink.Info, fmt.Sprintf("%v during the reload: stopping instead", s))
+			}
+			continue
+		case <-t.C:
+		}
 		fmt.Fprintf(os.Stderr, "imon: %v: the agent did not stop within %s: exiting now\n", sig, StopBudget)
 		if fi, err := os.Lstat(socket); err == nil && fi.Mode()&os.ModeSocket != 0 {
 			_ = os.Remove(socket)
@@ -108,10 +194,15 @@ func stopOnSignal(sigs <-chan os.Signal, cancel context.CancelFunc, done <-chan 
 	}
 }
 
-func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) error {
+func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string, rl *reloader) error {
 	inst := cfg.Global.Instance
 	sink := logsink.New(logsink.Options{Instance: inst, NoSyslog: nosyslog, DateFmt: cfg.Global.DateFmt, Debug: cfg.Global.Debug})
 	defer sink.Close()
+	if rl != nil {
+		logf := func(p logsink.Priority, msg string) { sink.Write(p, "", msg) }
+		rl.logf.Store(&logf)
+		defer rl.logf.Store(nil)
+	}
 	log := slog.New(sink.Handler())
 
 	// The original's startup lines.
@@ -147,6 +238,22 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string) 
 	if err != nil {
 		sink.Write(logsink.Err, "", err.Error())
 		return err
+	}
+	if stopping := w.stopping; rl != nil {
+		// A reload tells systemd RELOADING=1, not STOPPING=1 (which would
+		// make it wait for the process to end); the next run's READY=1
+		// ends the reload.
+		w.stopping = func() {
+			if rl.requested.Load() {
+				if err := sdnotify.Reloading(); err != nil {
+					log.Warn("sd_notify", "state", "RELOADING", "err", err)
+				}
+				return
+			}
+			if stopping != nil {
+				stopping()
+			}
+		}
 	}
 
 	ag := agent.New(agent.Options{

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -63,5 +64,45 @@ func TestDiskFailure(t *testing.T) {
 		if got := diskFailure(tc.err); got != tc.want {
 			t.Errorf("diskFailure(%v) = %v, want %v", tc.err, got, tc.want)
 		}
+	}
+}
+
+// TestStopOnSignalReload: without a terminal, a SIGHUP with a bad config
+// neither stops nor reloads; with a good one it stops for a reload, which
+// a SIGTERM during the stop turns into a plain stop. With a terminal,
+// SIGHUP stops without looking at the config.
+func TestStopOnSignalReload(t *testing.T) {
+	defer func(f func() bool) { hasTerminal = f }(hasTerminal)
+	run := func(tty bool, checkErr error, sigs ...os.Signal) (stopped, reload bool, checks int) {
+		hasTerminal = func() bool { return tty }
+		rl := &reloader{path: "/etc/default/imon-x", check: func() error { checks++; return checkErr }}
+		ch := make(chan os.Signal) // unbuffered: each send returns once stopOnSignal took it
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		done := make(chan struct{})
+		ended := make(chan struct{})
+		go func() { defer close(ended); stopOnSignal(ch, cancel, done, "", rl) }()
+		for _, s := range sigs {
+			ch <- s
+		}
+		close(done) // run returned: stopOnSignal ends, whatever it was doing
+		<-ended
+		return ctx.Err() != nil, rl.requested.Load(), checks
+	}
+	bad := errors.New("failover.failback-hold: want a number")
+	if stopped, reload, checks := run(false, bad, syscall.SIGHUP); stopped || reload || checks != 1 {
+		t.Errorf("SIGHUP, bad config: stopped %v, reload %v, %d checks; want neither, 1 check", stopped, reload, checks)
+	}
+	if stopped, reload, _ := run(false, nil, syscall.SIGHUP); !stopped || !reload {
+		t.Errorf("SIGHUP, good config: stopped %v, reload %v; want a stop for a reload", stopped, reload)
+	}
+	if stopped, reload, _ := run(false, bad, syscall.SIGHUP, syscall.SIGTERM); !stopped || reload {
+		t.Errorf("SIGHUP with a bad config, then SIGTERM: stopped %v, reload %v; want a plain stop", stopped, reload)
+	}
+	if stopped, reload, _ := run(false, nil, syscall.SIGHUP, syscall.SIGTERM); !stopped || reload {
+		t.Errorf("SIGHUP, then SIGTERM during the stop: stopped %v, reload %v; want a plain stop", stopped, reload)
+	}
+	if stopped, reload, checks := run(true, nil, syscall.SIGHUP); !stopped || reload || checks != 0 {
+		t.Errorf("SIGHUP with a terminal: stopped %v, reload %v, %d checks; want a stop, no check", stopped, reload, checks)
 	}
 }
