@@ -17,14 +17,13 @@ import (
 	"imon/event"
 )
 
-// request is one caller's work for the writer: an Append (evs), a
-// SyncCursor (sync) or a Retain (retain).
+// request is one caller's work for the writer: an Append (evs, and meta
+// for a Merge), a SyncCursor (sync) or a Retain (retain).
 type request struct {
 	evs     []event.Event     // copies of the caller's events; Seq and Time set on commit
 	bodies  [][]byte          // evs encoded, without the header (see appendBody)
 	sync    bool              // commit even without events (SyncCursor)
 	retain  bool              // run retention to completion (Retain)
-	cursors map[string]uint64 // Merge: cursors stored in the same transaction
 	meta    map[string][]byte // Merge: meta keys stored in the same transaction
 	deleted int               // retain: events deleted
 	err     error             // the outcome, set before done is closed
@@ -353,11 +352,6 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 			}
 		}
 		for _, r := range batch {
-			for name, s := range r.cursors {
-				if err := cb.Put([]byte(name), be64(s)); err != nil {
-					return fmt.Errorf("put cursor %q: %w", name, err)
-				}
-			}
 			for k, v := range r.meta {
 				if err := tx.Bucket(bktMeta).Put([]byte(k), v); err != nil {
 					return fmt.Errorf("put meta %q: %w", k, err)
@@ -405,11 +399,6 @@ func (j *Journal) commit(batch []*request, cursors map[string]uint64) bool {
 	}
 	for m, ev := range latest {
 		j.latest[m] = ev
-	}
-	for _, r := range batch {
-		for name, s := range r.cursors {
-			j.cursors[name] = s
-		}
 	}
 	j.commits++
 	close(j.commitCh)
