@@ -104,6 +104,7 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 		}
 	}
 	moved := make(map[string]bool)
+	closed := false // journal-merged is in
 	from := max(done+1, first)
 	for from <= last {
 		evs, err := fj.ReadPast(from, mergeChunk)
@@ -132,6 +133,7 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 		res.To = evs[len(evs)-1].Time
 		if final {
 			copies = append(copies, j.mergedEvent(src, res))
+			closed = true
 		}
 		// The seqs the copies will get are known only at the commit (the
 		// journal's own notices may go first), so the cursors are set by
@@ -157,6 +159,18 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 			}
 		}
 		from = srcLast + 1
+	}
+	if !closed && (res.Events > 0 || res.Damaged > 0) { // the tail was damaged
+		r := &request{
+			evs:    []event.Event{j.mergedEvent(src, res)},
+			bodies: make([][]byte, 1),
+			meta:   map[string][]byte{key: append(be64(base), be64(last)...)},
+			done:   make(chan struct{}),
+		}
+		r.bodies[0] = appendBody(make([]byte, 0, encodedSize(&r.evs[0])), &r.evs[0])
+		if err := j.submit(ctx, r); err != nil {
+			return res, fmt.Errorf("journal %s: merge %s: %w", j.path, src, err)
+		}
 	}
 	for name := range moved {
 		res.Cursors = append(res.Cursors, name)
@@ -185,8 +199,10 @@ func (j *Journal) mergeProgress(key string) (base, done uint64, seen bool, err e
 
 // mergedEvent is the journal-merged event that closes a merge.
 func (j *Journal) mergedEvent(src string, res MergeResult) event.Event {
-	msg := fmt.Sprintf("Merged %d events journaled on the fallback journal %s (%s to %s)",
-		res.Events, src, res.From.Format(time.RFC3339), res.To.Format(time.RFC3339))
+	msg := fmt.Sprintf("Merged %d events journaled on the fallback journal %s", res.Events, src)
+	if res.Events > 0 {
+		msg += fmt.Sprintf(" (%s to %s)", res.From.Format(time.RFC3339), res.To.Format(time.RFC3339))
+	}
 	if res.Damaged > 0 {
 		msg += fmt.Sprintf("; %d events in damaged ranges could not be read", res.Damaged)
 	}
