@@ -56,6 +56,8 @@ func TestDemo(t *testing.T) {
 		regexp.MustCompile(`updown updown-online Monitored IP 203\.0\.113\.2 online\. Outage Duration: 0 days 0 hours, 0 minutes [0-9]+ seconds`),
 		regexp.MustCompile(`action script got: demo 1 failover-standby LTE:Standby:wan1:192\.0\.2\.10`),
 		regexp.MustCompile(`failover-mode Failover mode set to standby \(cli\)`),
+		regexp.MustCompile(`running again [0-9.]+ s after the signal, same process`),
+		regexp.MustCompile(`failover failover-adopted Adopted default route`),
 		regexp.MustCompile(`(?m)^demo: OK`),
 	} {
 		if !want.MatchString(text) {

@@ -11,7 +11,10 @@
 //  2. it heals: failback to the primary after the hold (5 s);
 //  3. the updown target is black-holed, then restored: an outage with its
 //     duration;
-//  4. `imon failover standby`, then `imon failover auto`.
+//  4. `imon failover standby`, then `imon failover auto`;
+//  5. a config change (the ping monitor every 2 s instead of 5) applied
+//     with SIGHUP, as `systemctl reload` does: the agent checks the file,
+//     stops and starts again in the same process, the route stays.
 //
 // Then `imon report` for the minute (when this imon has the command) and
 // the path of its HTML page. Every namespace is removed at the end, also on
@@ -274,7 +277,9 @@ func (d *demo) run(imon string) int {
 		d.Fatalf("%v", err)
 	}
 	agent.Stdout = agent.Stderr
-	agent.SysProcAttr = &syscall.SysProcAttr{Setpgid: true}
+	// Its own session, as under systemd: no controlling terminal, so that
+	// SIGHUP is a reload (step 5), not the terminal going away.
+	agent.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	var log strings.Builder
 	var logMu sync.Mutex
 	if err := agent.Start(); err != nil {
@@ -382,6 +387,21 @@ func (d *demo) run(imon string) int {
 	time.Sleep(time.Until(pinned.Add(10*time.Second + 200*time.Millisecond)))
 	cli("auto")
 	w.Next(30*time.Second, "back to the primary", harness.Kind(event.KindFailoverPrimary))
+	time.Sleep(time.Second)
+
+	say("5. a config change, applied with a reload: the ping monitor every 2 s, then kill -HUP (what systemctl reload does)")
+	newConf := strings.Replace(conf, `"ping": {"enable": true, "interval": 5,`, `"ping": {"enable": true, "interval": 2,`, 1)
+	if err := os.WriteFile(cfg, []byte(newConf), 0o644); err != nil {
+		d.Fatalf("config: %v", err)
+	}
+	hup := time.Now()
+	if err := agent.Process.Signal(syscall.SIGHUP); err != nil {
+		d.Fatalf("SIGHUP: %v", err)
+	}
+	started := w.Next(15*time.Second, "the reloaded agent's start", harness.Kind(event.KindAgentStart))
+	fmt.Printf("   -> running again %.2f s after the signal, same process (pid %d), the default route untouched\n",
+		started.Time.Sub(hup).Seconds(), agent.Process.Pid)
+	w.Next(10*time.Second, "a ping result of the reloaded agent", harness.Kind(event.KindPingResult))
 	time.Sleep(time.Second)
 
 	say("stopping imon (%.0f s after the start)", time.Since(start).Seconds())
