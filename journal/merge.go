@@ -138,15 +138,7 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 		// The seqs the copies will get are known only at the commit (the
 		// journal's own notices may go first), so the cursors are set by
 		// the next chunk's transaction, or by a SyncCursor after the last.
-		r := &request{
-			evs:    copies,
-			bodies: make([][]byte, len(copies)),
-			meta:   map[string][]byte{key: append(be64(base), be64(srcLast)...)},
-			done:   make(chan struct{}),
-		}
-		for i := range copies {
-			r.bodies[i] = appendBody(make([]byte, 0, encodedSize(&copies[i])), &copies[i])
-		}
+		r := mergeRequest(copies, key, base, srcLast)
 		if err := j.submit(ctx, r); err != nil {
 			return res, fmt.Errorf("journal %s: merge %s, events %d to %d: %w", j.path, src, evs[0].Seq, srcLast, err)
 		}
@@ -161,13 +153,7 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 		from = srcLast + 1
 	}
 	if !closed && (res.Events > 0 || res.Damaged > 0) { // the tail was damaged
-		r := &request{
-			evs:    []event.Event{j.mergedEvent(src, res)},
-			bodies: make([][]byte, 1),
-			meta:   map[string][]byte{key: append(be64(base), be64(last)...)},
-			done:   make(chan struct{}),
-		}
-		r.bodies[0] = appendBody(make([]byte, 0, encodedSize(&r.evs[0])), &r.evs[0])
+		r := mergeRequest([]event.Event{j.mergedEvent(src, res)}, key, base, last)
 		if err := j.submit(ctx, r); err != nil {
 			return res, fmt.Errorf("journal %s: merge %s: %w", j.path, src, err)
 		}
@@ -179,6 +165,22 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 		}
 	}
 	return res, nil
+}
+
+// mergeRequest is the writer's request for one transaction of a merge:
+// evs (already valid: they come from a journal, or are journal-merged)
+// and the merge's progress under key, base and the last source seq done.
+func mergeRequest(evs []event.Event, key string, base, srcDone uint64) *request {
+	r := &request{
+		evs:    evs,
+		bodies: make([][]byte, len(evs)),
+		meta:   map[string][]byte{key: append(be64(base), be64(srcDone)...)},
+		done:   make(chan struct{}),
+	}
+	for i := range evs {
+		r.bodies[i] = appendBody(make([]byte, 0, encodedSize(&evs[i])), &evs[i])
+	}
+	return r
 }
 
 // mergeProgress reads the progress Merge recorded under key.
