@@ -3,8 +3,9 @@
 // READY=1 once the journal is open and the monitors run, WATCHDOG=1 while
 // every monitor's loop answers the agent's liveness requests (a journal
 // that cannot be written does not stop it: degraded but routing),
-// STOPPING=1 when shutdown begins (RELOADING=1 for a reload), and STATUS= lines for `systemctl
-// status` (starting with DEGRADED while the agent is degraded).
+// STOPPING=1 when shutdown begins (RELOADING=1 for a reload), and STATUS=
+// lines for `systemctl status` (starting with DEGRADED while the agent is
+// degraded).
 //
 // It is a thin wrapper over github.com/coreos/go-systemd/v22/daemon. Every
 // call is a no-op returning nil when the agent was not started by systemd
@@ -19,9 +20,8 @@ import (
 	"strings"
 	"time"
 
-	"golang.org/x/sys/unix"
-
 	"github.com/coreos/go-systemd/v22/daemon"
+	"golang.org/x/sys/unix"
 )
 
 // Notify sends the given state assignments ("READY=1", "STATUS=...") in one
