@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"sort"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
@@ -28,7 +29,6 @@ type MergeResult struct {
 	Damaged  uint64    // events of the source in damaged ranges, not copied
 	Already  bool      // the source had been merged before: nothing copied
 	From, To time.Time // the times of the first and last event copied
-	Cursors  []string  // the carried cursors that were moved past copies
 }
 
 // Merge copies the events of the journal at src (the fallback journal a
@@ -97,7 +97,7 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 	// the merge began, and how far each got on src.
 	fcur := make(map[string]uint64)
 	for _, name := range carry {
-		if c := j.Cursor(name); c >= base && validCursorName(name) {
+		if c := j.Cursor(name); c >= base {
 			if fc := fj.Cursor(name); fc >= first {
 				fcur[name] = fc
 			}
@@ -142,12 +142,10 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 		if err := j.submit(ctx, r); err != nil {
 			return res, fmt.Errorf("journal %s: merge %s, events %d to %d: %w", j.path, src, evs[0].Seq, srcLast, err)
 		}
-		for i, ev := range evs {
-			for name, fc := range fcur {
-				if ev.Seq <= fc {
-					j.SetCursor(name, r.evs[i].Seq)
-					moved[name] = true
-				}
+		for name, fc := range fcur { // past the last copy delivered on src
+			if i := sort.Search(len(evs), func(i int) bool { return evs[i].Seq > fc }); i > 0 {
+				j.SetCursor(name, r.evs[i-1].Seq)
+				moved[name] = true
 			}
 		}
 		from = srcLast + 1
@@ -159,7 +157,6 @@ func (j *Journal) Merge(ctx context.Context, src string, carry []string) (MergeR
 		}
 	}
 	for name := range moved {
-		res.Cursors = append(res.Cursors, name)
 		if err := j.SyncCursor(ctx, name, j.Cursor(name)); err != nil {
 			return res, fmt.Errorf("journal %s: merge %s: cursor %q: %w", j.path, src, name, err)
 		}

@@ -21,7 +21,6 @@ import (
 	"imon/agent/logsink"
 	"imon/agent/outbox"
 	"imon/agent/probe"
-	"imon/agent/sdnotify"
 	"imon/config"
 	"imon/event"
 	"imon/history"
@@ -38,13 +37,18 @@ func cmdRun(args []string) error {
 	if fs.NArg() > 0 {
 		return usagef("unknown command %q (commands: run, configure, check, journal, status, failover, version, help)", fs.Arg(0))
 	}
-	cfg, err := c.load()
-	if err != nil {
-		return err
+	// What run accepts, at the start and for a reload: the file without
+	// problems, and no other failover instance over the same WANs or
+	// ranges (they would fight over the routes: refuse before touching any).
+	load := func() (*config.Config, error) {
+		cfg, err := c.load()
+		if err != nil {
+			return nil, err
+		}
+		return cfg, config.CheckInstances(cfg).Err()
 	}
-	// Another failover instance over the same WANs or ranges would fight
-	// over the routes: refuse before touching any.
-	if err := config.CheckInstances(cfg).Err(); err != nil {
+	cfg, err := load()
+	if err != nil {
 		return err
 	}
 	tuneRuntime()
@@ -54,13 +58,7 @@ func cmdRun(args []string) error {
 	signal.Notify(sigs, stopSignals...)
 	defer signal.Stop(sigs)
 	done := make(chan struct{})
-	rl := &reloader{path: cfg.Path, check: func() error {
-		next, err := c.load()
-		if err != nil {
-			return err
-		}
-		return config.CheckInstances(next).Err()
-	}}
+	rl := &reloader{path: cfg.Path, check: func() error { _, err := load(); return err }}
 	var watcher sync.WaitGroup
 	watcher.Go(func() { stopOnSignal(sigs, cancel, done, cfg.Journal.Socket, rl) })
 	released := make(chan struct{})
@@ -234,26 +232,11 @@ func run(ctx context.Context, cfg *config.Config, nosyslog bool, argv []string, 
 		startEvs = append(startEvs, fallback.event(cfg.Journal.Path, j.Path()))
 	}
 
-	w, err := wire(cfg, nosyslog, j, sink, log)
+	reloading := func() bool { return rl != nil && rl.requested.Load() }
+	w, err := wire(cfg, nosyslog, j, sink, log, reloading)
 	if err != nil {
 		sink.Write(logsink.Err, "", err.Error())
 		return err
-	}
-	if stopping := w.stopping; rl != nil {
-		// A reload tells systemd RELOADING=1, not STOPPING=1 (which would
-		// make it wait for the process to end); the next run's READY=1
-		// ends the reload.
-		w.stopping = func() {
-			if rl.requested.Load() {
-				if err := sdnotify.Reloading(); err != nil {
-					log.Warn("sd_notify", "state", "RELOADING", "err", err)
-				}
-				return
-			}
-			if stopping != nil {
-				stopping()
-			}
-		}
 	}
 
 	ag := agent.New(agent.Options{

@@ -46,7 +46,7 @@ type wiring struct {
 }
 
 // wire builds the real monitors, probes and consumers for cfg.
-func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.Sink, log *slog.Logger) (*wiring, error) {
+func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.Sink, log *slog.Logger, reloading func() bool) (*wiring, error) {
 	w := &wiring{names: enabledMonitors(cfg), log: log}
 	ms, err := newMonitors(cfg, log)
 	if err != nil {
@@ -103,7 +103,16 @@ func wire(cfg *config.Config, nosyslog bool, j *journal.Journal, sink *logsink.S
 		logNotify("STATUS", sdnotify.Status(w.statusLine()))
 		logNotify("READY", sdnotify.Ready())
 	}
-	w.stopping = func() { logNotify("STOPPING", sdnotify.Stopping()) }
+	w.stopping = func() {
+		// A reload tells systemd RELOADING=1, not STOPPING=1 (which would
+		// make it wait for the process to end); the next run's READY=1
+		// ends the reload.
+		if reloading != nil && reloading() {
+			logNotify("RELOADING", sdnotify.Reloading())
+			return
+		}
+		logNotify("STOPPING", sdnotify.Stopping())
+	}
 	if iv, err := sdnotify.WatchdogInterval(); err == nil && iv > 0 {
 		w.watchdog = iv / 2
 		w.alive = func() { logNotify("WATCHDOG", sdnotify.Watchdog()) }
